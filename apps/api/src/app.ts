@@ -1,0 +1,86 @@
+/**
+ * The HTTP API: submit jobs, follow them, health and metrics. Stateless — everything lives in
+ * Redis (BullMQ) and S3 — so several replicas can serve the same farm.
+ */
+import { randomInt, randomUUID } from 'node:crypto';
+import express, { Express, Request } from 'express';
+import type { Redis } from 'ioredis';
+import { RequestLimits, parseJobRequest, QueuedJob } from '@farm/contracts';
+import type { FarmQueue, ObjectStore } from '@farm/platform';
+import { ApiMetrics } from './api-metrics';
+import { HttpError, errorHandler } from './http-errors';
+import { presentJob, statusOf } from './job-presenter';
+
+export interface ApiDeps {
+  queue: FarmQueue;
+  redis: Redis;
+  store: ObjectStore;
+  limits: RequestLimits;
+  bodyLimitBytes: number;
+  jobAttempts: number;
+  jobBackoffMs: number;
+  jobRetentionSeconds: number;
+}
+
+const JOBS_PATH = '/v1/jobs';
+
+export function createApp(deps: ApiDeps): { app: Express; metrics: ApiMetrics } {
+  const metrics = new ApiMetrics(deps.queue);
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', false);
+  app.use(metrics.middleware());
+  app.use(express.json({ limit: deps.bodyLimitBytes, strict: false }));
+
+  const loadJob = async (req: Request<{ id: string }>) => {
+    const job = await deps.queue.getJob(req.params.id);
+    const status = job ? statusOf(await job.getState()) : null;
+    if (!job || !status) throw new HttpError(404, 'not_found', `no job with id ${req.params.id}`);
+    return { job, status };
+  };
+
+  app.post(JOBS_PATH, async (req, res) => {
+    if (!req.is('application/json')) {
+      metrics.rejected.inc({ reason: 'content_type' });
+      throw new HttpError(415, 'unsupported_media_type', 'send the job as JSON with Content-Type: application/json');
+    }
+    const parsed = parseJobRequest(req.body, deps.limits);
+    if (!parsed.ok) {
+      metrics.rejected.inc({ reason: 'validation' });
+      const summary = parsed.problems.map((p) => `${p.path}: ${p.message}`).join('; ');
+      throw new HttpError(400, 'invalid_request', summary, parsed.problems);
+    }
+    const data: QueuedJob = { ...parsed.value, seed: parsed.value.seed ?? randomInt(0, 2 ** 32) };
+    const job = await deps.queue.add(data.type, data, {
+      jobId: randomUUID(),
+      attempts: deps.jobAttempts,
+      backoff: { type: 'exponential', delay: deps.jobBackoffMs },
+      removeOnComplete: { age: deps.jobRetentionSeconds },
+      removeOnFail: { age: deps.jobRetentionSeconds },
+    });
+    metrics.submitted.inc({ type: data.type });
+    const view = await presentJob(job, 'queued', deps.store, JOBS_PATH);
+    res.status(202).location(view.links.self).json(view);
+  });
+
+  app.get(`${JOBS_PATH}/:id`, async (req, res) => {
+    const { job, status } = await loadJob(req);
+    res.json(await presentJob(job, status, deps.store, JOBS_PATH));
+  });
+
+  app.get('/healthz', async (_req, res) => {
+    const [redis, s3] = await Promise.all([
+      deps.redis.ping().then(() => true, () => false),
+      deps.store.ping(),
+    ]);
+    res.status(redis && s3 ? 200 : 503).json({ status: redis && s3 ? 'ok' : 'unavailable', redis, s3 });
+  });
+
+  app.get('/metrics', async (_req, res) => {
+    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+
+  app.use((req, _res, next) => next(new HttpError(404, 'not_found', `no route for ${req.method} ${req.path}`)));
+  app.use(errorHandler);
+  return { app, metrics };
+}

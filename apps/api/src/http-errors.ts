@@ -1,0 +1,45 @@
+/** JSON error answers: every 4xx/5xx body is {error: {code, message, fields?}}. */
+import type { ErrorRequestHandler, Response } from 'express';
+import type { FieldProblem } from '@farm/contracts';
+
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly fields?: FieldProblem[],
+  ) {
+    super(message);
+  }
+}
+
+export function sendError(res: Response, err: HttpError): void {
+  res.status(err.status).json({ error: { code: err.code, message: err.message, ...(err.fields ? { fields: err.fields } : {}) } });
+}
+
+/** True for errors that mean Redis is unreachable (ioredis offline / connection errors). */
+export function isRedisUnavailable(err: unknown): boolean {
+  const message = err instanceof Error ? err.message : '';
+  return /Connection is closed|Stream isn't writeable|ECONNREFUSED|ETIMEDOUT|Reached the max retries|enableOfflineQueue/i.test(message);
+}
+
+/** Maps body-parser errors and unexpected failures to JSON answers; never leaks a stack. */
+export const errorHandler: ErrorRequestHandler = (err, _req, res, _next) => {
+  if (err instanceof HttpError) return sendError(res, err);
+  const type = (err as { type?: string }).type;
+  if (type === 'entity.too.large') {
+    return sendError(res, new HttpError(413, 'payload_too_large', `request body is larger than ${(err as { limit: number }).limit} bytes`));
+  }
+  if (type === 'entity.parse.failed') {
+    return sendError(res, new HttpError(400, 'invalid_json', `request body is not valid JSON: ${(err as Error).message}`));
+  }
+  if (type === 'encoding.unsupported' || type === 'charset.unsupported') {
+    return sendError(res, new HttpError(415, 'unsupported_encoding', (err as Error).message));
+  }
+  if (isRedisUnavailable(err)) {
+    res.setHeader('Retry-After', '2');
+    return sendError(res, new HttpError(503, 'queue_unavailable', 'the job queue (Redis) is unreachable; try again shortly'));
+  }
+  console.error('api: unexpected error', err);
+  sendError(res, new HttpError(500, 'internal_error', 'unexpected error'));
+};

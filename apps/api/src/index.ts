@@ -1,0 +1,1 @@
+export { createApp, ApiDeps } from './app';

@@ -1,0 +1,59 @@
+/** API process entry point: parse the environment, connect, listen, shut down on SIGTERM. */
+import type { Server } from 'node:http';
+import {
+  ObjectStore,
+  apiEnv,
+  checkRedis,
+  createRedis,
+  limitsEnv,
+  loadConfig,
+  objectStoreOptionsFromEnv,
+  requestLimits,
+  openQueue,
+  queueEnv,
+  storageEnv,
+} from '@farm/platform';
+import { createApp } from './app';
+
+async function main(): Promise<void> {
+  const config = loadConfig({ ...queueEnv, ...storageEnv, ...limitsEnv, ...apiEnv });
+  await checkRedis(config.REDIS_URL);
+  const redis = createRedis(config.REDIS_URL, { failFast: true });
+  redis.on('error', (err) => console.error(`api: redis: ${err.message}`));
+  const queue = openQueue(config, redis);
+  queue.on('error', () => undefined); // connection errors are reported by the redis handler above
+  const store = new ObjectStore(objectStoreOptionsFromEnv(config));
+  if (config.S3_CREATE_BUCKET) await store.ensureBucket();
+
+  const { app } = createApp({
+    queue,
+    redis,
+    store,
+    limits: requestLimits(config),
+    bodyLimitBytes: config.BODY_LIMIT_BYTES,
+    jobAttempts: config.JOB_ATTEMPTS,
+    jobBackoffMs: config.JOB_BACKOFF_MS,
+    jobRetentionSeconds: config.JOB_RETENTION_SECONDS,
+  });
+  const server: Server = await new Promise((resolve) => {
+    const s = app.listen(config.PORT, config.HOST, () => resolve(s));
+  });
+  console.log(`api: listening on http://${config.HOST}:${config.PORT}`);
+
+  const shutdown = async (signal: string) => {
+    console.log(`api: ${signal}, closing`);
+    server.close();
+    server.closeIdleConnections();
+    await queue.close();
+    redis.disconnect();
+    store.close();
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+}
+
+main().catch((err) => {
+  console.error(`api: ${err instanceof Error ? err.message : err}`);
+  process.exit(1);
+});

@@ -1,0 +1,2 @@
+export * from './embedded-s3';
+export * from './local-redis';

@@ -1,0 +1,41 @@
+/**
+ * Makes sure a Redis answers for the local farm: uses REDIS_URL or 127.0.0.1:6379, and when
+ * nothing answers there and REDIS_URL is unset, starts a `redis-server` child if one is installed.
+ */
+import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { REDIS_START_HINT, checkRedis } from '@farm/platform';
+
+export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
+
+export interface LocalRedis {
+  url: string;
+  /** The redis-server we started, if we had to. */
+  child: ChildProcess | null;
+}
+
+export async function ensureRedis(configuredUrl: string | undefined): Promise<LocalRedis> {
+  const url = configuredUrl ?? DEFAULT_REDIS_URL;
+  try {
+    await checkRedis(url);
+    return { url, child: null };
+  } catch (err) {
+    if (configuredUrl) throw err;
+  }
+  if (spawnSync('redis-server', ['--version']).status !== 0) {
+    throw new Error(`no Redis answers at ${url} and redis-server is not installed: ${REDIS_START_HINT}`);
+  }
+  const child = spawn('redis-server', ['--port', '6379', '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+    stdio: 'ignore',
+  });
+  for (let i = 0; i < 50; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    try {
+      await checkRedis(url, 500);
+      return { url, child };
+    } catch {
+      if (child.exitCode !== null) break;
+    }
+  }
+  child.kill();
+  throw new Error(`started redis-server but it does not answer at ${url}: ${REDIS_START_HINT}`);
+}

@@ -1,0 +1,98 @@
+/**
+ * `npm start`: the whole farm on one machine with embedded defaults — Redis (the local one, or a
+ * redis-server child), an embedded S3 server when S3_ENDPOINT is unset, the API and one worker
+ * as child processes. Ctrl-C (or SIGTERM) stops everything gracefully.
+ */
+import { ChildProcess, fork } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { z } from 'zod';
+import { loadConfig } from '@farm/platform';
+import { EmbeddedS3 } from './embedded-s3';
+import { ensureRedis } from './local-redis';
+
+const ROOT = path.resolve(__dirname, '../../..');
+
+const launcherEnv = {
+  REDIS_URL: z.url().optional(),
+  S3_ENDPOINT: z.url().optional(),
+  S3_BUCKET: z.string().default('farm-results'),
+  /** Port of the embedded S3 server (only when S3_ENDPOINT is unset). */
+  EMBEDDED_S3_PORT: z.coerce.number().int().min(0).max(65535).default(9000),
+  /** Folder of the embedded S3 server's objects. */
+  FARM_DATA_DIR: z.string().default(path.join(ROOT, '.farm-data')),
+  PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+};
+
+function startChild(name: string, script: string, env: NodeJS.ProcessEnv): ChildProcess {
+  const child = fork(path.join(ROOT, script), [], { env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+  for (const stream of [child.stdout!, child.stderr!]) {
+    createInterface({ input: stream }).on('line', (line) => console.log(`[${name}] ${line}`));
+  }
+  return child;
+}
+
+async function main(): Promise<void> {
+  const config = loadConfig(launcherEnv);
+  const env: NodeJS.ProcessEnv = { ...process.env };
+
+  const redis = await ensureRedis(config.REDIS_URL);
+  env.REDIS_URL = redis.url;
+  console.log(`[farm] redis: ${redis.url}${redis.child ? ' (started a redis-server child, nothing persisted)' : ''}`);
+
+  let s3: EmbeddedS3 | null = null;
+  if (!config.S3_ENDPOINT) {
+    const directory = path.join(config.FARM_DATA_DIR, 's3');
+    mkdirSync(directory, { recursive: true });
+    s3 = await EmbeddedS3.start({ directory, bucket: config.S3_BUCKET, port: config.EMBEDDED_S3_PORT });
+    Object.assign(env, s3.env());
+    console.log(`[farm] s3: embedded server at ${s3.endpoint}, bucket ${config.S3_BUCKET}, data in ${directory}`);
+  } else {
+    console.log(`[farm] s3: ${config.S3_ENDPOINT}, bucket ${config.S3_BUCKET}`);
+  }
+
+  const children = [
+    startChild('api', 'apps/api/dist/main.js', env),
+    startChild('worker', 'apps/worker/dist/main.js', env),
+  ];
+  let stopping = false;
+  const stop = async (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    await Promise.all(
+      children.map(
+        (child) =>
+          new Promise<void>((resolve) => {
+            if (child.exitCode !== null) return resolve();
+            child.once('exit', () => resolve());
+            child.kill('SIGTERM');
+          }),
+      ),
+    );
+    await s3?.close();
+    redis.child?.kill('SIGTERM');
+    process.exit(code);
+  };
+  for (const child of children) {
+    child.once('exit', (code) => {
+      if (!stopping) {
+        console.error(`[farm] a child process exited (code ${code}); stopping the farm`);
+        void stop(1);
+      }
+    });
+  }
+  process.once('SIGINT', () => void stop(0));
+  process.once('SIGTERM', () => void stop(0));
+
+  const base = `http://127.0.0.1:${config.PORT}`;
+  console.log(`[farm] API on ${base} — try:
+  curl -s -X POST ${base}/v1/jobs -H 'Content-Type: application/json' \\
+       -d '{"type":"generate","prompt":"a red circle on a blue background","width":256,"height":256,"steps":4}'
+  curl -s ${base}/v1/jobs/<id>        # then download result.url with curl -o image.png`);
+}
+
+main().catch((err) => {
+  console.error(`[farm] ${err instanceof Error ? err.message : err}`);
+  process.exit(1);
+});

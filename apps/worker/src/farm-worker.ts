@@ -1,0 +1,114 @@
+/**
+ * One worker: the diffusion pipeline (one shared stream batch), the micro-batch feeder that
+ * fills it from the queue, result storage, metrics. Wiring only; each part is its own module.
+ */
+import os from 'node:os';
+import path from 'node:path';
+import type { Server } from 'node:http';
+import type { Redis } from 'ioredis';
+import type { RequestLimits } from '@farm/contracts';
+import { DiffusionPipeline, ExecutionProvider } from '@farm/pipeline';
+import { FarmQueue, ObjectStore, openQueue } from '@farm/platform';
+import { MicroBatchFeeder } from './micro-batch-feeder';
+import { reasonCode, renderJob } from './render-job';
+import { startStatusServer } from './status-server';
+import { WorkerMetrics } from './worker-metrics';
+
+export interface FarmWorkerOptions {
+  redis: Redis;
+  store: ObjectStore;
+  queueName: string;
+  queuePrefix: string;
+  modelDir: string;
+  limits: RequestLimits;
+  workerId?: string;
+  executionProvider?: ExecutionProvider;
+  threads?: number;
+  maxInFlight?: number;
+  maxUnetBatch?: number;
+  textCacheSize?: number;
+  lockDurationMs?: number;
+  /** Port for /metrics and /healthz; undefined runs none (tests), 0 picks a free one. */
+  statusPort?: number;
+}
+
+/** The bundled model, used when MODEL_DIR is not set. */
+export const DEFAULT_MODEL_DIR = path.resolve(__dirname, '../../../models/shapes-ldm');
+
+export class FarmWorker {
+  readonly id: string;
+  readonly metrics: WorkerMetrics;
+  private readonly queue: FarmQueue;
+  private feeder!: MicroBatchFeeder;
+  private pipeline!: DiffusionPipeline;
+  private server: Server | null = null;
+  private running: Promise<void> | null = null;
+
+  constructor(private readonly options: FarmWorkerOptions) {
+    this.id = options.workerId ?? `${os.hostname()}:${process.pid}`;
+    this.queue = openQueue({ QUEUE_NAME: options.queueName, QUEUE_PREFIX: options.queuePrefix }, options.redis);
+    this.metrics = new WorkerMetrics(this.id, this.queue, () => this.feeder?.inFlight ?? 0);
+  }
+
+  /** Loads the model, starts the status server, starts pulling jobs. */
+  async start(): Promise<void> {
+    const o = this.options;
+    this.pipeline = await DiffusionPipeline.load(o.modelDir, {
+      executionProvider: o.executionProvider,
+      threads: o.threads,
+      maxBatch: o.maxUnetBatch,
+      textCacheSize: o.textCacheSize,
+      onTick: (report) => {
+        this.metrics.tick(report);
+        this.feeder.poke();
+      },
+    });
+    this.feeder = new MicroBatchFeeder(
+      {
+        process: (job) =>
+          renderJob(job.id!, job.data, { pipeline: this.pipeline, store: o.store, limits: o.limits, workerId: this.id }, (step, total) => {
+            job.updateProgress({ step, total }).catch(() => undefined);
+          }),
+        settled: (job, outcome) => {
+          const type = job.data?.type ?? 'unknown';
+          if (outcome.ok) {
+            const now = Date.now();
+            const queueMs = (job.processedOn ?? now) - job.timestamp;
+            this.metrics.succeeded(type, { queueMs, computeMs: outcome.output.computeMs, totalMs: now - job.timestamp });
+          } else {
+            this.metrics.failed(type, reasonCode(outcome.error), !outcome.retrying);
+          }
+        },
+        abort: (jobId, reason) => this.pipeline.cancel(jobId, reason),
+      },
+      {
+        queueName: o.queueName,
+        prefix: o.queuePrefix,
+        connection: o.redis,
+        maxInFlight: o.maxInFlight,
+        lockDurationMs: o.lockDurationMs,
+      },
+    );
+    if (o.statusPort !== undefined) {
+      this.server = await startStatusServer(o.statusPort, this.metrics.registry, async () => ({
+        redis: await o.redis.ping().then(() => true, () => false),
+        s3: await o.store.ping(),
+      }));
+    }
+    this.running = this.feeder.start();
+  }
+
+  get statusPort(): number | null {
+    const address = this.server?.address();
+    return address && typeof address === 'object' ? address.port : null;
+  }
+
+  /** Graceful stop: no new jobs, in-flight ones finish within `graceMs` or go back to the queue. */
+  async stop(graceMs = 25000): Promise<void> {
+    await this.feeder?.stop(graceMs);
+    await this.running;
+    await this.queue.close();
+    await new Promise((r) => (this.server ? this.server.close(r) : r(null)));
+    await this.pipeline?.close();
+  }
+}

@@ -1,0 +1,63 @@
+/** Worker process entry point: parse the environment, start a FarmWorker, stop on SIGTERM. */
+import {
+  ObjectStore,
+  checkRedis,
+  createRedis,
+  limitsEnv,
+  loadConfig,
+  objectStoreOptionsFromEnv,
+  queueEnv,
+  requestLimits,
+  storageEnv,
+  workerEnv,
+} from '@farm/platform';
+import { DEFAULT_MODEL_DIR, FarmWorker } from './farm-worker';
+
+async function main(): Promise<void> {
+  const config = loadConfig({ ...queueEnv, ...storageEnv, ...limitsEnv, ...workerEnv });
+  await checkRedis(config.REDIS_URL);
+  const redis = createRedis(config.REDIS_URL);
+  redis.on('error', (err) => console.error(`worker: redis: ${err.message}`));
+  const store = new ObjectStore(objectStoreOptionsFromEnv(config));
+  if (config.S3_CREATE_BUCKET) await store.ensureBucket();
+
+  const worker = new FarmWorker({
+    redis,
+    store,
+    queueName: config.QUEUE_NAME,
+    queuePrefix: config.QUEUE_PREFIX,
+    modelDir: config.MODEL_DIR ?? DEFAULT_MODEL_DIR,
+    limits: requestLimits(config),
+    workerId: config.WORKER_ID,
+    executionProvider: config.EXECUTION_PROVIDER,
+    threads: config.ORT_THREADS || undefined,
+    maxInFlight: config.MAX_IN_FLIGHT,
+    maxUnetBatch: config.MAX_UNET_BATCH,
+    textCacheSize: config.TEXT_CACHE_SIZE,
+    lockDurationMs: config.LOCK_DURATION_MS,
+    statusPort: config.WORKER_METRICS_PORT,
+  });
+  await worker.start();
+  console.log(
+    `worker ${worker.id}: model ${config.MODEL_DIR ?? DEFAULT_MODEL_DIR} on ${config.EXECUTION_PROVIDER}, ` +
+      `up to ${config.MAX_IN_FLIGHT} jobs in flight, UNet batch ${config.MAX_UNET_BATCH}, metrics on :${worker.statusPort}`,
+  );
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    console.log(`worker ${worker.id}: ${signal}, finishing in-flight jobs (up to ${config.SHUTDOWN_GRACE_MS} ms)`);
+    await worker.stop(config.SHUTDOWN_GRACE_MS);
+    redis.disconnect();
+    store.close();
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+}
+
+main().catch((err) => {
+  console.error(`worker: ${err instanceof Error ? err.message : err}`);
+  process.exit(1);
+});

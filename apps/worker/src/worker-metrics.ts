@@ -1,0 +1,61 @@
+/** The worker's Prometheus metrics: latency split queue/compute, outcomes, throughput, batching. */
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { FarmQueue, LATENCY_BUCKETS, createRegistry, registerQueueDepth } from '@farm/platform';
+import type { TickReport } from '@farm/pipeline';
+import { RateMeter } from './rate-meter';
+
+export class WorkerMetrics {
+  readonly registry: Registry;
+  private readonly latency: Histogram<'type'>;
+  private readonly queueWait: Histogram<'type'>;
+  private readonly compute: Histogram<'type'>;
+  private readonly outcomes: Counter<'type' | 'outcome'>;
+  private readonly failures: Counter<'type' | 'reason'>;
+  private readonly images: Counter;
+  private readonly steps: Counter;
+  private readonly batchSize: Histogram;
+  private readonly lanes: Histogram;
+  private readonly imageRate = new RateMeter();
+  private readonly stepRate = new RateMeter();
+
+  constructor(workerId: string, queue: FarmQueue, inFlight: () => number) {
+    const registers = [(this.registry = createRegistry({ app: 'worker', worker: workerId }))];
+    registerQueueDepth(this.registry, queue);
+    const byType = { labelNames: ['type'] as const, buckets: LATENCY_BUCKETS, registers };
+    this.latency = new Histogram({ name: 'farm_job_latency_seconds', help: 'Submission to finish, by job type', ...byType });
+    this.queueWait = new Histogram({ name: 'farm_job_queue_wait_seconds', help: 'Submission to start of work, by job type', ...byType });
+    this.compute = new Histogram({ name: 'farm_job_compute_seconds', help: 'Start of work to result stored, by job type', ...byType });
+    this.outcomes = new Counter({ name: 'farm_jobs_total', help: 'Jobs finished by this worker, by type and outcome', labelNames: ['type', 'outcome'], registers });
+    this.failures = new Counter({ name: 'farm_job_failures_total', help: 'Failed attempts by type and reason code (retried ones included)', labelNames: ['type', 'reason'], registers });
+    this.images = new Counter({ name: 'farm_images_total', help: 'Images produced', registers });
+    this.steps = new Counter({ name: 'farm_denoise_steps_total', help: 'Denoising steps advanced (one per job per tick)', registers });
+    this.batchSize = new Histogram({ name: 'farm_unet_batch_size', help: 'Lanes per UNet call', buckets: [1, 2, 4, 8, 16, 32, 64], registers });
+    this.lanes = new Histogram({ name: 'farm_stream_batch_lanes', help: 'Lanes per engine tick (stream-batch occupancy)', buckets: [1, 2, 4, 8, 16, 32, 64, 128], registers });
+    new Gauge({ name: 'farm_jobs_in_flight', help: 'Jobs this worker holds', registers, collect() { this.set(inFlight()); } });
+    const imageRate = this.imageRate;
+    const stepRate = this.stepRate;
+    new Gauge({ name: 'farm_images_per_second', help: 'Images per second over the last minute', registers, collect() { this.set(imageRate.perSecond(Date.now())); } });
+    new Gauge({ name: 'farm_denoise_steps_per_second', help: 'Denoising steps per second over the last minute', registers, collect() { this.set(stepRate.perSecond(Date.now())); } });
+  }
+
+  tick(report: TickReport): void {
+    for (const size of report.batchSizes) this.batchSize.observe(size);
+    this.lanes.observe(report.lanes);
+    this.steps.inc(report.jobs);
+    this.stepRate.record(report.jobs, Date.now());
+  }
+
+  succeeded(type: string, timings: { queueMs: number; computeMs: number; totalMs: number }): void {
+    this.outcomes.inc({ type, outcome: 'succeeded' });
+    this.latency.observe({ type }, timings.totalMs / 1000);
+    this.queueWait.observe({ type }, timings.queueMs / 1000);
+    this.compute.observe({ type }, timings.computeMs / 1000);
+    this.images.inc();
+    this.imageRate.record(1, Date.now());
+  }
+
+  failed(type: string, reason: string, final: boolean): void {
+    this.failures.inc({ type, reason });
+    if (final) this.outcomes.inc({ type, outcome: 'failed' });
+  }
+}

@@ -1,0 +1,3 @@
+export * from './job-request';
+export * from './job-view';
+export * from './queue';

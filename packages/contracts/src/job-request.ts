@@ -1,0 +1,94 @@
+/**
+ * The job request schema: what `POST /v1/jobs` accepts and what the worker re-validates
+ * before it spends compute. Limits come from configuration, so the schema is built by a
+ * factory; the defaults below are the ones the README documents.
+ */
+import { z } from 'zod';
+
+export interface RequestLimits {
+  /** Smallest width/height in pixels (default 64). */
+  minSize: number;
+  /** Largest width/height in pixels (default 2048). */
+  maxSize: number;
+  /** Most denoising steps a job may ask for (default 50). */
+  maxSteps: number;
+  /** Longest prompt in characters (default 1000). */
+  maxPromptChars: number;
+}
+
+export const DEFAULT_LIMITS: Readonly<RequestLimits> = Object.freeze({
+  minSize: 64,
+  maxSize: 2048,
+  maxSteps: 50,
+  maxPromptChars: 1000,
+});
+
+export const IMAGE_FORMATS = ['png', 'jpeg', 'webp'] as const;
+export type ImageFormat = (typeof IMAGE_FORMATS)[number];
+
+export const CONTENT_TYPES: Readonly<Record<ImageFormat, string>> = {
+  png: 'image/png',
+  jpeg: 'image/jpeg',
+  webp: 'image/webp',
+};
+
+export function jobRequestSchema(limits: RequestLimits = DEFAULT_LIMITS) {
+  const size = (axis: string) =>
+    z
+      .int(`${axis} must be an integer`)
+      .min(limits.minSize, `${axis} must be at least ${limits.minSize}`)
+      .max(limits.maxSize, `${axis} must be at most ${limits.maxSize}`)
+      .refine((v) => v % 8 === 0, `${axis} must be a multiple of 8`);
+  const prompt = z
+    .string()
+    .max(limits.maxPromptChars, `prompts are limited to ${limits.maxPromptChars} characters`);
+
+  const generate = z.strictObject({
+    type: z.literal('generate'),
+    prompt: prompt.refine((p) => p.trim().length > 0, 'prompt must not be empty'),
+    negativePrompt: prompt.optional(),
+    width: size('width').default(512),
+    height: size('height').default(512),
+    steps: z.int().min(1).max(limits.maxSteps, `steps must be at most ${limits.maxSteps}`).default(4),
+    guidanceScale: z.number().min(0).max(20).default(1),
+    seed: z.int().min(0).max(0xffffffff).optional(),
+    format: z.enum(IMAGE_FORMATS).default('png'),
+  });
+
+  return z.discriminatedUnion('type', [generate], {
+    error: (issue) =>
+      issue.code === 'invalid_union' ? 'type must be one of: generate' : undefined,
+  });
+}
+
+/** A validated request, defaults filled in. */
+export type JobRequest = z.output<ReturnType<typeof jobRequestSchema>>;
+export type GenerateRequest = Extract<JobRequest, { type: 'generate' }>;
+/** What the queue carries: the validated request with its seed fixed at submission. */
+export type QueuedJob = JobRequest & { seed: number };
+
+export interface FieldProblem {
+  path: string;
+  message: string;
+}
+
+export type ParseResult<T> = { ok: true; value: T } | { ok: false; problems: FieldProblem[] };
+
+/** Validates a request body and names every offending field. */
+export function parseJobRequest(body: unknown, limits?: RequestLimits): ParseResult<JobRequest> {
+  const parsed = jobRequestSchema(limits).safeParse(body);
+  if (parsed.success) return { ok: true, value: parsed.data };
+  return { ok: false, problems: describeIssues(parsed.error.issues) };
+}
+
+export function describeIssues(issues: readonly z.core.$ZodIssue[]): FieldProblem[] {
+  return issues.flatMap((issue) => {
+    if (issue.code === 'unrecognized_keys') {
+      return issue.keys.map((key) => ({
+        path: [...issue.path, key].join('.'),
+        message: `unknown field "${key}"`,
+      }));
+    }
+    return [{ path: issue.path.join('.') || '(body)', message: issue.message }];
+  });
+}

@@ -1,0 +1,219 @@
+/**
+ * The shared stream batch: every denoising job in a worker, whatever its prompt, size or step,
+ * advances one step per tick, and each tick packs all of their lanes into as few UNet calls as
+ * the maximum batch allows (lanes grouped by window shape; one timestep per sample). A job
+ * added while others are mid-flight joins at the next tick.
+ *
+ * The engine's state is one map of typed job states; it has no clock and no I/O of its own:
+ * the UNet is injected.
+ */
+import type { Composition } from './composition';
+import { GaussianRng } from './gaussian-rng';
+import { CanvasShape, cropWindow } from './latent-window';
+import type { Scheduler } from './scheduler';
+
+/** The UNet as the engine sees it (SdModel implements it). */
+export interface UNetRunner {
+  unet(sample: Float32Array, timesteps: readonly number[], context: Float32Array, h: number, w: number): Promise<Float32Array>;
+}
+
+export interface DenoiseRequest {
+  id: string;
+  canvas: CanvasShape;
+  /** x at the first timestep: pure noise for text-to-image, a noised source for edits. */
+  latent: Float32Array;
+  /** Descending timesteps from the scheduler. */
+  timesteps: readonly number[];
+  composition: Composition;
+  /** The job's own generator for the re-noising noise. */
+  rng: GaussianRng;
+  /** Called after each step with the x0 estimate of that step. */
+  onStep?: (step: number, total: number, denoised: Float32Array) => void;
+}
+
+export interface StreamBatchOptions {
+  /** Most lanes in one UNet call (default 8). */
+  maxBatch?: number;
+  /** Called after every tick (metrics hook; keep it cheap). */
+  onTick?: (report: TickReport) => void;
+}
+
+export interface TickReport {
+  jobs: number;
+  lanes: number;
+  /** Sizes of the UNet calls made in this tick. */
+  batchSizes: number[];
+  finished: number;
+}
+
+export class CanceledError extends Error {
+  override readonly name = 'CanceledError';
+}
+
+interface JobState {
+  request: DenoiseRequest;
+  latent: Float32Array;
+  step: number;
+  resolve: (latent: Float32Array) => void;
+  reject: (err: Error) => void;
+}
+
+interface PendingLane {
+  job: JobState;
+  index: number;
+}
+
+export class StreamBatch {
+  readonly maxBatch: number;
+  private readonly jobs = new Map<string, JobState>();
+  private readonly onTick?: (report: TickReport) => void;
+  private running = false;
+
+  constructor(
+    private readonly runner: UNetRunner,
+    readonly scheduler: Scheduler,
+    options: StreamBatchOptions = {},
+  ) {
+    this.maxBatch = options.maxBatch ?? 8;
+    this.onTick = options.onTick;
+    if (!Number.isInteger(this.maxBatch) || this.maxBatch < 1) {
+      throw new Error(`maxBatch must be a positive integer, got ${options.maxBatch}`);
+    }
+  }
+
+  /** Jobs currently denoising. */
+  get size(): number {
+    return this.jobs.size;
+  }
+
+  /** Lanes the next tick will run. */
+  get laneCount(): number {
+    let n = 0;
+    for (const job of this.jobs.values()) n += job.request.composition.lanes.length;
+    return n;
+  }
+
+  /**
+   * Adds a job; it joins at the next tick. Resolves with its final latent (the last x0
+   * estimate). The batch ticks by itself while it holds jobs.
+   */
+  add(request: DenoiseRequest): Promise<Float32Array> {
+    if (this.jobs.has(request.id)) return Promise.reject(new Error(`job ${request.id} is already denoising`));
+    if (request.timesteps.length === 0) return Promise.reject(new Error('a job needs at least one timestep'));
+    const done = new Promise<Float32Array>((resolve, reject) => {
+      this.jobs.set(request.id, { request, latent: request.latent, step: 0, resolve, reject });
+    });
+    void this.pump();
+    return done;
+  }
+
+  private async pump(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    // Let jobs added in the same turn of the event loop join the first tick together.
+    await new Promise((resolve) => setImmediate(resolve));
+    try {
+      while (this.jobs.size > 0) {
+        const report = await this.tick();
+        this.onTick?.(report);
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+
+  /** Takes a job out of the batch; its promise rejects with CanceledError. */
+  cancel(id: string, reason = 'canceled'): boolean {
+    const job = this.jobs.get(id);
+    if (!job) return false;
+    this.jobs.delete(id);
+    job.reject(new CanceledError(reason));
+    return true;
+  }
+
+  /** One step for every job: pack lanes, run the UNet, fuse, advance. */
+  private async tick(): Promise<TickReport> {
+    const jobs = [...this.jobs.values()];
+    const predictions = new Map<JobState, Float32Array[]>();
+    const groups = new Map<string, PendingLane[]>();
+    for (const job of jobs) {
+      predictions.set(job, new Array(job.request.composition.lanes.length));
+      job.request.composition.lanes.forEach((lane, index) => {
+        const key = `${lane.window.h}x${lane.window.w}`;
+        const group = groups.get(key) ?? [];
+        group.push({ job, index });
+        groups.set(key, group);
+      });
+    }
+
+    const batchSizes: number[] = [];
+    const failed = new Map<JobState, Error>();
+    for (const lanes of groups.values()) {
+      for (let start = 0; start < lanes.length; start += this.maxBatch) {
+        const chunk = lanes.slice(start, start + this.maxBatch);
+        batchSizes.push(chunk.length);
+        try {
+          await this.runChunk(chunk, predictions);
+        } catch (err) {
+          for (const lane of chunk) failed.set(lane.job, err instanceof Error ? err : new Error(String(err)));
+        }
+      }
+    }
+
+    let finished = 0;
+    for (const job of jobs) {
+      if (this.jobs.get(job.request.id) !== job) continue; // canceled during the tick
+      const error = failed.get(job);
+      if (error) {
+        this.jobs.delete(job.request.id);
+        job.reject(error);
+        continue;
+      }
+      try {
+        if (this.advance(job, predictions.get(job)!)) finished++;
+      } catch (err) {
+        this.jobs.delete(job.request.id);
+        job.reject(err instanceof Error ? err : new Error(String(err)));
+      }
+    }
+    return { jobs: jobs.length, lanes: batchSizes.reduce((a, b) => a + b, 0), batchSizes, finished };
+  }
+
+  private async runChunk(chunk: PendingLane[], predictions: Map<JobState, Float32Array[]>): Promise<void> {
+    const first = chunk[0].job.request.composition.lanes[chunk[0].index].window;
+    const { h, w } = first;
+    const channels = chunk[0].job.request.canvas.channels;
+    const laneSize = channels * h * w;
+    const contextSize = chunk[0].job.request.composition.lanes[chunk[0].index].context.length;
+    const sample = new Float32Array(chunk.length * laneSize);
+    const context = new Float32Array(chunk.length * contextSize);
+    const timesteps: number[] = [];
+    chunk.forEach(({ job, index }, i) => {
+      const lane = job.request.composition.lanes[index];
+      sample.set(cropWindow(job.latent, job.request.canvas, lane.window), i * laneSize);
+      context.set(lane.context, i * contextSize);
+      timesteps.push(job.request.timesteps[job.step]);
+    });
+    const out = await this.runner.unet(sample, timesteps, context, h, w);
+    chunk.forEach(({ job, index }, i) => {
+      predictions.get(job)![index] = out.slice(i * laneSize, (i + 1) * laneSize);
+    });
+  }
+
+  /** Fuses a job's lane predictions into x0 and moves it to its next timestep; true when done. */
+  private advance(job: JobState, preds: Float32Array[]): boolean {
+    const { request } = job;
+    const t = request.timesteps[job.step];
+    const last = job.step === request.timesteps.length - 1;
+    const prev = last ? null : request.timesteps[job.step + 1];
+    const denoised = request.composition.fuse(preds, job.latent, t, this.scheduler);
+    const noise = request.rng.normals(job.latent.length);
+    job.latent = this.scheduler.advance(denoised, job.latent, t, prev, noise);
+    job.step++;
+    request.onStep?.(job.step, request.timesteps.length, denoised);
+    if (!last) return false;
+    this.jobs.delete(request.id);
+    job.resolve(job.latent);
+    return true;
+  }
+}

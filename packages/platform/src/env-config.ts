@@ -1,0 +1,100 @@
+/**
+ * Configuration from environment variables, parsed once at start-up with zod (the same schema
+ * library the API validates requests with). A bad environment fails listing every bad variable;
+ * the result is frozen and typed. Each app composes the sections it needs.
+ */
+import { z } from 'zod';
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+const port = z.coerce.number().int().min(0).max(65535);
+const positiveInt = z.coerce.number().int().positive();
+
+/** Redis and the BullMQ queue. */
+export const queueEnv = {
+  REDIS_URL: z.url().default('redis://127.0.0.1:6379'),
+  /** Key prefix; the braces make it a Redis Cluster hash tag so every key of the farm shares a slot. */
+  QUEUE_PREFIX: z.string().min(1).default('{farm}'),
+  QUEUE_NAME: z.string().regex(/^[\w.-]+$/).default('jobs'),
+};
+
+/** Where results go. Without S3_ENDPOINT the AWS default endpoint for S3_REGION is used. */
+export const storageEnv = {
+  S3_ENDPOINT: z.url().optional(),
+  /** Endpoint written into presigned URLs when clients reach S3 by another address. */
+  S3_PUBLIC_ENDPOINT: z.url().optional(),
+  S3_REGION: z.string().default('us-east-1'),
+  S3_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'not a valid bucket name').default('farm-results'),
+  S3_ACCESS_KEY_ID: z.string().optional(),
+  S3_SECRET_ACCESS_KEY: z.string().optional(),
+  /** Path-style URLs (MinIO, s3rver). Default: true when S3_ENDPOINT is set. */
+  S3_FORCE_PATH_STYLE: bool.optional(),
+  /** Create the bucket at start-up when it is missing (default true). */
+  S3_CREATE_BUCKET: bool.default(true),
+  PRESIGN_TTL_SECONDS: positiveInt.max(7 * 24 * 3600).default(3600),
+};
+
+/** Request limits, checked by the API on submit and again by the worker before it computes. */
+export const limitsEnv = {
+  MIN_IMAGE_SIZE: positiveInt.default(64),
+  MAX_IMAGE_SIZE: positiveInt.default(2048),
+  MAX_STEPS: positiveInt.max(1000).default(50),
+  MAX_PROMPT_CHARS: positiveInt.default(1000),
+};
+
+export function requestLimits(env: { MIN_IMAGE_SIZE: number; MAX_IMAGE_SIZE: number; MAX_STEPS: number; MAX_PROMPT_CHARS: number }) {
+  return {
+    minSize: env.MIN_IMAGE_SIZE,
+    maxSize: env.MAX_IMAGE_SIZE,
+    maxSteps: env.MAX_STEPS,
+    maxPromptChars: env.MAX_PROMPT_CHARS,
+  };
+}
+
+export const apiEnv = {
+  PORT: port.default(8080),
+  HOST: z.string().default('0.0.0.0'),
+  /** Largest request body, in bytes (default 1 MiB). */
+  BODY_LIMIT_BYTES: positiveInt.default(1024 * 1024),
+  /** Attempts per job before it is failed for good (transient errors only). */
+  JOB_ATTEMPTS: positiveInt.max(20).default(3),
+  /** First retry delay; doubles each attempt. */
+  JOB_BACKOFF_MS: z.coerce.number().int().min(0).default(2000),
+  /** Finished jobs kept in Redis for status queries. */
+  JOB_RETENTION_SECONDS: positiveInt.default(7 * 24 * 3600),
+};
+
+export const workerEnv = {
+  MODEL_DIR: z.string().min(1).optional(),
+  EXECUTION_PROVIDER: z.enum(['cpu', 'cuda']).default('cpu'),
+  /** onnxruntime intra-op threads; 0 lets it decide. */
+  ORT_THREADS: z.coerce.number().int().min(0).default(0),
+  WORKER_ID: z.string().regex(/^[\w.:-]+$/).optional(),
+  /** Port of the worker's /metrics and /healthz (0 picks a free one). */
+  WORKER_METRICS_PORT: port.default(9464),
+  /** Jobs denoising at once in this worker's stream batch. */
+  MAX_IN_FLIGHT: positiveInt.max(256).default(8),
+  /** Most lanes in one UNet call. */
+  MAX_UNET_BATCH: positiveInt.max(256).default(8),
+  TEXT_CACHE_SIZE: positiveInt.default(256),
+  /** Lock held on a running job; extended every half of it. A dead worker's jobs return after it. */
+  LOCK_DURATION_MS: positiveInt.min(1000).default(30000),
+  /** On SIGTERM, how long in-flight jobs may take before they are handed back to the queue. */
+  SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(25000),
+};
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/** Parses `env` against the given sections; throws one ConfigError naming every bad variable. */
+export function loadConfig<S extends z.ZodRawShape>(shape: S, env: NodeJS.ProcessEnv = process.env): Readonly<z.output<z.ZodObject<S>>> {
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = z.object(shape).safeParse(present);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(`invalid environment:\n${lines.join('\n')}`);
+  }
+  return Object.freeze(parsed.data);
+}

@@ -1,0 +1,5 @@
+export * from './env-config';
+export * from './object-store';
+export * from './redis-connection';
+export * from './job-queue';
+export * from './metrics';

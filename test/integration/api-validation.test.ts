@@ -1,0 +1,75 @@
+/**
+ * Bad input over real HTTP: each answer is a 4xx JSON error naming the problem, and nothing
+ * invalid reaches the queue.
+ */
+import { Harness, postJob } from '../support/harness';
+
+let farm: Harness;
+let base: string;
+
+beforeAll(async () => {
+  farm = new Harness();
+  base = await farm.startApi({ bodyLimitBytes: 4096 });
+});
+afterAll(() => farm.close());
+
+const valid = { type: 'generate', prompt: 'a red circle', width: 128, height: 128, steps: 4 };
+
+async function send(body: string, contentType = 'application/json') {
+  const res = await fetch(`${base}/v1/jobs`, { method: 'POST', headers: { 'Content-Type': contentType }, body });
+  return { status: res.status, type: res.headers.get('content-type'), body: (await res.json()) as Record<string, any> };
+}
+
+describe('POST /v1/jobs validation', () => {
+  it.each([
+    ['missing prompt', { type: 'generate', width: 128, height: 128 }, ['prompt']],
+    ['wrong types', { ...valid, width: 'wide', steps: 2.5 }, ['width', 'steps']],
+    ['size not a multiple of 8', { ...valid, height: 130 }, ['height']],
+    ['size out of range', { ...valid, width: 8192 }, ['width']],
+    ['negative size', { ...valid, width: -64 }, ['width']],
+    ['too many steps', { ...valid, steps: 500 }, ['steps']],
+    ['unknown fields', { ...valid, sampler: 'euler', nsfw: true }, ['sampler', 'nsfw']],
+    ['unknown type', { ...valid, type: 'upscale' }, ['type']],
+    ['over-long prompt', { ...valid, prompt: 'x'.repeat(1001) }, ['prompt']],
+    ['a JSON array', [valid], ['(body)']],
+  ])('rejects %s with 400 naming each field', async (_name, body, fields) => {
+    const res = await postJob(base, body);
+    expect(res.status).toBe(400);
+    expect(res.body.error.code).toBe('invalid_request');
+    expect(res.body.error.fields.map((f: { path: string }) => f.path)).toEqual(expect.arrayContaining(fields));
+    for (const field of fields) expect(res.body.error.message).toContain(field);
+  });
+
+  it('rejects malformed JSON with 400 invalid_json', async () => {
+    const res = await send('{"type": "generate", "prompt": ');
+    expect(res.status).toBe(400);
+    expect(res.type).toMatch(/application\/json/);
+    expect(res.body.error.code).toBe('invalid_json');
+  });
+
+  it('rejects bodies over the size limit with 413', async () => {
+    const res = await send(JSON.stringify({ ...valid, prompt: 'y'.repeat(5000) }));
+    expect(res.status).toBe(413);
+    expect(res.body.error).toMatchObject({ code: 'payload_too_large', message: expect.stringContaining('4096') });
+  });
+
+  it('rejects non-JSON content types with 415', async () => {
+    const res = await send('prompt=a+red+circle', 'application/x-www-form-urlencoded');
+    expect(res.status).toBe(415);
+    expect(res.body.error.code).toBe('unsupported_media_type');
+  });
+
+  it('answers unknown routes with a JSON 404', async () => {
+    const res = await fetch(`${base}/v2/things`);
+    expect(res.status).toBe(404);
+    expect(((await res.json()) as any).error.code).toBe('not_found');
+  });
+
+  it('enqueued none of the invalid requests, and does enqueue a valid one', async () => {
+    expect(await farm.queue.count()).toBe(0);
+    const ok = await postJob(base, valid);
+    expect(ok.status).toBe(202);
+    expect(await farm.queue.count()).toBe(1);
+    expect((await farm.queue.getJob(ok.body.id))?.data).toMatchObject({ ...valid, seed: expect.any(Number) });
+  });
+});

@@ -1,0 +1,106 @@
+/**
+ * The whole path with real components: HTTP API → BullMQ on the real Redis → a worker running
+ * the bundled ONNX model → the S3 API server → a presigned URL downloaded over plain HTTP.
+ */
+import sharp from 'sharp';
+import type { FarmWorker } from '@farm/worker';
+import { Harness, postJob, waitForJob } from '../support/harness';
+
+let farm: Harness;
+let base: string;
+let worker: FarmWorker;
+
+beforeAll(async () => {
+  farm = new Harness();
+  base = await farm.startApi();
+  worker = await farm.startWorker();
+});
+afterAll(() => farm.close());
+
+describe('the farm end to end', () => {
+  it('generates an image and serves it through a presigned URL', async () => {
+    const submit = await postJob(base, {
+      type: 'generate',
+      prompt: 'a red circle on a blue background',
+      width: 192,
+      height: 128,
+      steps: 4,
+      seed: 42,
+    });
+    expect(submit.status).toBe(202);
+    expect(submit.body).toMatchObject({ status: 'queued', links: { self: `/v1/jobs/${submit.body.id}` } });
+
+    const job = await waitForJob(base, submit.body.id);
+    expect(job.status).toBe('succeeded');
+    expect(job.progress).toEqual({ step: 4, total: 4 });
+    expect(job.timings.queueMs).toBeGreaterThanOrEqual(0);
+    expect(job.timings.computeMs).toBeGreaterThan(0);
+    expect(job.timings.totalMs).toBeGreaterThanOrEqual(job.timings.computeMs);
+    expect(job.result).toMatchObject({ width: 192, height: 128, contentType: 'image/png', key: `results/${job.id}.png` });
+
+    const download = await fetch(job.result.url);
+    expect(download.status).toBe(200);
+    const meta = await sharp(Buffer.from(await download.arrayBuffer())).metadata();
+    expect(meta).toMatchObject({ format: 'png', width: 192, height: 128 });
+  });
+
+  it('gives the same image for the same seed and another for another seed', async () => {
+    const body = { type: 'generate', prompt: 'a green square on a white background', width: 128, height: 128, format: 'png' };
+    const ids = await Promise.all([7, 7, 8].map(async (seed) => (await postJob(base, { ...body, seed })).body.id as string));
+    const images = await Promise.all(
+      ids.map(async (id) => {
+        const job = await waitForJob(base, id);
+        return sharp(Buffer.from(await (await fetch(job.result.url)).arrayBuffer())).raw().toBuffer();
+      }),
+    );
+    expect(images[0].equals(images[1])).toBe(true);
+    expect(images[0].equals(images[2])).toBe(false);
+  });
+
+  it('encodes jpeg and webp on request', async () => {
+    for (const format of ['jpeg', 'webp'] as const) {
+      const { body } = await postJob(base, { type: 'generate', prompt: 'a blue background', width: 64, height: 64, format });
+      const job = await waitForJob(base, body.id);
+      expect(job.result.contentType).toBe(`image/${format}`);
+      const meta = await sharp(Buffer.from(await (await fetch(job.result.url)).arrayBuffer())).metadata();
+      expect(meta.format).toBe(format);
+    }
+  });
+
+  it('reports a job that fails in the worker as failed with a reason, and keeps working', async () => {
+    // A producer that bypasses the API's validation (an old client, a script) enqueues garbage.
+    const bad = await farm.queue.add('generate', { type: 'generate', prompt: '', width: 13 } as never, { jobId: 'bad-job-1', attempts: 3 });
+    const failed = await waitForJob(base, bad.id!);
+    expect(failed.status).toBe('failed');
+    expect(failed.error.code).toBe('invalid_job');
+    expect(failed.error.message).toMatch(/width/);
+    expect(failed.attempts).toBe(1); // bad input is not retried
+
+    const next = await postJob(base, { type: 'generate', prompt: 'a yellow triangle on a black background', width: 64, height: 64 });
+    expect((await waitForJob(base, next.body.id)).status).toBe('succeeded');
+  });
+
+  it('answers 404 for an unknown job', async () => {
+    const res = await fetch(`${base}/v1/jobs/does-not-exist`);
+    expect(res.status).toBe(404);
+    expect(await res.json()).toEqual({ error: { code: 'not_found', message: 'no job with id does-not-exist' } });
+  });
+
+  it('exposes health and Prometheus metrics that count what happened', async () => {
+    const health = await fetch(`${base}/healthz`);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toEqual({ status: 'ok', redis: true, s3: true });
+
+    const api = await (await fetch(`${base}/metrics`)).text();
+    expect(api).toMatch(/farm_jobs_submitted_total\{type="generate",app="api"\} [1-9]/);
+    expect(api).toMatch(/farm_queue_jobs\{state="completed",app="api"\} [1-9]/);
+    expect(api).toMatch(/farm_http_request_duration_seconds_bucket\{.*route="\/v1\/jobs\/:id"/);
+
+    const text = await worker.metrics.registry.metrics();
+    expect(text).toMatch(/farm_jobs_total\{type="generate",outcome="succeeded",app="worker",worker="[^"]+"\} [1-9]/);
+    expect(text).toMatch(/farm_job_failures_total\{type="generate",reason="invalid_job"/);
+    expect(text).toMatch(/farm_denoise_steps_total\{app="worker",worker="[^"]+"\} [1-9]/);
+    expect(text).toMatch(/farm_unet_batch_size_count/);
+    expect(text).toMatch(/farm_job_queue_wait_seconds_bucket/);
+  });
+});

@@ -1,0 +1,24 @@
+/**
+ * Starts the real services the suite talks to: a real S3 API server (s3rver, in this process)
+ * and checks the real Redis. Test files read TEST_S3_* and REDIS_URL from the environment.
+ */
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { EmbeddedS3 } from '../../apps/farm/src/embedded-s3';
+import { checkRedis } from '../../packages/platform/src/redis-connection';
+
+declare global {
+  // eslint-disable-next-line no-var
+  var __FARM_S3__: EmbeddedS3 | undefined;
+}
+
+export default async function globalSetup(): Promise<void> {
+  process.env.REDIS_URL ??= 'redis://127.0.0.1:6379';
+  await checkRedis(process.env.REDIS_URL);
+  const directory = mkdtempSync(path.join(os.tmpdir(), 'farm-s3-'));
+  const s3 = await EmbeddedS3.start({ directory, bucket: 'farm-test' });
+  globalThis.__FARM_S3__ = s3;
+  Object.assign(process.env, s3.env());
+  process.env.FARM_TEST_RUN = `t${Date.now().toString(36)}`;
+}

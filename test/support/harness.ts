@@ -1,0 +1,108 @@
+/**
+ * Builds real farm pieces for a test: its own queue name (so runs and files never collide),
+ * the API listening on a free port, an in-process worker on the bundled model, the S3 store
+ * started by global-setup. `close()` removes the queue's keys.
+ */
+import { randomUUID } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import type { Redis } from 'ioredis';
+import { DEFAULT_LIMITS } from '@farm/contracts';
+import { createApp } from '@farm/api';
+import { DEFAULT_MODEL_DIR, FarmWorker, FarmWorkerOptions } from '@farm/worker';
+import { FarmQueue, ObjectStore, createRedis, openQueue } from '@farm/platform';
+
+export const MODEL_DIR = DEFAULT_MODEL_DIR;
+export const QUEUE_PREFIX = '{farm-test}';
+
+export function testStore(): ObjectStore {
+  return new ObjectStore({
+    bucket: process.env.S3_BUCKET!,
+    region: 'us-east-1',
+    endpoint: process.env.S3_ENDPOINT,
+    accessKeyId: process.env.S3_ACCESS_KEY_ID,
+    secretAccessKey: process.env.S3_SECRET_ACCESS_KEY,
+    forcePathStyle: true,
+    presignTtlSeconds: 600,
+  });
+}
+
+export class Harness {
+  readonly queueName = `${process.env.FARM_TEST_RUN}-${randomUUID().slice(0, 8)}`;
+  readonly redis: Redis = createRedis(process.env.REDIS_URL!);
+  readonly queue: FarmQueue = openQueue({ QUEUE_NAME: this.queueName, QUEUE_PREFIX }, this.redis);
+  readonly store = testStore();
+  private servers: Server[] = [];
+  private workers: FarmWorker[] = [];
+  private redisClients: Redis[] = [this.redis];
+
+  /** The API on a free port; returns its base URL. */
+  async startApi(overrides: { bodyLimitBytes?: number } = {}): Promise<string> {
+    const { app } = createApp({
+      queue: this.queue,
+      redis: this.redis,
+      store: this.store,
+      limits: DEFAULT_LIMITS,
+      bodyLimitBytes: overrides.bodyLimitBytes ?? 1024 * 1024,
+      jobAttempts: 2,
+      jobBackoffMs: 200,
+      jobRetentionSeconds: 3600,
+    });
+    const server: Server = await new Promise((resolve) => {
+      const s = app.listen(0, '127.0.0.1', () => resolve(s));
+    });
+    this.servers.push(server);
+    return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  }
+
+  /** An in-process worker on the bundled model (its own Redis connection, as in production). */
+  async startWorker(options: Partial<FarmWorkerOptions> = {}): Promise<FarmWorker> {
+    const redis = createRedis(process.env.REDIS_URL!);
+    this.redisClients.push(redis);
+    const worker = new FarmWorker({
+      redis,
+      store: this.store,
+      queueName: this.queueName,
+      queuePrefix: QUEUE_PREFIX,
+      modelDir: MODEL_DIR,
+      limits: DEFAULT_LIMITS,
+      maxInFlight: 4,
+      maxUnetBatch: 8,
+      lockDurationMs: 10000,
+      ...options,
+    });
+    await worker.start();
+    this.workers.push(worker);
+    return worker;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.stop(2000)));
+    await Promise.all(this.servers.map((s) => new Promise((r) => s.close(r))));
+    await this.queue.obliterate({ force: true }).catch(() => undefined);
+    await this.queue.close();
+    this.store.close();
+    for (const client of this.redisClients) client.disconnect();
+  }
+}
+
+/** Polls GET /v1/jobs/:id until the job reaches a final status. */
+export async function waitForJob(base: string, id: string, timeoutMs = 60000): Promise<Record<string, any>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const res = await fetch(`${base}/v1/jobs/${id}`);
+    const body = (await res.json()) as Record<string, any>;
+    if (['succeeded', 'failed', 'canceled'].includes(body.status)) return body;
+    if (Date.now() > deadline) throw new Error(`job ${id} still ${body.status} after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export async function postJob(base: string, body: unknown): Promise<{ status: number; body: Record<string, any> }> {
+  const res = await fetch(`${base}/v1/jobs`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  return { status: res.status, body: (await res.json()) as Record<string, any> };
+}

@@ -1,0 +1,61 @@
+import { DEFAULT_LIMITS, decodeFailure, encodeFailure, parseJobRequest } from '@farm/contracts';
+
+const valid = { type: 'generate', prompt: 'a red circle', width: 256, height: 128, steps: 4 };
+
+function problems(body: unknown) {
+  const r = parseJobRequest(body);
+  if (r.ok) throw new Error('expected a validation failure');
+  return r.problems;
+}
+
+describe('job request validation', () => {
+  it('accepts a valid request and fills in defaults', () => {
+    const r = parseJobRequest(valid);
+    expect(r).toEqual({
+      ok: true,
+      value: { ...valid, guidanceScale: 1, format: 'png' },
+    });
+  });
+
+  it.each([
+    [{ ...valid, width: 100 }, 'width', /multiple of 8/],
+    [{ ...valid, height: 8 }, 'height', /at least 64/],
+    [{ ...valid, width: 4096 }, 'width', /at most 2048/],
+    [{ ...valid, width: '256' }, 'width', /integer/],
+    [{ ...valid, steps: 0 }, 'steps', />=1|at least|too small/i],
+    [{ ...valid, steps: 51 }, 'steps', /at most 50/],
+    [{ ...valid, prompt: '   ' }, 'prompt', /empty/],
+    [{ ...valid, prompt: 'x'.repeat(1001) }, 'prompt', /1000 characters/],
+    [{ ...valid, seed: -1 }, 'seed', /.+/],
+    [{ ...valid, format: 'gif' }, 'format', /.+/],
+    [{ ...valid, guidanceScale: 99 }, 'guidanceScale', /.+/],
+    [{ ...valid, colour: 'red' }, 'colour', /unknown field "colour"/],
+  ])('names the offending field (%j)', (body, path, message) => {
+    const found = problems(body);
+    expect(found).toContainEqual({ path, message: expect.stringMatching(message) });
+  });
+
+  it('names every bad field at once', () => {
+    const found = problems({ type: 'generate', width: 7, steps: 'many' }).map((p) => p.path);
+    expect(found).toEqual(expect.arrayContaining(['prompt', 'width', 'steps']));
+  });
+
+  it('rejects unknown job types and non-objects with a plain sentence', () => {
+    expect(problems({ ...valid, type: 'paint' })[0].message).toMatch(/type must be one of: generate/);
+    expect(problems('hello')[0].path).toBe('(body)');
+    expect(problems(null)[0].path).toBe('(body)');
+  });
+
+  it('honours configured limits', () => {
+    const r = parseJobRequest({ ...valid, width: 1024 }, { ...DEFAULT_LIMITS, maxSize: 512 });
+    expect(r.ok).toBe(false);
+  });
+});
+
+describe('failure encoding', () => {
+  it('round-trips a code and message, and has a fallback for foreign reasons', () => {
+    expect(decodeFailure(encodeFailure('storage_unavailable', 'S3: down'))).toEqual({ code: 'storage_unavailable', message: 'S3: down' });
+    expect(decodeFailure('Something broke')).toEqual({ code: 'internal_error', message: 'Something broke' });
+    expect(decodeFailure(undefined).code).toBe('internal_error');
+  });
+});

@@ -1,0 +1,122 @@
+/**
+ * The shared stream batch on the real bundled model (onnxruntime-node): batch invariance,
+ * jobs joining mid-flight, packing into as few UNet calls as the maximum batch allows.
+ */
+import {
+  CanvasShape,
+  GaussianRng,
+  LCMScheduler,
+  SdModel,
+  StreamBatch,
+  TickReport,
+  UNetRunner,
+  resolveSchedulerConfig,
+  singlePrompt,
+} from '@farm/pipeline';
+import { MODEL_DIR } from '../support/harness';
+
+const canvas: CanvasShape = { channels: 4, height: 16, width: 16 };
+let model: SdModel;
+let scheduler: LCMScheduler;
+let contexts: Float32Array[];
+
+beforeAll(async () => {
+  model = await SdModel.load(MODEL_DIR, { skipEncoder: true });
+  scheduler = new LCMScheduler(resolveSchedulerConfig(model.schedulerConfig));
+  contexts = await model.encodeText(['a red circle on a blue background', 'a green square on a white background', '']);
+});
+afterAll(() => model.release());
+
+function request(id: string, seed: number, prompt: number, shape = canvas, guidance = false) {
+  const rng = new GaussianRng(seed);
+  return {
+    id,
+    canvas: shape,
+    latent: rng.normals(shape.channels * shape.height * shape.width),
+    timesteps: scheduler.timesteps(4),
+    composition: singlePrompt(
+      shape,
+      contexts[prompt],
+      guidance ? { kind: 'cfg', scale: 2.5, unconditional: contexts[2] } : { kind: 'none' },
+    ),
+    rng,
+  };
+}
+
+function maxAbsDiff(a: Float32Array, b: Float32Array): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+/** Records each UNet call's batch size while running the real model. */
+function recording(runner: UNetRunner, sizes: number[]): UNetRunner {
+  return {
+    unet: (sample, timesteps, context, h, w) => {
+      sizes.push(timesteps.length);
+      return runner.unet(sample, timesteps, context, h, w);
+    },
+  };
+}
+
+describe('StreamBatch', () => {
+  it('gives a job the same latent alone or packed with others (batch invariance, |Δ| < 1e-4)', async () => {
+    const alone = await new StreamBatch(model, scheduler).add(request('a', 7, 0, canvas, true));
+    const packed = new StreamBatch(model, scheduler, { maxBatch: 8 });
+    const [together] = await Promise.all([
+      packed.add(request('a', 7, 0, canvas, true)),
+      packed.add(request('b', 8, 1, canvas, true)),
+      packed.add(request('c', 9, 1)),
+    ]);
+    // Float tolerance: the same sample in a larger GEMM may be summed in another order.
+    expect(maxAbsDiff(alone, together)).toBeLessThan(1e-4);
+    // …and the packing did change something else: another seed gives another latent.
+    const other = await new StreamBatch(model, scheduler).add(request('a', 8, 0, canvas, true));
+    expect(maxAbsDiff(alone, other)).toBeGreaterThan(0.1);
+  });
+
+  it('lets a job join mid-flight at the next tick and finishes it correctly', async () => {
+    const sizes: number[] = [];
+    const reports: TickReport[] = [];
+    const engine = new StreamBatch(recording(model, sizes), scheduler, { onTick: (r) => reports.push(r) });
+    let late: Promise<Float32Array> | null = null;
+    const first = engine.add({
+      ...request('first', 1, 0),
+      onStep: (step) => {
+        if (step === 2) late = engine.add(request('late', 2, 1));
+      },
+    });
+    await first;
+    const lateLatent = await late!;
+    await new Promise((resolve) => setImmediate(resolve)); // the last tick's report
+    // Ticks: 2 alone, 2 together, then 2 for the late job alone.
+    expect(reports.map((r) => r.jobs)).toEqual([1, 1, 2, 2, 1, 1]);
+    expect(sizes).toEqual([1, 1, 2, 2, 1, 1]);
+    const reference = await new StreamBatch(model, scheduler).add(request('late', 2, 1));
+    expect(maxAbsDiff(lateLatent, reference)).toBeLessThan(1e-4);
+  });
+
+  it('packs lanes by shape into as few calls as maxBatch allows', async () => {
+    const sizes: number[] = [];
+    const engine = new StreamBatch(recording(model, sizes), scheduler, { maxBatch: 4 });
+    const wide: CanvasShape = { channels: 4, height: 16, width: 32 };
+    await Promise.all([
+      engine.add(request('g1', 1, 0, canvas, true)), // 2 lanes 16×16
+      engine.add(request('g2', 2, 1, canvas, true)), // 2 lanes 16×16
+      engine.add(request('p1', 3, 0)), // 1 lane 16×16
+      engine.add(request('w1', 4, 1, wide)), // 1 lane 16×32
+    ]);
+    // Per tick: 5 lanes of 16×16 → calls of 4 and 1; 1 lane of 16×32 → one call.
+    expect(sizes).toEqual(Array(4).fill([4, 1, 1]).flat());
+  });
+
+  it('takes a canceled job out of the batch without disturbing the others', async () => {
+    const engine = new StreamBatch(model, scheduler);
+    const keep = engine.add(request('keep', 5, 0));
+    const drop = engine.add({ ...request('drop', 6, 1), onStep: (s) => s === 1 && engine.cancel('drop', 'user canceled') });
+    await expect(drop).rejects.toThrow('user canceled');
+    const reference = await new StreamBatch(model, scheduler).add(request('keep', 5, 0));
+    expect(maxAbsDiff(await keep, reference)).toBeLessThan(1e-4);
+    expect(engine.size).toBe(0);
+  });
+});
