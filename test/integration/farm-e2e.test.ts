@@ -2,6 +2,7 @@
  * The whole path with real components: HTTP API → BullMQ on the real Redis → a worker running
  * the bundled ONNX model → the S3 API server → a presigned URL downloaded over plain HTTP.
  */
+import { spawnSync } from 'node:child_process';
 import sharp from 'sharp';
 import type { FarmWorker } from '@farm/worker';
 import { Harness, postJob, waitForJob } from '../support/harness';
@@ -102,5 +103,51 @@ describe('the farm end to end', () => {
     expect(text).toMatch(/farm_denoise_steps_total\{app="worker",worker="[^"]+"\} [1-9]/);
     expect(text).toMatch(/farm_unet_batch_size_count/);
     expect(text).toMatch(/farm_job_queue_wait_seconds_bucket/);
+
+    // Prometheus' own linter, where installed (Debian: apt-get install prometheus).
+    if (spawnSync('promtool', ['--version']).status === 0) {
+      for (const exposition of [api, text]) {
+        const check = spawnSync('promtool', ['check', 'metrics'], { input: exposition, encoding: 'utf8' });
+        expect(check.stdout + check.stderr).toBe('');
+        expect(check.status).toBe(0);
+      }
+    }
+  });
+});
+
+/** Reads an SSE stream to its end with plain fetch; returns the events in order. */
+async function readEvents(url: string): Promise<Array<{ event: string; data: any }>> {
+  const res = await fetch(url);
+  expect(res.headers.get('content-type')).toMatch(/text\/event-stream/);
+  const text = await res.text();
+  return text
+    .split('\n\n')
+    .filter((block) => block.includes('event: '))
+    .map((block) => ({
+      event: /event: (.*)/.exec(block)![1],
+      data: JSON.parse(/data: (.*)/.exec(block)![1]),
+    }));
+}
+
+describe('GET /v1/jobs/:id/events', () => {
+  it('streams queued/started, progress in order, and ends with the final job', async () => {
+    const { body } = await postJob(base, { type: 'generate', prompt: 'a purple circle on a green background', width: 128, height: 128, steps: 6 });
+    const events = await readEvents(`${base}/v1/jobs/${body.id}/events`);
+    const names = events.map((e) => e.event);
+    expect(['queued', 'started']).toContain(names[0]);
+    expect(names[names.length - 1]).toBe('succeeded');
+    const steps = events.filter((e) => e.event === 'progress').map((e) => e.data.step);
+    expect(steps.length).toBeGreaterThan(0);
+    expect(steps).toEqual([...steps].sort((a, b) => a - b));
+    expect(steps[steps.length - 1]).toBe(6);
+    expect(events[events.length - 1].data).toMatchObject({ id: body.id, status: 'succeeded', result: { width: 128 } });
+  });
+
+  it('sends a finished job’s final state at once, and 404s unknown ids', async () => {
+    const { body } = await postJob(base, { type: 'generate', prompt: 'a white background', width: 64, height: 64 });
+    await waitForJob(base, body.id);
+    const events = await readEvents(`${base}/v1/jobs/${body.id}/events`);
+    expect(events.map((e) => e.event)).toEqual(['succeeded']);
+    expect((await fetch(`${base}/v1/jobs/nope/events`)).status).toBe(404);
   });
 });

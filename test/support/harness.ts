@@ -8,15 +8,15 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import type { Redis } from 'ioredis';
 import { DEFAULT_LIMITS } from '@farm/contracts';
-import { createApp } from '@farm/api';
+import { JobEventHub, createApp } from '@farm/api';
 import { DEFAULT_MODEL_DIR, FarmWorker, FarmWorkerOptions } from '@farm/worker';
-import { FarmQueue, ObjectStore, createRedis, openQueue } from '@farm/platform';
+import { FarmQueue, ObjectStore, ObjectStoreOptions, createRedis, openQueue } from '@farm/platform';
 
 export const MODEL_DIR = DEFAULT_MODEL_DIR;
 export const QUEUE_PREFIX = '{farm-test}';
 
-export function testStore(): ObjectStore {
-  return new ObjectStore({
+export function testStoreOptions(): ObjectStoreOptions {
+  return {
     bucket: process.env.S3_BUCKET!,
     region: 'us-east-1',
     endpoint: process.env.S3_ENDPOINT,
@@ -24,28 +24,30 @@ export function testStore(): ObjectStore {
     secretAccessKey: process.env.S3_SECRET_ACCESS_KEY,
     forcePathStyle: true,
     presignTtlSeconds: 600,
-  });
+  };
 }
 
 export class Harness {
   readonly queueName = `${process.env.FARM_TEST_RUN}-${randomUUID().slice(0, 8)}`;
   readonly redis: Redis = createRedis(process.env.REDIS_URL!);
   readonly queue: FarmQueue = openQueue({ QUEUE_NAME: this.queueName, QUEUE_PREFIX }, this.redis);
-  readonly store = testStore();
+  readonly store = new ObjectStore(testStoreOptions());
+  readonly events = new JobEventHub(this.queueName, QUEUE_PREFIX, this.redis);
   private servers: Server[] = [];
   private workers: FarmWorker[] = [];
   private redisClients: Redis[] = [this.redis];
 
   /** The API on a free port; returns its base URL. */
-  async startApi(overrides: { bodyLimitBytes?: number } = {}): Promise<string> {
+  async startApi(overrides: { bodyLimitBytes?: number; jobAttempts?: number; jobBackoffMs?: number } = {}): Promise<string> {
     const { app } = createApp({
       queue: this.queue,
       redis: this.redis,
       store: this.store,
+      events: this.events,
       limits: DEFAULT_LIMITS,
       bodyLimitBytes: overrides.bodyLimitBytes ?? 1024 * 1024,
-      jobAttempts: 2,
-      jobBackoffMs: 200,
+      jobAttempts: overrides.jobAttempts ?? 2,
+      jobBackoffMs: overrides.jobBackoffMs ?? 200,
       jobRetentionSeconds: 3600,
     });
     const server: Server = await new Promise((resolve) => {
@@ -78,7 +80,8 @@ export class Harness {
 
   async close(): Promise<void> {
     await Promise.all(this.workers.map((w) => w.stop(2000)));
-    await Promise.all(this.servers.map((s) => new Promise((r) => s.close(r))));
+    await Promise.all(this.servers.map((s) => new Promise((r) => { s.closeAllConnections(); s.close(r); })));
+    await this.events.close();
     await this.queue.obliterate({ force: true }).catch(() => undefined);
     await this.queue.close();
     this.store.close();

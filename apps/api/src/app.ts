@@ -5,16 +5,19 @@
 import { randomInt, randomUUID } from 'node:crypto';
 import express, { Express, Request } from 'express';
 import type { Redis } from 'ioredis';
-import { RequestLimits, parseJobRequest, QueuedJob } from '@farm/contracts';
+import { JobView, RequestLimits, parseJobRequest, QueuedJob } from '@farm/contracts';
 import type { FarmQueue, ObjectStore } from '@farm/platform';
 import { ApiMetrics } from './api-metrics';
 import { HttpError, errorHandler } from './http-errors';
+import type { JobEventHub } from './job-event-hub';
+import { streamJobEvents } from './job-event-stream';
 import { presentJob, statusOf } from './job-presenter';
 
 export interface ApiDeps {
   queue: FarmQueue;
   redis: Redis;
   store: ObjectStore;
+  events: JobEventHub;
   limits: RequestLimits;
   bodyLimitBytes: number;
   jobAttempts: number;
@@ -32,11 +35,15 @@ export function createApp(deps: ApiDeps): { app: Express; metrics: ApiMetrics } 
   app.use(metrics.middleware());
   app.use(express.json({ limit: deps.bodyLimitBytes, strict: false }));
 
-  const loadJob = async (req: Request<{ id: string }>) => {
-    const job = await deps.queue.getJob(req.params.id);
+  const findJob = async (id: string): Promise<JobView | null> => {
+    const job = await deps.queue.getJob(id);
     const status = job ? statusOf(await job.getState()) : null;
-    if (!job || !status) throw new HttpError(404, 'not_found', `no job with id ${req.params.id}`);
-    return { job, status };
+    return job && status ? presentJob(job, status, deps.store, JOBS_PATH) : null;
+  };
+  const loadJob = async (req: Request<{ id: string }>): Promise<JobView> => {
+    const view = await findJob(req.params.id);
+    if (!view) throw new HttpError(404, 'not_found', `no job with id ${req.params.id}`);
+    return view;
   };
 
   app.post(JOBS_PATH, async (req, res) => {
@@ -64,8 +71,12 @@ export function createApp(deps: ApiDeps): { app: Express; metrics: ApiMetrics } 
   });
 
   app.get(`${JOBS_PATH}/:id`, async (req, res) => {
-    const { job, status } = await loadJob(req);
-    res.json(await presentJob(job, status, deps.store, JOBS_PATH));
+    res.json(await loadJob(req));
+  });
+
+  app.get(`${JOBS_PATH}/:id/events`, async (req, res) => {
+    await loadJob(req); // 404 before the stream starts
+    await streamJobEvents(req, res, { hub: deps.events, current: () => findJob(req.params.id) });
   });
 
   app.get('/healthz', async (_req, res) => {

@@ -1,1 +1,2 @@
 export { createApp, ApiDeps } from './app';
+export { JobEventHub } from './job-event-hub';

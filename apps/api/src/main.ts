@@ -14,6 +14,7 @@ import {
   storageEnv,
 } from '@farm/platform';
 import { createApp } from './app';
+import { JobEventHub } from './job-event-hub';
 
 async function main(): Promise<void> {
   const config = loadConfig({ ...queueEnv, ...storageEnv, ...limitsEnv, ...apiEnv });
@@ -24,11 +25,13 @@ async function main(): Promise<void> {
   queue.on('error', () => undefined); // connection errors are reported by the redis handler above
   const store = new ObjectStore(objectStoreOptionsFromEnv(config));
   if (config.S3_CREATE_BUCKET) await store.ensureBucket();
+  const events = new JobEventHub(config.QUEUE_NAME, config.QUEUE_PREFIX, redis);
 
   const { app } = createApp({
     queue,
     redis,
     store,
+    events,
     limits: requestLimits(config),
     bodyLimitBytes: config.BODY_LIMIT_BYTES,
     jobAttempts: config.JOB_ATTEMPTS,
@@ -44,7 +47,7 @@ async function main(): Promise<void> {
     console.log(`api: ${signal}, closing`);
     server.close();
     server.closeIdleConnections();
-    await queue.close();
+    await Promise.all([queue.close(), events.close()]);
     redis.disconnect();
     store.close();
     process.exit(0);

@@ -1,0 +1,107 @@
+/**
+ * Worker processes under stress, with real processes, Redis and S3 servers: a rolling-deploy
+ * SIGTERM hands in-flight jobs back at once and exits 0; an S3 outage is retried with backoff
+ * until the store returns.
+ */
+import { ChildProcess, fork } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { EmbeddedS3 } from '@farm/farm';
+import { ObjectStore } from '@farm/platform';
+import { Harness, QUEUE_PREFIX, postJob, testStoreOptions, waitForJob } from '../support/harness';
+
+const WORKER_MAIN = path.resolve(__dirname, '../../apps/worker/dist/main.js');
+
+function startWorkerProcess(farm: Harness, env: Record<string, string>): ChildProcess {
+  return fork(WORKER_MAIN, [], {
+    env: { ...process.env, QUEUE_NAME: farm.queueName, QUEUE_PREFIX, WORKER_METRICS_PORT: '0', ...env },
+    stdio: 'pipe',
+  });
+}
+
+function exitOf(child: ChildProcess): Promise<number | null> {
+  return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+}
+
+async function until(check: () => Promise<boolean>, timeoutMs = 30000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('worker shutdown (SIGTERM)', () => {
+  let farm: Harness;
+  let base: string;
+  beforeAll(async () => {
+    farm = new Harness();
+    base = await farm.startApi();
+  });
+  afterAll(() => farm.close());
+
+  it('hands in-flight jobs back to the queue at once, exits 0, and another worker finishes them once each', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      ids.push((await postJob(base, { type: 'generate', prompt: 'a red square on a blue background', width: 512, height: 512, steps: 8, seed: i })).body.id);
+    }
+    // Grace 0: nothing may wait; every held job must go straight back to waiting.
+    const first = startWorkerProcess(farm, { SHUTDOWN_GRACE_MS: '0', MAX_IN_FLIGHT: '3', LOCK_DURATION_MS: '60000' });
+    await until(async () => (await farm.queue.getActiveCount()) > 0);
+    const exited = exitOf(first);
+    first.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    // Back in the queue at once, not stuck in "active" until a 60 s lock expires.
+    expect(await farm.queue.getActiveCount()).toBe(0);
+    expect(await farm.queue.getWaitingCount()).toBeGreaterThan(0);
+
+    const second = startWorkerProcess(farm, { SHUTDOWN_GRACE_MS: '20000' });
+    try {
+      const jobs = await Promise.all(ids.map((id) => waitForJob(base, id, 120000)));
+      expect(jobs.map((j) => j.status)).toEqual(Array(6).fill('succeeded'));
+      expect(await farm.queue.getCompletedCount()).toBe(6);
+      expect(await farm.queue.getFailedCount()).toBe(0);
+    } finally {
+      const done = exitOf(second);
+      second.kill('SIGTERM');
+      expect(await done).toBe(0);
+    }
+  });
+});
+
+describe('S3 outage', () => {
+  let farm: Harness;
+  let base: string;
+  let s3: EmbeddedS3;
+  const directory = mkdtempSync(path.join(os.tmpdir(), 'farm-s3-outage-'));
+
+  beforeAll(async () => {
+    farm = new Harness();
+    base = await farm.startApi({ jobAttempts: 6, jobBackoffMs: 300 });
+    s3 = await EmbeddedS3.start({ directory, bucket: 'outage' });
+  });
+  afterAll(async () => {
+    await farm.close();
+    await s3.close().catch(() => undefined);
+  });
+
+  it('retries the upload with backoff and succeeds once S3 is back', async () => {
+    const port = Number(new URL(s3.endpoint).port);
+    const store = new ObjectStore({ ...testStoreOptions(), endpoint: s3.endpoint, bucket: 'outage' });
+    await farm.startWorker({ store });
+    await s3.close(); // S3 goes away
+
+    const { body } = await postJob(base, { type: 'generate', prompt: 'a blue circle on a yellow background', width: 64, height: 64 });
+    // The first attempts fail with storage_unavailable and are put back with a delay.
+    await until(async () => ((await farm.queue.getJob(body.id))?.attemptsMade ?? 0) >= 1);
+    const during = (await (await fetch(`${base}/v1/jobs/${body.id}`)).json()) as { status: string };
+    expect(during.status).toBe('queued');
+
+    s3 = await EmbeddedS3.start({ directory, bucket: 'outage', port }); // S3 returns
+    const job = await waitForJob(base, body.id, 60000);
+    expect(job.status).toBe('succeeded');
+    expect(job.attempts).toBeGreaterThanOrEqual(2);
+    store.close();
+  });
+});
