@@ -2,7 +2,38 @@
  * Bad input over real HTTP: each answer is a 4xx JSON error naming the problem, and nothing
  * invalid reaches the queue.
  */
+import { deflateSync } from 'node:zlib';
 import { Harness, postJob } from '../support/harness';
+
+/** A well-formed PNG (valid CRCs) that declares width×height pixels: a decompression bomb. */
+function pngDeclaring(width: number, height: number): string {
+  const crcTable = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  const crc = (buf: Buffer) => {
+    let c = 0xffffffff;
+    for (const b of buf) c = crcTable[(c ^ b) & 0xff] ^ (c >>> 8);
+    return (c ^ 0xffffffff) >>> 0;
+  };
+  const chunk = (type: string, data: Buffer) => {
+    const body = Buffer.concat([Buffer.from(type, 'ascii'), data]);
+    const out = Buffer.alloc(body.length + 8);
+    out.writeUInt32BE(data.length, 0);
+    body.copy(out, 4);
+    out.writeUInt32BE(crc(body), body.length + 4);
+    return out;
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr.set([8, 0, 0, 0, 0], 8); // 8-bit greyscale
+  const signature = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+  return Buffer.concat([signature, chunk('IHDR', ihdr), chunk('IDAT', deflateSync(Buffer.alloc(1024))), chunk('IEND', Buffer.alloc(0))]).toString('base64');
+}
+
+const region = (mask: unknown) => ({ prompt: 'a red circle', mask });
 
 let farm: Harness;
 let base: string;
@@ -32,6 +63,14 @@ describe('POST /v1/jobs validation', () => {
     ['unknown type', { ...valid, type: 'upscale' }, ['type']],
     ['over-long prompt', { ...valid, prompt: 'x'.repeat(1001) }, ['prompt']],
     ['a JSON array', [valid], ['(body)']],
+    ['a mask of no known kind', { ...valid, regions: [region({ circle: [1, 2, 3] })] }, ['regions.0.mask']],
+    ['a rect with negative width', { ...valid, regions: [region({ rects: [[0, 0, -5, 10]] })] }, ['regions.0.mask.rects.0.2']],
+    ['a polygon of two points', { ...valid, regions: [region({ polygons: [[[0, 0], [5, 5]]] })] }, ['regions.0.mask.polygons.0']],
+    ['invalid base64', { ...valid, regions: [region({ png: 'not base64 at all!' })] }, ['regions.0.mask.png']],
+    ['a mask that is not an image', { ...valid, regions: [region({ png: Buffer.from('hello, world').toString('base64') })] }, ['regions.0.mask.png']],
+    ['a decompression bomb', { ...valid, regions: [region({ png: pngDeclaring(100000, 100000) })] }, ['regions.0.mask.png']],
+    ['too many regions', { ...valid, regions: Array(9).fill(region({ rects: [[0, 0, 8, 8]] })) }, ['regions']],
+    ['a region without prompt', { ...valid, regions: [{ mask: { rects: [[0, 0, 8, 8]] } }] }, ['regions.0.prompt']],
   ])('rejects %s with 400 naming each field', async (_name, body, fields) => {
     const res = await postJob(base, body);
     expect(res.status).toBe(400);

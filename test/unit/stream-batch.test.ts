@@ -10,8 +10,9 @@ import {
   StreamBatch,
   TickReport,
   UNetRunner,
+  canvasComposition,
   resolveSchedulerConfig,
-  singlePrompt,
+  tileCanvas,
 } from '@farm/pipeline';
 import { MODEL_DIR } from '../support/harness';
 
@@ -34,11 +35,13 @@ function request(id: string, seed: number, prompt: number, shape = canvas, guida
     canvas: shape,
     latent: rng.normals(shape.channels * shape.height * shape.width),
     timesteps: scheduler.timesteps(4),
-    composition: singlePrompt(
-      shape,
-      contexts[prompt],
-      guidance ? { kind: 'cfg', scale: 2.5, unconditional: contexts[2] } : { kind: 'none' },
-    ),
+    composition: canvasComposition({
+      canvas: shape,
+      context: contexts[prompt],
+      guidance: guidance ? { kind: 'cfg', scale: 2.5, unconditional: contexts[2] } : { kind: 'none' },
+      tiles: tileCanvas(shape.height, shape.width, 64, 16, 4),
+      schedule: scheduler.schedule,
+    }),
     rng,
   };
 }

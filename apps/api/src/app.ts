@@ -12,6 +12,7 @@ import { HttpError, errorHandler } from './http-errors';
 import type { JobEventHub } from './job-event-hub';
 import { streamJobEvents } from './job-event-stream';
 import { presentJob, statusOf } from './job-presenter';
+import { checkMaskImages } from './mask-images';
 
 export interface ApiDeps {
   queue: FarmQueue;
@@ -52,10 +53,11 @@ export function createApp(deps: ApiDeps): { app: Express; metrics: ApiMetrics } 
       throw new HttpError(415, 'unsupported_media_type', 'send the job as JSON with Content-Type: application/json');
     }
     const parsed = parseJobRequest(req.body, deps.limits);
-    if (!parsed.ok) {
+    const problems = parsed.ok ? await checkMaskImages(parsed.value) : parsed.problems;
+    if (!parsed.ok || problems.length > 0) {
       metrics.rejected.inc({ reason: 'validation' });
-      const summary = parsed.problems.map((p) => `${p.path}: ${p.message}`).join('; ');
-      throw new HttpError(400, 'invalid_request', summary, parsed.problems);
+      const summary = problems.map((p) => `${p.path}: ${p.message}`).join('; ');
+      throw new HttpError(400, 'invalid_request', summary, problems);
     }
     const data: QueuedJob = { ...parsed.value, seed: parsed.value.seed ?? randomInt(0, 2 ** 32) };
     const job = await deps.queue.add(data.type, data, {

@@ -4,8 +4,8 @@
  * rest is thrown for BullMQ to retry with backoff.
  */
 import { UnrecoverableError } from 'bullmq';
-import { CONTENT_TYPES, JobOutput, RequestLimits, encodeFailure, parseJobRequest } from '@farm/contracts';
-import type { DiffusionPipeline, ProgressListener } from '@farm/pipeline';
+import { CONTENT_TYPES, JobOutput, MaskRequest, RequestLimits, encodeFailure, parseJobRequest } from '@farm/contracts';
+import type { DiffusionPipeline, MaskSpec, ProgressListener } from '@farm/pipeline';
 import type { ObjectStore } from '@farm/platform';
 
 export interface RenderDeps {
@@ -36,6 +36,11 @@ export function resultKey(jobId: string, format: string): string {
   return `results/${jobId}.${format}`;
 }
 
+/** A mask from the queue (base64 PNG, rects, polygons) as the pipeline takes it. */
+export function toMaskSpec(mask: MaskRequest): MaskSpec {
+  return 'png' in mask ? { png: Buffer.from(mask.png, 'base64') } : mask;
+}
+
 export async function renderJob(
   id: string,
   data: unknown,
@@ -52,9 +57,11 @@ export async function renderJob(
   const started = Date.now();
   let image;
   try {
-    image = await deps.pipeline.generate({ ...request, id, seed }, onProgress);
+    const regions = request.regions?.map((r) => ({ ...r, mask: toMaskSpec(r.mask) }));
+    image = await deps.pipeline.generate({ ...request, id, seed, regions }, onProgress);
   } catch (err) {
     if (err instanceof Error && err.name === 'CanceledError') throw new JobFailure('canceled', err.message);
+    if (err instanceof Error && err.name === 'InvalidInputError') throw new UnrecoverableError(encodeFailure('invalid_job', err.message));
     throw new JobFailure('inference_failed', err instanceof Error ? err.message : String(err));
   }
   const key = resultKey(id, request.format);

@@ -14,6 +14,8 @@ export interface RequestLimits {
   maxSteps: number;
   /** Longest prompt in characters (default 1000). */
   maxPromptChars: number;
+  /** Most region prompts in one job (default 8). */
+  maxRegions: number;
 }
 
 export const DEFAULT_LIMITS: Readonly<RequestLimits> = Object.freeze({
@@ -21,7 +23,14 @@ export const DEFAULT_LIMITS: Readonly<RequestLimits> = Object.freeze({
   maxSize: 2048,
   maxSteps: 50,
   maxPromptChars: 1000,
+  maxRegions: 8,
 });
+
+/** Most pixels a mask image may declare; larger ones are refused from their header (no bombs). */
+export const MAX_MASK_PIXELS = 4096 * 4096;
+
+/** Longest base64 mask image accepted (characters; the body limit applies first). */
+export const MAX_MASK_BASE64 = 8 * 1024 * 1024;
 
 export const IMAGE_FORMATS = ['png', 'jpeg', 'webp'] as const;
 export type ImageFormat = (typeof IMAGE_FORMATS)[number];
@@ -43,6 +52,31 @@ export function jobRequestSchema(limits: RequestLimits = DEFAULT_LIMITS) {
     .string()
     .max(limits.maxPromptChars, `prompts are limited to ${limits.maxPromptChars} characters`);
 
+  const coordinate = z.number().min(-1e5).max(1e5);
+  const mask = z.union(
+    [
+      z.strictObject({ png: z.base64('mask.png must be base64').max(MAX_MASK_BASE64, 'mask.png is too large') }),
+      z.strictObject({
+        rects: z
+          .array(z.tuple([coordinate, coordinate, coordinate.positive(), coordinate.positive()], 'a rect is [x, y, w, h] with w, h > 0'))
+          .min(1)
+          .max(64),
+      }),
+      z.strictObject({
+        polygons: z
+          .array(z.array(z.tuple([coordinate, coordinate], 'a point is [x, y]')).min(3, 'a polygon needs at least 3 points').max(1000))
+          .min(1)
+          .max(32),
+      }),
+    ],
+    { error: 'mask must be one of {"png": base64}, {"rects": [[x, y, w, h], …]}, {"polygons": [[[x, y], …], …]}' },
+  );
+  const region = z.strictObject({
+    prompt: prompt.refine((p) => p.trim().length > 0, 'prompt must not be empty'),
+    mask,
+    strength: z.number().min(0).max(1).default(1),
+  });
+
   const generate = z.strictObject({
     type: z.literal('generate'),
     prompt: prompt.refine((p) => p.trim().length > 0, 'prompt must not be empty'),
@@ -53,6 +87,7 @@ export function jobRequestSchema(limits: RequestLimits = DEFAULT_LIMITS) {
     guidanceScale: z.number().min(0).max(20).default(1),
     seed: z.int().min(0).max(0xffffffff).optional(),
     format: z.enum(IMAGE_FORMATS).default('png'),
+    regions: z.array(region).max(limits.maxRegions, `at most ${limits.maxRegions} regions`).optional(),
   });
 
   return z.discriminatedUnion('type', [generate], {
@@ -64,6 +99,8 @@ export function jobRequestSchema(limits: RequestLimits = DEFAULT_LIMITS) {
 /** A validated request, defaults filled in. */
 export type JobRequest = z.output<ReturnType<typeof jobRequestSchema>>;
 export type GenerateRequest = Extract<JobRequest, { type: 'generate' }>;
+export type RegionRequest = NonNullable<GenerateRequest['regions']>[number];
+export type MaskRequest = RegionRequest['mask'];
 /** What the queue carries: the validated request with its seed fixed at submission. */
 export type QueuedJob = JobRequest & { seed: number };
 

@@ -3,8 +3,12 @@
  * shared denoising loop, VAE decoding and image encoding. One instance per worker process;
  * `generate` may be called concurrently and all calls share the same UNet batches.
  */
-import { singlePrompt, Guidance } from './composition';
+import { RegionLayer, canvasComposition } from './canvas-composition';
+import type { Guidance } from './composition';
 import { GaussianRng } from './gaussian-rng';
+import { MaskSpec, rasterizeMask } from './mask-source';
+import { blurMask, maskWindow, poolMask } from './region-masks';
+import { tileCanvas } from './tiling';
 import { OutputFormat, encodeImage, toRgbBytes } from './image-output';
 import { createScheduler, SchedulerName } from './scheduler-factory';
 import { SdModel, SdModelOptions } from './sd-model';
@@ -18,7 +22,24 @@ export interface PipelineOptions extends SdModelOptions {
   textCacheSize?: number;
   /** Override the scheduler named by the model's scheduler_config.json. */
   scheduler?: SchedulerName;
+  /** Largest UNet window side in latent cells; larger canvases are tiled (default 64). */
+  maxWindow?: number;
+  /** Overlap of panorama tiles in latent cells (default 16). */
+  tileOverlap?: number;
+  /** Gaussian blur of region masks, σ in latent cells (default 1). */
+  maskBlur?: number;
+  /** Context around a region's bounding box, in latent cells (default 4). */
+  regionMargin?: number;
+  /** Steps during which region lanes see a plain background (default 1). */
+  bootstrapSteps?: number;
   onTick?: (report: TickReport) => void;
+}
+
+export interface RegionParams {
+  prompt: string;
+  mask: MaskSpec;
+  /** 0…1 (default 1). */
+  strength?: number;
 }
 
 export interface GenerateParams {
@@ -31,6 +52,7 @@ export interface GenerateParams {
   guidanceScale: number;
   seed: number;
   format: OutputFormat;
+  regions?: readonly RegionParams[];
 }
 
 export interface RenderedImage {
@@ -45,15 +67,35 @@ export type ProgressListener = (step: number, total: number) => void;
 export class DiffusionPipeline {
   readonly engine: StreamBatch;
   readonly textCache: TextEmbeddingCache;
+  private readonly layout: Required<Pick<PipelineOptions, 'maxWindow' | 'tileOverlap' | 'maskBlur' | 'regionMargin' | 'bootstrapSteps'>>;
 
-  private constructor(readonly model: SdModel, options: PipelineOptions) {
+  private constructor(
+    readonly model: SdModel,
+    /** Latent of a plain mid-grey image, per channel: the bootstrap background of regions. */
+    private readonly plainBackground: Float32Array,
+    options: PipelineOptions,
+  ) {
     const scheduler = createScheduler(model.schedulerConfig, options.scheduler);
     this.engine = new StreamBatch(model, scheduler, { maxBatch: options.maxBatch, onTick: options.onTick });
     this.textCache = new TextEmbeddingCache((prompts) => model.encodeText(prompts), options.textCacheSize);
+    this.layout = {
+      maxWindow: options.maxWindow ?? 64,
+      tileOverlap: options.tileOverlap ?? 16,
+      maskBlur: options.maskBlur ?? 1,
+      regionMargin: options.regionMargin ?? 4,
+      bootstrapSteps: options.bootstrapSteps ?? 1,
+    };
   }
 
   static async load(modelDir: string, options: PipelineOptions = {}): Promise<DiffusionPipeline> {
-    return new DiffusionPipeline(await SdModel.load(modelDir, options), options);
+    const model = await SdModel.load(modelDir, options);
+    const side = 8 * model.info.vaeScale;
+    const latent = await model.encode(new Float32Array(3 * side * side), 1, side, side);
+    const cells = latent.length / model.info.latentChannels;
+    const plain = Float32Array.from({ length: model.info.latentChannels }, (_, c) =>
+      latent.subarray(c * cells, (c + 1) * cells).reduce((a, b) => a + b, 0) / cells,
+    );
+    return new DiffusionPipeline(model, plain, options);
   }
 
   /** Latent canvas for an image size: image/vaeScale, rounded up to the UNet's alignment. */
@@ -66,16 +108,29 @@ export class DiffusionPipeline {
   async generate(params: GenerateParams, onProgress?: ProgressListener): Promise<RenderedImage> {
     const canvas = this.latentCanvas(params.width, params.height);
     const guided = params.guidanceScale > 1;
-    const prompts = guided ? [params.prompt, params.negativePrompt ?? ''] : [params.prompt];
-    const [context, unconditional] = await this.textCache.get(prompts);
-    const guidance: Guidance = guided ? { kind: 'cfg', scale: params.guidanceScale, unconditional } : { kind: 'none' };
+    const regionParams = params.regions ?? [];
+    const prompts = [params.prompt, ...regionParams.map((r) => r.prompt), ...(guided ? [params.negativePrompt ?? ''] : [])];
+    const embeddings = await this.textCache.get(prompts);
+    const guidance: Guidance = guided
+      ? { kind: 'cfg', scale: params.guidanceScale, unconditional: embeddings[prompts.length - 1] }
+      : { kind: 'none' };
+    const regions = await this.regionLayers(regionParams, embeddings.slice(1, 1 + regionParams.length), canvas, params);
+    const { maxWindow, tileOverlap, bootstrapSteps } = this.layout;
     const rng = new GaussianRng(params.seed);
     const latent = await this.engine.add({
       id: params.id,
       canvas,
       latent: rng.normals(canvas.channels * canvas.height * canvas.width),
       timesteps: this.engine.scheduler.timesteps(params.steps),
-      composition: singlePrompt(canvas, context, guidance),
+      composition: canvasComposition({
+        canvas,
+        context: embeddings[0],
+        guidance,
+        tiles: tileCanvas(canvas.height, canvas.width, maxWindow, tileOverlap, this.model.info.latentAlignment),
+        regions,
+        schedule: this.engine.scheduler.schedule,
+        bootstrap: { steps: bootstrapSteps, background: this.plainBackground, rng: new GaussianRng(params.seed ^ 0x5bd1e995) },
+      }),
       rng,
       onStep: onProgress && ((step, total) => onProgress(step, total)),
     });
@@ -84,6 +139,25 @@ export class DiffusionPipeline {
     const rgb = toRgbBytes(pixels, canvas.height * scale, canvas.width * scale, params.height, params.width);
     const data = await encodeImage(rgb, params.width, params.height, params.format);
     return { data, width: params.width, height: params.height, format: params.format };
+  }
+
+  /** Region masks at latent resolution (pooled, blurred) with their lane windows; empty ones dropped. */
+  private async regionLayers(
+    regions: readonly RegionParams[],
+    contexts: Float32Array[],
+    canvas: { height: number; width: number },
+    params: GenerateParams,
+  ): Promise<RegionLayer[]> {
+    const { vaeScale, latentAlignment } = this.model.info;
+    const layers: RegionLayer[] = [];
+    for (const [i, region] of regions.entries()) {
+      const pixels = await rasterizeMask(region.mask, params.width, params.height);
+      const mask = blurMask(poolMask(pixels, vaeScale, canvas.width, canvas.height), this.layout.maskBlur);
+      const margin = Math.max(this.layout.regionMargin, Math.ceil(3 * this.layout.maskBlur));
+      const window = maskWindow(mask, margin, latentAlignment);
+      if (window) layers.push({ context: contexts[i], mask, window, strength: region.strength ?? 1 });
+    }
+    return layers;
   }
 
   cancel(id: string, reason?: string): boolean {

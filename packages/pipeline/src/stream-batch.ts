@@ -9,7 +9,7 @@
  */
 import type { Composition } from './composition';
 import { GaussianRng } from './gaussian-rng';
-import { CanvasShape, cropWindow } from './latent-window';
+import type { CanvasShape } from './latent-window';
 import type { Scheduler } from './scheduler';
 
 /** The UNet as the engine sees it (SdModel implements it). */
@@ -43,6 +43,8 @@ export interface TickReport {
   lanes: number;
   /** Sizes of the UNet calls made in this tick. */
   batchSizes: number[];
+  /** Latent cells (h·w) over all lanes: the tick's work, whatever its packing. */
+  cells: number;
   finished: number;
 }
 
@@ -61,6 +63,12 @@ interface JobState {
 interface PendingLane {
   job: JobState;
   index: number;
+}
+
+/** One job's lanes in this tick: their inputs, then their predictions. */
+interface TickLanes {
+  inputs: Float32Array[];
+  predictions: Float32Array[];
 }
 
 export class StreamBatch {
@@ -134,26 +142,35 @@ export class StreamBatch {
   /** One step for every job: pack lanes, run the UNet, fuse, advance. */
   private async tick(): Promise<TickReport> {
     const jobs = [...this.jobs.values()];
-    const predictions = new Map<JobState, Float32Array[]>();
-    const groups = new Map<string, PendingLane[]>();
+    const lanes = new Map<JobState, TickLanes>();
+    const groups = new Map<string, { cells: number; lanes: PendingLane[] }>();
+    const failed = new Map<JobState, Error>();
     for (const job of jobs) {
-      predictions.set(job, new Array(job.request.composition.lanes.length));
-      job.request.composition.lanes.forEach((lane, index) => {
+      const { composition, timesteps } = job.request;
+      try {
+        const inputs = composition.inputs(job.latent, timesteps[job.step], job.step);
+        lanes.set(job, { inputs, predictions: new Array(inputs.length) });
+      } catch (err) {
+        failed.set(job, err instanceof Error ? err : new Error(String(err)));
+        continue;
+      }
+      composition.lanes.forEach((lane, index) => {
         const key = `${lane.window.h}x${lane.window.w}`;
-        const group = groups.get(key) ?? [];
-        group.push({ job, index });
+        const group = groups.get(key) ?? { cells: lane.window.h * lane.window.w, lanes: [] };
+        group.lanes.push({ job, index });
         groups.set(key, group);
       });
     }
 
     const batchSizes: number[] = [];
-    const failed = new Map<JobState, Error>();
-    for (const lanes of groups.values()) {
-      for (let start = 0; start < lanes.length; start += this.maxBatch) {
-        const chunk = lanes.slice(start, start + this.maxBatch);
+    let cells = 0;
+    for (const group of groups.values()) {
+      cells += group.cells * group.lanes.length;
+      for (let start = 0; start < group.lanes.length; start += this.maxBatch) {
+        const chunk = group.lanes.slice(start, start + this.maxBatch);
         batchSizes.push(chunk.length);
         try {
-          await this.runChunk(chunk, predictions);
+          await this.runChunk(chunk, lanes);
         } catch (err) {
           for (const lane of chunk) failed.set(lane.job, err instanceof Error ? err : new Error(String(err)));
         }
@@ -170,16 +187,16 @@ export class StreamBatch {
         continue;
       }
       try {
-        if (this.advance(job, predictions.get(job)!)) finished++;
+        if (this.advance(job, lanes.get(job)!)) finished++;
       } catch (err) {
         this.jobs.delete(job.request.id);
         job.reject(err instanceof Error ? err : new Error(String(err)));
       }
     }
-    return { jobs: jobs.length, lanes: batchSizes.reduce((a, b) => a + b, 0), batchSizes, finished };
+    return { jobs: jobs.length, lanes: batchSizes.reduce((a, b) => a + b, 0), batchSizes, cells, finished };
   }
 
-  private async runChunk(chunk: PendingLane[], predictions: Map<JobState, Float32Array[]>): Promise<void> {
+  private async runChunk(chunk: PendingLane[], lanes: Map<JobState, TickLanes>): Promise<void> {
     const first = chunk[0].job.request.composition.lanes[chunk[0].index].window;
     const { h, w } = first;
     const channels = chunk[0].job.request.canvas.channels;
@@ -190,23 +207,23 @@ export class StreamBatch {
     const timesteps: number[] = [];
     chunk.forEach(({ job, index }, i) => {
       const lane = job.request.composition.lanes[index];
-      sample.set(cropWindow(job.latent, job.request.canvas, lane.window), i * laneSize);
+      sample.set(lanes.get(job)!.inputs[index], i * laneSize);
       context.set(lane.context, i * contextSize);
       timesteps.push(job.request.timesteps[job.step]);
     });
     const out = await this.runner.unet(sample, timesteps, context, h, w);
     chunk.forEach(({ job, index }, i) => {
-      predictions.get(job)![index] = out.slice(i * laneSize, (i + 1) * laneSize);
+      lanes.get(job)!.predictions[index] = out.slice(i * laneSize, (i + 1) * laneSize);
     });
   }
 
   /** Fuses a job's lane predictions into x0 and moves it to its next timestep; true when done. */
-  private advance(job: JobState, preds: Float32Array[]): boolean {
+  private advance(job: JobState, { inputs, predictions }: TickLanes): boolean {
     const { request } = job;
     const t = request.timesteps[job.step];
     const last = job.step === request.timesteps.length - 1;
     const prev = last ? null : request.timesteps[job.step + 1];
-    const denoised = request.composition.fuse(preds, job.latent, t, this.scheduler);
+    const denoised = request.composition.fuse(predictions, inputs, t, this.scheduler);
     const noise = request.rng.normals(job.latent.length);
     job.latent = this.scheduler.advance(denoised, job.latent, t, prev, noise);
     job.step++;

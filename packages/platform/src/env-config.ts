@@ -4,6 +4,7 @@
  * the result is frozen and typed. Each app composes the sections it needs.
  */
 import { z } from 'zod';
+import type { RequestLimits } from '@farm/contracts';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
@@ -41,14 +42,22 @@ export const limitsEnv = {
   MAX_IMAGE_SIZE: positiveInt.default(2048),
   MAX_STEPS: positiveInt.max(1000).default(50),
   MAX_PROMPT_CHARS: positiveInt.default(1000),
+  MAX_REGIONS: positiveInt.max(64).default(8),
 };
 
-export function requestLimits(env: { MIN_IMAGE_SIZE: number; MAX_IMAGE_SIZE: number; MAX_STEPS: number; MAX_PROMPT_CHARS: number }) {
+export function requestLimits(env: {
+  MIN_IMAGE_SIZE: number;
+  MAX_IMAGE_SIZE: number;
+  MAX_STEPS: number;
+  MAX_PROMPT_CHARS: number;
+  MAX_REGIONS: number;
+}): RequestLimits {
   return {
     minSize: env.MIN_IMAGE_SIZE,
     maxSize: env.MAX_IMAGE_SIZE,
     maxSteps: env.MAX_STEPS,
     maxPromptChars: env.MAX_PROMPT_CHARS,
+    maxRegions: env.MAX_REGIONS,
   };
 }
 

@@ -1,0 +1,144 @@
+/**
+ * The composition of a text-to-image canvas: a background prompt over one or more tiles
+ * (MultiDiffusion panoramas), and region prompts layered on top (StreamMultiDiffusion's
+ * semantic palette). Each region's lanes run on its mask's bounding box plus a context margin,
+ * not on the whole canvas, so regions cost in proportion to their area.
+ *
+ * Per step: every lane's x0 estimate is computed (with classifier-free guidance if asked);
+ * tiles are blended by their weights; then each region, in order (later over earlier), replaces
+ * the estimate where its mask — blurred, and quantized against this step's noise level — is set.
+ * During the first `bootstrap.steps` steps a region lane sees its foreground over a plain
+ * background (noised to the step's level) instead of the canvas, so its object forms on its own.
+ */
+import type { Composition, Guidance, LaneSpec } from './composition';
+import { applyGuidance } from './composition';
+import type { GaussianRng } from './gaussian-rng';
+import { CanvasShape, Window, cropWindow } from './latent-window';
+import type { NoiseSchedule } from './noise-schedule';
+import { Mask, cropMask, quantizeMask } from './region-masks';
+import type { Tile } from './tiling';
+
+export interface RegionLayer {
+  context: Float32Array;
+  /** Blurred soft mask over the whole latent canvas. */
+  mask: Mask;
+  /** Where the region's lanes run (bounding box + margin). */
+  window: Window;
+  /** 0…1: how strongly the region overrides what lies under it. */
+  strength: number;
+}
+
+export interface Bootstrap {
+  steps: number;
+  /** Latent of a plain background, one value per channel. */
+  background: Float32Array;
+  /** Generator for the bootstrap noise (seeded from the job, so the image stays reproducible). */
+  rng: GaussianRng;
+}
+
+export interface CanvasCompositionOptions {
+  canvas: CanvasShape;
+  context: Float32Array;
+  guidance: Guidance;
+  tiles: readonly Tile[];
+  regions?: readonly RegionLayer[];
+  schedule: NoiseSchedule;
+  bootstrap?: Bootstrap;
+}
+
+interface LaneGroup {
+  window: Window;
+  cond: number;
+  uncond: number | null;
+  tile?: Tile;
+  region?: RegionLayer;
+}
+
+export function canvasComposition(options: CanvasCompositionOptions): Composition {
+  const { canvas, guidance, schedule, bootstrap } = options;
+  const lanes: LaneSpec[] = [];
+  const groups: LaneGroup[] = [];
+  const addGroup = (window: Window, context: Float32Array, extra: Partial<LaneGroup>) => {
+    const cond = lanes.push({ window, context }) - 1;
+    const uncond = guidance.kind === 'cfg' ? lanes.push({ window, context: guidance.unconditional }) - 1 : null;
+    groups.push({ window, cond, uncond, ...extra });
+  };
+  for (const tile of options.tiles) addGroup(tile.window, options.context, { tile });
+  for (const region of options.regions ?? []) addGroup(region.window, region.context, { region });
+
+  // Quantized masks, cropped to their windows, per timestep.
+  const quantized = new Map<string, Mask>();
+  const regionMask = (region: RegionLayer, index: number, t: number) => {
+    const key = `${index}@${t}`;
+    let mask = quantized.get(key);
+    if (!mask) {
+      mask = cropMask(quantizeMask(region.mask, schedule.noiseLevel(t)), region.window);
+      quantized.set(key, mask);
+    }
+    return mask;
+  };
+  const plane = (w: Window) => w.h * w.w;
+
+  return {
+    lanes,
+
+    inputs(sample, t, step) {
+      const inputs: Float32Array[] = new Array(lanes.length);
+      groups.forEach((group, g) => {
+        let input = cropWindow(sample, canvas, group.window);
+        if (group.region && bootstrap && step < bootstrap.steps) {
+          const mask = regionMask(group.region, g, t);
+          const a = Math.sqrt(schedule.alphaBar(t));
+          const s = Math.sqrt(1 - schedule.alphaBar(t));
+          const mixed = new Float32Array(input.length);
+          const n = plane(group.window);
+          for (let c = 0; c < canvas.channels; c++) {
+            for (let i = 0; i < n; i++) {
+              const m = mask.data[i];
+              const plain = a * bootstrap.background[c] + s * bootstrap.rng.normal();
+              mixed[c * n + i] = m * input[c * n + i] + (1 - m) * plain;
+            }
+          }
+          input = mixed;
+        }
+        inputs[group.cond] = input;
+        if (group.uncond !== null) inputs[group.uncond] = input;
+      });
+      return inputs;
+    },
+
+    fuse(predictions, inputs, t, scheduler) {
+      const x0 = new Float32Array(canvas.channels * canvas.height * canvas.width);
+      const estimate = (group: LaneGroup) => {
+        const eps =
+          group.uncond !== null && guidance.kind === 'cfg'
+            ? applyGuidance(predictions[group.cond], predictions[group.uncond], guidance.scale)
+            : predictions[group.cond];
+        return scheduler.denoise(eps, inputs[group.cond], t);
+      };
+      groups.forEach((group, g) => {
+        const local = estimate(group);
+        const { window: win } = group;
+        const n = plane(win);
+        const weights = group.tile?.weights;
+        const mask = group.region ? regionMask(group.region, g, t) : null;
+        const strength = group.region?.strength ?? 1;
+        for (let c = 0; c < canvas.channels; c++) {
+          for (let y = 0; y < win.h; y++) {
+            const row = (c * canvas.height + win.y + y) * canvas.width + win.x;
+            for (let x = 0; x < win.w; x++) {
+              const i = y * win.w + x;
+              const v = local[c * n + i];
+              if (weights) x0[row + x] += weights[i] * v;
+              else {
+                const m = strength * mask!.data[i];
+                x0[row + x] = (1 - m) * x0[row + x] + m * v;
+              }
+            }
+          }
+        }
+      });
+      return x0;
+    },
+  };
+}

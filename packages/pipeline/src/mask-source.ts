@@ -1,0 +1,33 @@
+/** A mask as a request gives it (PNG bytes, rectangles or polygons in canvas pixels) → pixel mask. */
+import sharp from 'sharp';
+import { Mask, Polygon, Rect, rasterizePolygons, rasterizeRects } from './region-masks';
+
+export type MaskSpec = { png: Buffer } | { rects: readonly Rect[] } | { polygons: readonly Polygon[] };
+
+/** Most pixels a mask image may declare (sharp refuses larger ones before decoding: no bombs). */
+const MAX_MASK_PIXELS = 4096 * 4096;
+
+/** Input that can never succeed (not an image, too many pixels): retrying will not help. */
+export class InvalidInputError extends Error {
+  override readonly name = 'InvalidInputError';
+}
+
+export async function rasterizeMask(spec: MaskSpec, width: number, height: number): Promise<Mask> {
+  if ('rects' in spec) return rasterizeRects(spec.rects, width, height);
+  if ('polygons' in spec) return rasterizePolygons(spec.polygons, width, height);
+  // White (or opaque-white) marks the region; transparency counts as not set. Scaled to the canvas.
+  let grey: Buffer;
+  try {
+    grey = await sharp(spec.png, { limitInputPixels: MAX_MASK_PIXELS })
+      .flatten({ background: '#000000' })
+      .resize(width, height, { fit: 'fill' })
+      .greyscale()
+      .raw()
+      .toBuffer();
+  } catch (err) {
+    throw new InvalidInputError(`mask image cannot be used: ${(err as Error).message}`);
+  }
+  const data = new Float32Array(width * height);
+  for (let i = 0; i < data.length; i++) data[i] = grey[i] / 255;
+  return { width, height, data };
+}

@@ -1,0 +1,99 @@
+/**
+ * Region prompts (semantic palette) and panoramas with the bundled model, run in-process
+ * through the real pipeline: regions land where they are drawn, they cost in proportion to
+ * their area, and panorama windows leave no seam.
+ */
+import sharp from 'sharp';
+import { DiffusionPipeline, GenerateParams, TickReport } from '@farm/pipeline';
+import { MODEL_DIR } from '../support/harness';
+import { RgbImage, decodeRgb, dominantColour } from '../support/colour-judge';
+
+let pipeline: DiffusionPipeline;
+const ticks: TickReport[] = [];
+
+beforeAll(async () => {
+  pipeline = await DiffusionPipeline.load(MODEL_DIR, { onTick: (r) => ticks.push(r) });
+});
+afterAll(() => pipeline.close());
+
+const base: Omit<GenerateParams, 'id' | 'prompt'> = { width: 256, height: 128, steps: 4, guidanceScale: 1, seed: 3, format: 'png' };
+
+async function render(params: Partial<GenerateParams> & { prompt: string }): Promise<RgbImage> {
+  const image = await pipeline.generate({ ...base, id: `r${Math.random()}`, ...params });
+  return decodeRgb(image.data);
+}
+
+describe('regions', () => {
+  it.each([
+    ['rects', { rects: [[0, 0, 128, 128]] as [number, number, number, number][] }],
+    ['polygons', { polygons: [[[0, 0], [128, 0], [128, 128], [0, 128]]] as [number, number][][] }],
+  ])('paint their own prompt inside their mask (%s) and leave the rest to the background', async (_kind, mask) => {
+    for (const seed of [1, 2, 3]) {
+      const image = await render({ prompt: 'a blue background', seed, regions: [{ prompt: 'a red background', mask }] });
+      // Judge away from the boundary, where blending is expected.
+      expect(dominantColour(image, (x) => x < 96)).toBe('red');
+      expect(dominantColour(image, (x) => x >= 160)).toBe('blue');
+    }
+  });
+
+  it('accepts a PNG mask scaled to the canvas', async () => {
+    // A 32×16 mask: white right half.
+    const raw = Buffer.alloc(32 * 16, 0);
+    for (let y = 0; y < 16; y++) raw.fill(255, y * 32 + 16, y * 32 + 32);
+    const png = await sharp(raw, { raw: { width: 32, height: 16, channels: 1 } }).png().toBuffer();
+    const image = await render({ prompt: 'a yellow background', regions: [{ prompt: 'a purple background', mask: { png } }] });
+    expect(dominantColour(image, (x) => x >= 160)).toBe('purple');
+    expect(dominantColour(image, (x) => x < 96)).toBe('yellow');
+  });
+
+  it('later regions are painted over earlier ones where they overlap', async () => {
+    const image = await render({
+      prompt: 'a white background',
+      regions: [
+        { prompt: 'a red background', mask: { rects: [[0, 0, 256, 128]] } },
+        { prompt: 'a green background', mask: { rects: [[128, 0, 128, 128]] } },
+      ],
+    });
+    expect(dominantColour(image, (x) => x < 96)).toBe('red');
+    expect(dominantColour(image, (x) => x >= 160)).toBe('green');
+  });
+
+  it('runs a small region on its bounding box plus margin, not on the whole canvas', async () => {
+    const cells = async (params: Partial<GenerateParams>) => {
+      ticks.length = 0;
+      await pipeline.generate({ ...base, width: 512, height: 512, id: `c${Math.random()}`, prompt: 'a black background', ...params });
+      return ticks.reduce((sum, t) => sum + t.cells, 0);
+    };
+    const plain = await cells({});
+    const withSmall = await cells({ regions: [{ prompt: 'a red circle on a white background', mask: { rects: [[64, 64, 96, 96]] } }] });
+    const withFull = await cells({ regions: [{ prompt: 'a red background', mask: { rects: [[0, 0, 512, 512]] } }] });
+    expect(withFull / plain).toBeCloseTo(2, 5); // a full-canvas region is a second full pass
+    expect(withSmall / plain).toBeLessThan(1.25); // a 3.5% region adds a small window
+  });
+});
+
+describe('panoramas', () => {
+  it('renders a 1024×256 canvas as fused windows with the asked size and no seam at window borders', async () => {
+    ticks.length = 0;
+    const generated = await pipeline.generate({ ...base, id: 'pano', width: 1024, height: 256, prompt: 'a green circle and a yellow square on a blue background' });
+    const image = await decodeRgb(generated.data);
+    expect([image.width, image.height]).toEqual([1024, 256]);
+    expect(ticks[0].batchSizes.reduce((a, b) => a + b, 0)).toBeGreaterThan(1); // several windows
+    // Seam metric: mean absolute horizontal step between neighbouring columns, at each column
+    // boundary; the steepest boundary must not stand out from the image's own texture.
+    const step = new Float64Array(image.width - 1);
+    for (let x = 0; x < image.width - 1; x++) {
+      let acc = 0;
+      for (let y = 0; y < image.height; y++) {
+        for (let c = 0; c < 3; c++) acc += Math.abs(image.data[(y * image.width + x + 1) * 3 + c] - image.data[(y * image.width + x) * 3 + c]);
+      }
+      step[x] = acc / (image.height * 3);
+    }
+    const sorted = [...step].sort((a, b) => a - b);
+    const p99 = sorted[Math.floor(sorted.length * 0.99)];
+    // 7 windows of 32 cells, 16 apart: window edges every 16 cells = 128 px; none is a cliff.
+    const borders = step.filter((_, x) => (x + 1) % 128 === 0);
+    expect(borders).toHaveLength(7);
+    expect(Math.max(...borders)).toBeLessThanOrEqual(Math.max(p99, 1) * 1.5);
+  });
+});

@@ -1,0 +1,85 @@
+import {
+  blurMask,
+  maskCoverage,
+  maskWindow,
+  poolMask,
+  quantizeMask,
+  rasterizePolygons,
+  rasterizeRects,
+  tileCanvas,
+} from '@farm/pipeline';
+
+const sum = (a: Float32Array) => a.reduce((s, v) => s + v, 0);
+
+describe('mask rasterization', () => {
+  it('fills rectangles with fractional edges and unions overlaps', () => {
+    const m = rasterizeRects([[1, 1, 2, 2], [2.5, 2, 1, 1]], 4, 4);
+    expect(Array.from(m.data)).toEqual([0, 0, 0, 0, 0, 1, 1, 0, 0, 1, 1, 0.5, 0, 0, 0, 0]);
+  });
+
+  it('clips rectangles to the canvas', () => {
+    expect(sum(rasterizeRects([[-10, -10, 12, 12]], 8, 8).data)).toBe(4);
+  });
+
+  it('fills polygons by area (a right triangle over half of a square)', () => {
+    const m = rasterizePolygons([[[0, 0], [100, 0], [0, 100]]], 100, 100);
+    expect(maskCoverage(m)).toBeCloseTo(0.5, 1);
+    expect(m.data[5 * 100 + 5]).toBe(1); // near the right angle
+    expect(m.data[95 * 100 + 95]).toBe(0); // beyond the hypotenuse
+  });
+
+  it('pools pixels into latent cells by averaging', () => {
+    const pooled = poolMask(rasterizeRects([[0, 0, 8, 4]], 16, 16), 8, 2, 2);
+    expect(Array.from(pooled.data)).toEqual([0.5, 0, 0, 0]);
+  });
+});
+
+describe('blur and per-step quantization', () => {
+  const square = rasterizeRects([[8, 8, 8, 8]], 32, 32);
+  const blurred = blurMask(square, 1.5);
+
+  it('blurs without losing mass', () => {
+    expect(sum(blurred.data)).toBeCloseTo(sum(square.data), 1);
+    expect(blurred.data[8 * 32 + 7]).toBeGreaterThan(0); // spills over the edge
+  });
+
+  it('covers the blurred halo at high noise and the drawn edge at low noise', () => {
+    const early = quantizeMask(blurred, 0.99);
+    const late = quantizeMask(blurred, 0.0);
+    expect(sum(early.data)).toBeGreaterThan(sum(square.data));
+    expect(sum(late.data)).toBeCloseTo(sum(square.data), -1);
+    // Monotone: less noise never grows the mask.
+    expect(sum(quantizeMask(blurred, 0.5).data)).toBeLessThanOrEqual(sum(early.data));
+  });
+});
+
+describe('region windows', () => {
+  it('is the bounding box plus margin, aligned, inside the canvas', () => {
+    const mask = rasterizeRects([[10, 10, 4, 3]], 64, 32);
+    expect(maskWindow(mask, 2, 4)).toEqual({ x: 8, y: 8, w: 8, h: 8 });
+    const corner = rasterizeRects([[0, 0, 2, 2]], 64, 32);
+    expect(maskWindow(corner, 4, 4)).toEqual({ x: 0, y: 0, w: 12, h: 12 });
+    expect(maskWindow(rasterizeRects([], 8, 8), 2, 4)).toBeNull();
+  });
+});
+
+describe('panorama tiling', () => {
+  it('keeps a canvas within the window as a single tile', () => {
+    const tiles = tileCanvas(64, 64, 64, 16, 4);
+    expect(tiles).toHaveLength(1);
+    expect(tiles[0].weights.every((w) => w === 1)).toBe(true);
+  });
+
+  it('covers a 2048×512 canvas (64×256 cells) with 5 same-shape windows whose weights sum to one', () => {
+    const tiles = tileCanvas(64, 256, 64, 16, 8);
+    expect(tiles).toHaveLength(5);
+    expect(new Set(tiles.map((t) => `${t.window.h}x${t.window.w}`))).toEqual(new Set(['64x64']));
+    const total = new Float32Array(64 * 256);
+    for (const { window: w, weights } of tiles) {
+      for (let y = 0; y < w.h; y++) for (let x = 0; x < w.w; x++) total[(w.y + y) * 256 + w.x + x] += weights[y * w.w + x];
+    }
+    for (const v of total) expect(v).toBeCloseTo(1, 5);
+    expect(tiles[0].window.x).toBe(0);
+    expect(tiles[4].window.x + 64).toBe(256);
+  });
+});
