@@ -140,6 +140,10 @@ describe('GET /v1/jobs/:id/events', () => {
     expect(steps.length).toBeGreaterThan(0);
     expect(steps).toEqual([...steps].sort((a, b) => a - b));
     expect(steps[steps.length - 1]).toBe(6);
+    const preview = events.find((e) => e.event === 'progress')!.data.preview as string;
+    expect(preview).toMatch(/^data:image\/png;base64,/);
+    const previewMeta = await sharp(Buffer.from(preview.split(',')[1], 'base64')).metadata();
+    expect([previewMeta.width, previewMeta.height]).toEqual([16, 16]); // latent resolution
     expect(events[events.length - 1].data).toMatchObject({ id: body.id, status: 'succeeded', result: { width: 128 } });
   });
 

@@ -26,7 +26,10 @@ export function statusOf(state: string): JobStatus | null {
 
 function progressOf(job: FarmJob): JobProgress {
   const p = job.progress as unknown;
-  if (p && typeof p === 'object' && 'step' in p && 'total' in p) return p as JobProgress;
+  if (p && typeof p === 'object' && 'step' in p && 'total' in p) {
+    const { step, total } = p as JobProgress; // previews travel by SSE only
+    return { step, total };
+  }
   return { step: 0, total: job.data.steps };
 }
 

@@ -26,8 +26,11 @@ export interface FarmWorkerOptions {
   threads?: number;
   maxInFlight?: number;
   maxUnetBatch?: number;
+  unetConcurrency?: number;
   textCacheSize?: number;
   lockDurationMs?: number;
+  /** Attach a preview image to each progress update (default true). */
+  progressPreviews?: boolean;
   /** Port for /metrics and /healthz; undefined runs none (tests), 0 picks a free one. */
   statusPort?: number;
 }
@@ -57,6 +60,7 @@ export class FarmWorker {
       executionProvider: o.executionProvider,
       threads: o.threads,
       maxBatch: o.maxUnetBatch,
+      unetConcurrency: o.unetConcurrency,
       textCacheSize: o.textCacheSize,
       onTick: (report) => {
         this.metrics.tick(report);
@@ -65,10 +69,15 @@ export class FarmWorker {
     });
     this.feeder = new MicroBatchFeeder(
       {
-        process: (job) =>
-          renderJob(job.id!, job.data, { pipeline: this.pipeline, store: o.store, limits: o.limits, workerId: this.id }, (step, total) => {
-            job.updateProgress({ step, total }).catch(() => undefined);
-          }),
+        process: (job) => {
+          // Progress updates go out one after another, so a client never sees a step go back.
+          let updates = Promise.resolve();
+          return renderJob(job.id!, job.data, { pipeline: this.pipeline, store: o.store, limits: o.limits, workerId: this.id }, (step, total, preview) => {
+            updates = updates
+              .then(async () => job.updateProgress({ step, total, ...(o.progressPreviews !== false ? { preview: await preview() } : {}) }))
+              .catch(() => undefined);
+          });
+        },
         settled: (job, outcome) => {
           const type = job.data?.type ?? 'unknown';
           if (outcome.ok) {

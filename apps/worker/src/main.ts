@@ -33,8 +33,10 @@ async function main(): Promise<void> {
     threads: config.ORT_THREADS || undefined,
     maxInFlight: config.MAX_IN_FLIGHT,
     maxUnetBatch: config.MAX_UNET_BATCH,
+    unetConcurrency: config.UNET_CONCURRENCY,
     textCacheSize: config.TEXT_CACHE_SIZE,
     lockDurationMs: config.LOCK_DURATION_MS,
+    progressPreviews: config.PROGRESS_PREVIEWS,
     statusPort: config.WORKER_METRICS_PORT,
   });
   await worker.start();

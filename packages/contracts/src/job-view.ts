@@ -10,6 +10,8 @@ export type JobStatus = (typeof JOB_STATUSES)[number];
 export interface JobProgress {
   step: number;
   total: number;
+  /** Small PNG data URL of the step's estimate (SSE progress events only). */
+  preview?: string;
 }
 
 /** What the worker stores as the BullMQ return value of a succeeded job. */

@@ -6,6 +6,7 @@
 import { RegionLayer, canvasComposition } from './canvas-composition';
 import type { Guidance } from './composition';
 import { GaussianRng } from './gaussian-rng';
+import { LatentPreview } from './latent-preview';
 import { MaskSpec, rasterizeMask } from './mask-source';
 import { blurMask, maskWindow, poolMask } from './region-masks';
 import { tileCanvas } from './tiling';
@@ -18,6 +19,8 @@ import { TextEmbeddingCache } from './text-embedding-cache';
 export interface PipelineOptions extends SdModelOptions {
   /** Most lanes per UNet call (default 8). */
   maxBatch?: number;
+  /** UNet calls run at once within a tick (default 1). */
+  unetConcurrency?: number;
   /** Prompts kept in the text-embedding cache (default 256). */
   textCacheSize?: number;
   /** Override the scheduler named by the model's scheduler_config.json. */
@@ -62,7 +65,8 @@ export interface RenderedImage {
   format: OutputFormat;
 }
 
-export type ProgressListener = (step: number, total: number) => void;
+/** Per step; `preview()` renders the step's x0 estimate as a small PNG data URL, on demand. */
+export type ProgressListener = (step: number, total: number, preview: () => Promise<string>) => void;
 
 export class DiffusionPipeline {
   readonly engine: StreamBatch;
@@ -73,10 +77,15 @@ export class DiffusionPipeline {
     readonly model: SdModel,
     /** Latent of a plain mid-grey image, per channel: the bootstrap background of regions. */
     private readonly plainBackground: Float32Array,
+    private readonly preview: LatentPreview,
     options: PipelineOptions,
   ) {
     const scheduler = createScheduler(model.schedulerConfig, options.scheduler);
-    this.engine = new StreamBatch(model, scheduler, { maxBatch: options.maxBatch, onTick: options.onTick });
+    this.engine = new StreamBatch(model, scheduler, {
+      maxBatch: options.maxBatch,
+      concurrency: options.unetConcurrency,
+      onTick: options.onTick,
+    });
     this.textCache = new TextEmbeddingCache((prompts) => model.encodeText(prompts), options.textCacheSize);
     this.layout = {
       maxWindow: options.maxWindow ?? 64,
@@ -89,13 +98,14 @@ export class DiffusionPipeline {
 
   static async load(modelDir: string, options: PipelineOptions = {}): Promise<DiffusionPipeline> {
     const model = await SdModel.load(modelDir, options);
-    const side = 8 * model.info.vaeScale;
-    const latent = await model.encode(new Float32Array(3 * side * side), 1, side, side);
-    const cells = latent.length / model.info.latentChannels;
-    const plain = Float32Array.from({ length: model.info.latentChannels }, (_, c) =>
-      latent.subarray(c * cells, (c + 1) * cells).reduce((a, b) => a + b, 0) / cells,
-    );
-    return new DiffusionPipeline(model, plain, options);
+    const { latentChannels: channels, vaeScale } = model.info;
+    const side = 8 * vaeScale;
+    const encode = (rgb: Float32Array, px: number) => model.encode(rgb, 1, px, px);
+    const grey = await encode(new Float32Array(3 * side * side), side);
+    const cells = grey.length / channels;
+    const plain = Float32Array.from({ length: channels }, (_, c) => grey.subarray(c * cells, (c + 1) * cells).reduce((a, b) => a + b, 0) / cells);
+    const preview = await LatentPreview.fit(encode, channels, side);
+    return new DiffusionPipeline(model, plain, preview, options);
   }
 
   /** Latent canvas for an image size: image/vaeScale, rounded up to the UNet's alignment. */
@@ -132,7 +142,10 @@ export class DiffusionPipeline {
         bootstrap: { steps: bootstrapSteps, background: this.plainBackground, rng: new GaussianRng(params.seed ^ 0x5bd1e995) },
       }),
       rng,
-      onStep: onProgress && ((step, total) => onProgress(step, total)),
+      onStep:
+        onProgress &&
+        ((step, total, denoised) =>
+          onProgress(step, total, () => this.preview.dataUrl(denoised, canvas.channels, canvas.height, canvas.width))),
     });
     const pixels = await this.model.decode(latent, 1, canvas.height, canvas.width);
     const scale = this.model.info.vaeScale;

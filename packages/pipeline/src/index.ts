@@ -16,4 +16,5 @@ export * from './tiling';
 export * from './stream-batch';
 export * from './text-embedding-cache';
 export * from './image-output';
+export * from './latent-preview';
 export * from './diffusion-pipeline';

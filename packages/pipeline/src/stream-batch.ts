@@ -34,6 +34,8 @@ export interface DenoiseRequest {
 export interface StreamBatchOptions {
   /** Most lanes in one UNet call (default 8). */
   maxBatch?: number;
+  /** UNet calls of one tick run at once (default 1; more can help on GPUs with spare capacity). */
+  concurrency?: number;
   /** Called after every tick (metrics hook; keep it cheap). */
   onTick?: (report: TickReport) => void;
 }
@@ -73,6 +75,7 @@ interface TickLanes {
 
 export class StreamBatch {
   readonly maxBatch: number;
+  readonly concurrency: number;
   private readonly jobs = new Map<string, JobState>();
   private readonly onTick?: (report: TickReport) => void;
   private running = false;
@@ -84,6 +87,10 @@ export class StreamBatch {
   ) {
     this.maxBatch = options.maxBatch ?? 8;
     this.onTick = options.onTick;
+    this.concurrency = options.concurrency ?? 1;
+    if (!Number.isInteger(this.concurrency) || this.concurrency < 1) {
+      throw new Error(`concurrency must be a positive integer, got ${options.concurrency}`);
+    }
     if (!Number.isInteger(this.maxBatch) || this.maxBatch < 1) {
       throw new Error(`maxBatch must be a positive integer, got ${options.maxBatch}`);
     }
@@ -162,20 +169,28 @@ export class StreamBatch {
       });
     }
 
-    const batchSizes: number[] = [];
     let cells = 0;
+    const chunks: PendingLane[][] = [];
     for (const group of groups.values()) {
       cells += group.cells * group.lanes.length;
       for (let start = 0; start < group.lanes.length; start += this.maxBatch) {
-        const chunk = group.lanes.slice(start, start + this.maxBatch);
-        batchSizes.push(chunk.length);
+        chunks.push(group.lanes.slice(start, start + this.maxBatch));
+      }
+    }
+    const batchSizes = chunks.map((chunk) => chunk.length);
+    // Up to `concurrency` UNet calls at once (onnxruntime sessions take concurrent runs).
+    let next = 0;
+    const runner = async () => {
+      while (next < chunks.length) {
+        const chunk = chunks[next++];
         try {
           await this.runChunk(chunk, lanes);
         } catch (err) {
           for (const lane of chunk) failed.set(lane.job, err instanceof Error ? err : new Error(String(err)));
         }
       }
-    }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.concurrency, chunks.length) }, runner));
 
     let finished = 0;
     for (const job of jobs) {

@@ -86,7 +86,11 @@ export const workerEnv = {
   MAX_IN_FLIGHT: positiveInt.max(256).default(8),
   /** Most lanes in one UNet call. */
   MAX_UNET_BATCH: positiveInt.max(256).default(8),
+  /** UNet calls of one tick run concurrently (worker concurrency inside the stream batch). */
+  UNET_CONCURRENCY: positiveInt.max(16).default(1),
   TEXT_CACHE_SIZE: positiveInt.default(256),
+  /** Attach a small preview image to each step's progress (SSE `progress` events). */
+  PROGRESS_PREVIEWS: bool.default(true),
   /** Lock held on a running job; extended every half of it. A dead worker's jobs return after it. */
   LOCK_DURATION_MS: positiveInt.min(1000).default(30000),
   /** On SIGTERM, how long in-flight jobs may take before they are handed back to the queue. */
