@@ -1,0 +1,111 @@
+/**
+ * `npm run eval:model`: the bundled model's quality, measured through the farm's own TypeScript
+ * pipeline (not the training framework), on captions held out of training:
+ *  - background colour correct (dominant palette colour of a border band),
+ *  - shape colour correct (dominant non-background palette colour),
+ *  - region halves: "a red background" | "a blue background" side by side come out red | blue,
+ * and a sample grid with captions written to models/shapes-ldm/samples-farm.png.
+ *
+ * Options: --seeds=N per caption (default 8) --size=PX (default 128) --guidance=G×10 (default 20)
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import sharp from 'sharp';
+import { DiffusionPipeline, GenerateParams } from '@farm/pipeline';
+import { DEFAULT_MODEL_DIR } from '@farm/worker';
+import { backgroundColour, decodeRgb, dominantColour } from '../support/colour-judge';
+import { intArg } from './bench-support';
+
+const ROOT = path.resolve(__dirname, '../../..');
+type Triple = [shapeColour: string, shape: string, background: string];
+
+async function main(): Promise<void> {
+  const seeds = intArg('seeds', 8);
+  const size = intArg('size', 128);
+  const guidanceScale = intArg('guidance', 20) / 10;
+  const heldOut: Triple[] = JSON.parse(readFileSync(path.join(ROOT, 'models/train/held_out.json'), 'utf8'));
+  const pipeline = await DiffusionPipeline.load(DEFAULT_MODEL_DIR, { maxBatch: 16 });
+  const base = { width: size, height: size, steps: 4, guidanceScale, format: 'png' as const };
+  let n = 0;
+  const render = async (params: Omit<GenerateParams, 'id' | keyof typeof base> & Partial<GenerateParams>) =>
+    (await pipeline.generate({ ...base, id: `q${n++}`, ...params })).data;
+
+  let bgOk = 0;
+  let shapeOk = 0;
+  let total = 0;
+  const samples: Array<{ png: Buffer; caption: string }> = [];
+  await Promise.all(
+    heldOut.map(async ([colour, shape, background]) => {
+      const prompt = `a ${colour} ${shape} on a ${background} background`;
+      for (let seed = 0; seed < seeds; seed++) {
+        const png = await render({ prompt, seed });
+        const image = await decodeRgb(png);
+        const bg = backgroundColour(image);
+        total++;
+        if (bg === background) bgOk++;
+        if (dominantColour(image, () => true, background) === colour) shapeOk++;
+        if (seed === 0) samples.push({ png, caption: prompt });
+      }
+    }),
+  );
+
+  let halvesOk = 0;
+  for (let seed = 0; seed < seeds * 2; seed++) {
+    const png = await render({
+      prompt: 'a white background',
+      width: 2 * size,
+      seed,
+      regions: [
+        { prompt: 'a red background', mask: { rects: [[0, 0, size, size]] } },
+        { prompt: 'a blue background', mask: { rects: [[size, 0, size, size]] } },
+      ],
+    });
+    const image = await decodeRgb(png);
+    const left = dominantColour(image, (x) => x < size * 0.75);
+    const right = dominantColour(image, (x) => x >= size * 1.25);
+    if (left === 'red' && right === 'blue') halvesOk++;
+    if (seed === 0) samples.push({ png, caption: 'regions: red | blue' });
+  }
+  await pipeline.close();
+
+  const pct = (k: number, of: number) => `${((100 * k) / of).toFixed(1)}%`;
+  console.log(`model quality: ${DEFAULT_MODEL_DIR}, ${heldOut.length} held-out captions x ${seeds} seeds, ${size}x${size}, 4 steps, guidance ${guidanceScale}`);
+  console.log(`  background colour correct : ${pct(bgOk, total)} (${bgOk}/${total})`);
+  console.log(`  shape colour correct      : ${pct(shapeOk, total)} (${shapeOk}/${total})`);
+  console.log(`  region halves red | blue  : ${pct(halvesOk, seeds * 2)} (${halvesOk}/${seeds * 2})`);
+  const grid = path.join(ROOT, 'models/shapes-ldm/samples-farm.png');
+  await writeGrid(samples, size, grid);
+  console.log(`  sample grid               : ${path.relative(ROOT, grid)}`);
+}
+
+/** Samples in a grid, each with its caption underneath (SVG text through sharp). */
+async function writeGrid(samples: Array<{ png: Buffer; caption: string }>, size: number, file: string): Promise<void> {
+  const cols = 4;
+  const cellW = 2 * size + 16;
+  const cellH = size + 40;
+  const rows = Math.ceil(samples.length / cols);
+  const escape = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
+  const layers = samples.flatMap(({ png, caption }, i) => {
+    const left = (i % cols) * cellW + 8;
+    const top = Math.floor(i / cols) * cellH + 4;
+    const words = caption.split(' ');
+    const half = Math.ceil(words.length / 2);
+    const lines = [words.slice(0, half).join(' '), words.slice(half).join(' ')];
+    const svg = `<svg width="${cellW}" height="34" xmlns="http://www.w3.org/2000/svg"><style>text{font:11px sans-serif;fill:#222}</style>${lines
+      .map((l, k) => `<text x="0" y="${13 + k * 14}">${escape(l)}</text>`)
+      .join('')}</svg>`;
+    return [
+      { input: png, left, top },
+      { input: Buffer.from(svg), left, top: top + size + 2 },
+    ];
+  });
+  await sharp({ create: { width: cols * cellW, height: rows * cellH, channels: 3, background: '#ffffff' } })
+    .composite(layers)
+    .png()
+    .toFile(file);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
