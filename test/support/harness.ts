@@ -78,6 +78,11 @@ export class Harness {
     return worker;
   }
 
+  async stopWorker(worker: FarmWorker): Promise<void> {
+    this.workers = this.workers.filter((w) => w !== worker);
+    await worker.stop(2000);
+  }
+
   async close(): Promise<void> {
     await Promise.all(this.workers.map((w) => w.stop(2000)));
     await Promise.all(this.servers.map((s) => new Promise((r) => { s.closeAllConnections(); s.close(r); })));
@@ -87,6 +92,13 @@ export class Harness {
     this.store.close();
     for (const client of this.redisClients) client.disconnect();
   }
+}
+
+/** Downloads a URL (a presigned result) as bytes. */
+export async function download(url: string): Promise<Buffer> {
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(`GET ${url} answered ${res.status}`);
+  return Buffer.from(await res.arrayBuffer());
 }
 
 /** Polls GET /v1/jobs/:id until the job reaches a final status. */

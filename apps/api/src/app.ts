@@ -5,14 +5,14 @@
 import { randomInt, randomUUID } from 'node:crypto';
 import express, { Express, Request } from 'express';
 import type { Redis } from 'ioredis';
-import { JobView, RequestLimits, parseJobRequest, QueuedJob } from '@farm/contracts';
+import { FieldProblem, JobRequest, JobView, RequestLimits, parseJobRequest, QueuedJob } from '@farm/contracts';
 import type { FarmQueue, ObjectStore } from '@farm/platform';
 import { ApiMetrics } from './api-metrics';
 import { HttpError, errorHandler } from './http-errors';
 import type { JobEventHub } from './job-event-hub';
 import { streamJobEvents } from './job-event-stream';
 import { presentJob, statusOf } from './job-presenter';
-import { checkMaskImages } from './mask-images';
+import { checkRequestImages } from './request-images';
 
 export interface ApiDeps {
   queue: FarmQueue;
@@ -47,13 +47,22 @@ export function createApp(deps: ApiDeps): { app: Express; metrics: ApiMetrics } 
     return view;
   };
 
+  /** An edit of a previous job needs that job to have finished with an image. */
+  const checkEditSource = async (request: JobRequest): Promise<FieldProblem[]> => {
+    if (request.type !== 'edit' || typeof request.source !== 'string') return [];
+    const source = await findJob(request.source);
+    if (source?.status === 'succeeded') return [];
+    const why = source ? `is ${source.status}` : 'does not exist';
+    return [{ path: 'source', message: `job ${request.source} ${why}; an edit needs a succeeded job` }];
+  };
+
   app.post(JOBS_PATH, async (req, res) => {
     if (!req.is('application/json')) {
       metrics.rejected.inc({ reason: 'content_type' });
       throw new HttpError(415, 'unsupported_media_type', 'send the job as JSON with Content-Type: application/json');
     }
     const parsed = parseJobRequest(req.body, deps.limits);
-    const problems = parsed.ok ? await checkMaskImages(parsed.value) : parsed.problems;
+    const problems = parsed.ok ? [...(await checkRequestImages(parsed.value, deps.limits)), ...(await checkEditSource(parsed.value))] : parsed.problems;
     if (!parsed.ok || problems.length > 0) {
       metrics.rejected.inc({ reason: 'validation' });
       const summary = problems.map((p) => `${p.path}: ${p.message}`).join('; ');

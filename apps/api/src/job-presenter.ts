@@ -66,6 +66,10 @@ export async function presentJob(job: FarmJob, status: JobStatus, store: ObjectS
       height: output.height,
       contentType: output.contentType,
     };
+    if (output.edit) {
+      const { maskKey, ...edit } = output.edit;
+      Object.assign(view.result, { mask: { key: maskKey, url: await store.presignGet(maskKey) }, ...edit });
+    }
   }
   if (status === 'failed') view.error = decodeFailure(job.failedReason);
   return view;

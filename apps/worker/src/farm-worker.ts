@@ -10,7 +10,8 @@ import type { RequestLimits } from '@farm/contracts';
 import { DiffusionPipeline, ExecutionProvider } from '@farm/pipeline';
 import { FarmQueue, ObjectStore, openQueue } from '@farm/platform';
 import { MicroBatchFeeder } from './micro-batch-feeder';
-import { reasonCode, renderJob } from './render-job';
+import { EditSourceCache } from './edit-source-cache';
+import { JobRenderer, reasonCode } from './render-job';
 import { startStatusServer } from './status-server';
 import { WorkerMetrics } from './worker-metrics';
 
@@ -31,6 +32,10 @@ export interface FarmWorkerOptions {
   lockDurationMs?: number;
   /** Attach a preview image to each progress update (default true). */
   progressPreviews?: boolean;
+  /** How long finished jobs stay editable from cached state (default one day). */
+  editCacheTtlSeconds?: number;
+  /** Edit sources kept in memory (default 32). */
+  editCacheSize?: number;
   /** Port for /metrics and /healthz; undefined runs none (tests), 0 picks a free one. */
   statusPort?: number;
 }
@@ -67,12 +72,31 @@ export class FarmWorker {
         this.feeder.poke();
       },
     });
+    const cache = new EditSourceCache({
+      store: o.store,
+      redis: o.redis,
+      keyPrefix: `${o.queuePrefix}:${o.queueName}:edit-source`,
+      ttlSeconds: o.editCacheTtlSeconds,
+      capacity: o.editCacheSize,
+    });
+    const renderer = new JobRenderer({
+      pipeline: this.pipeline,
+      store: o.store,
+      cache,
+      limits: o.limits,
+      workerId: this.id,
+      findSourceJob: async (id) => {
+        const job = await this.queue.getJob(id);
+        return job?.returnvalue ? { imageKey: job.returnvalue.key, prompt: job.data.prompt } : null;
+      },
+      onEditSource: (kind) => this.metrics.editSource(kind),
+    });
     this.feeder = new MicroBatchFeeder(
       {
         process: (job) => {
           // Progress updates go out one after another, so a client never sees a step go back.
           let updates = Promise.resolve();
-          return renderJob(job.id!, job.data, { pipeline: this.pipeline, store: o.store, limits: o.limits, workerId: this.id }, (step, total, preview) => {
+          return renderer.render(job.id!, job.data, (step, total, preview) => {
             updates = updates
               .then(async () => job.updateProgress({ step, total, ...(o.progressPreviews !== false ? { preview: await preview() } : {}) }))
               .catch(() => undefined);

@@ -37,6 +37,8 @@ async function main(): Promise<void> {
     textCacheSize: config.TEXT_CACHE_SIZE,
     lockDurationMs: config.LOCK_DURATION_MS,
     progressPreviews: config.PROGRESS_PREVIEWS,
+    editCacheTtlSeconds: config.EDIT_CACHE_TTL_SECONDS,
+    editCacheSize: config.EDIT_CACHE_SIZE,
     statusPort: config.WORKER_METRICS_PORT,
   });
   await worker.start();

@@ -1,18 +1,42 @@
 /**
- * What the worker does with one job: re-validate it, render it in the shared stream batch,
- * store the image. Errors carry a reason code; bad input is unrecoverable (no retries), the
- * rest is thrown for BullMQ to retry with backoff.
+ * What the worker does with one job: re-validate it, render it in the shared stream batch
+ * (a generation, or an edit of a previous result or an uploaded image), store the image and
+ * what later edits need. Errors carry a reason code; bad input is unrecoverable (no retries),
+ * the rest is thrown for BullMQ to retry with backoff.
  */
+import sharp from 'sharp';
 import { UnrecoverableError } from 'bullmq';
-import { CONTENT_TYPES, JobOutput, MaskRequest, RequestLimits, encodeFailure, parseJobRequest } from '@farm/contracts';
-import type { DiffusionPipeline, MaskSpec, ProgressListener } from '@farm/pipeline';
+import {
+  CONTENT_TYPES,
+  EditRequest,
+  EditSourceKind,
+  GenerateRequest,
+  JobOutput,
+  MaskRequest,
+  RequestLimits,
+  encodeFailure,
+  parseJobRequest,
+} from '@farm/contracts';
+import type { DiffusionPipeline, EditSource, MaskSpec, ProgressListener, RenderedImage } from '@farm/pipeline';
 import type { ObjectStore } from '@farm/platform';
+import type { EditSourceCache } from './edit-source-cache';
+
+/** A previous job as an edit source, when its cached state has expired. */
+export interface SourceJob {
+  imageKey: string;
+  prompt?: string;
+}
 
 export interface RenderDeps {
   pipeline: DiffusionPipeline;
   store: ObjectStore;
+  cache: EditSourceCache;
+  /** Finds a finished job's image and prompt (null when it no longer exists). */
+  findSourceJob: (id: string) => Promise<SourceJob | null>;
   limits: RequestLimits;
   workerId: string;
+  /** Where edit sources came from (metrics). */
+  onEditSource?: (kind: EditSourceKind) => void;
 }
 
 /** An error with a reason code, formatted for BullMQ's failedReason. */
@@ -24,6 +48,8 @@ export class JobFailure extends Error {
     super(encodeFailure(code, message));
   }
 }
+
+const invalid = (message: string) => new UnrecoverableError(encodeFailure('invalid_job', message));
 
 export function reasonCode(err: unknown): string {
   if (err instanceof JobFailure) return err.code;
@@ -41,45 +67,90 @@ export function toMaskSpec(mask: MaskRequest): MaskSpec {
   return 'png' in mask ? { png: Buffer.from(mask.png, 'base64') } : mask;
 }
 
-export async function renderJob(
-  id: string,
-  data: unknown,
-  deps: RenderDeps,
-  onProgress: ProgressListener,
-): Promise<JobOutput> {
-  const parsed = parseJobRequest(data, deps.limits);
-  if (!parsed.ok) {
-    const summary = parsed.problems.map((p) => `${p.path}: ${p.message}`).join('; ');
-    throw new UnrecoverableError(encodeFailure('invalid_job', summary));
-  }
-  const request = parsed.value;
-  const seed = request.seed ?? 0;
-  const started = Date.now();
-  let image;
+/** Runs pipeline work, sorting its failures into unrecoverable input errors and retryable ones. */
+async function infer<T>(work: () => Promise<T>): Promise<T> {
   try {
-    const regions = request.regions?.map((r) => ({ ...r, mask: toMaskSpec(r.mask) }));
-    image = await deps.pipeline.generate({ ...request, id, seed, regions }, onProgress);
+    return await work();
   } catch (err) {
     if (err instanceof Error && err.name === 'CanceledError') throw new JobFailure('canceled', err.message);
-    if (err instanceof Error && err.name === 'InvalidInputError') throw new UnrecoverableError(encodeFailure('invalid_job', err.message));
+    if (err instanceof Error && err.name === 'InvalidInputError') throw invalid(err.message);
     throw new JobFailure('inference_failed', err instanceof Error ? err.message : String(err));
   }
-  const key = resultKey(id, request.format);
-  const contentType = CONTENT_TYPES[request.format];
-  try {
-    await deps.store.put(key, image.data, contentType);
-  } catch (err) {
-    throw new JobFailure('storage_unavailable', `could not store the result: ${(err as Error).message || (err as Error).name}`);
+}
+
+export class JobRenderer {
+  constructor(private readonly deps: RenderDeps) {}
+
+  async render(id: string, data: unknown, onProgress: ProgressListener): Promise<JobOutput> {
+    const parsed = parseJobRequest(data, this.deps.limits);
+    if (!parsed.ok) throw invalid(parsed.problems.map((p) => `${p.path}: ${p.message}`).join('; '));
+    const request = parsed.value;
+    const seed = request.seed ?? 0;
+    const started = Date.now();
+    const done = request.type === 'generate' ? await this.generate(id, request, seed, onProgress) : await this.edit(id, request, seed, onProgress);
+    return { ...done, seed, computeMs: Date.now() - started, workerId: this.deps.workerId };
   }
-  return {
-    bucket: deps.store.bucket,
-    key,
-    width: image.width,
-    height: image.height,
-    format: request.format,
-    contentType,
-    seed,
-    computeMs: Date.now() - started,
-    workerId: deps.workerId,
-  };
+
+  private async generate(id: string, request: GenerateRequest, seed: number, onProgress: ProgressListener) {
+    const regions = request.regions?.map((r) => ({ ...r, mask: toMaskSpec(r.mask) }));
+    const image = await infer(() => this.deps.pipeline.generate({ ...request, id, seed, regions }, onProgress));
+    return this.storeResult(id, image, request.prompt);
+  }
+
+  private async edit(id: string, request: EditRequest, seed: number, onProgress: ProgressListener) {
+    const { source, kind } = await this.loadSource(request.source);
+    this.deps.onEditSource?.(kind);
+    const mask = request.mask && toMaskSpec(request.mask);
+    const strength = request.strength ?? (mask ? 1 : 0.75);
+    const image = await infer(() =>
+      this.deps.pipeline.edit({ ...request, id, seed, source, mask, strength }, onProgress),
+    );
+    const maskKey = `results/${id}.mask.png`;
+    await this.put(maskKey, image.maskPng, 'image/png');
+    // A mask edit keeps the source's prompt as the description of the rest; a prompt edit replaces it.
+    const output = await this.storeResult(id, image, mask ? source.prompt : request.prompt);
+    return {
+      ...output,
+      edit: { maskKey, recomputedFraction: image.recomputedFraction, decodedFraction: image.decodedFraction, source: kind },
+    };
+  }
+
+  /** The edit's starting point: cached state, or the source image encoded again. */
+  private async loadSource(source: EditRequest['source']): Promise<{ source: EditSource; kind: EditSourceKind }> {
+    const { pipeline, cache, store } = this.deps;
+    if (typeof source !== 'string') {
+      const { data, info } = await sharp(Buffer.from(source.image, 'base64')).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+      return { source: await infer(() => pipeline.encodeSource(data, info.width, info.height)), kind: 'upload' };
+    }
+    const cached = await cache.get(source).catch((err) => {
+      throw new JobFailure('storage_unavailable', `could not read the cached source ${source}: ${(err as Error).message}`);
+    });
+    if (cached) return { source: cached.source, kind: cached.from };
+    const job = await this.deps.findSourceJob(source);
+    if (!job) throw invalid(`source job ${source} no longer exists`);
+    const image = await store.get(job.imageKey).catch((err) => {
+      throw new JobFailure('storage_unavailable', `could not read the source image: ${(err as Error).message}`);
+    });
+    const { data, info } = await sharp(image).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+    return { source: await infer(() => pipeline.encodeSource(data, info.width, info.height, job.prompt)), kind: 'reencoded' };
+  }
+
+  /** Stores the image and, for later edits, its state. */
+  private async storeResult(id: string, image: RenderedImage, prompt: string | undefined) {
+    const key = resultKey(id, image.format);
+    const contentType = CONTENT_TYPES[image.format];
+    await this.put(key, image.data, contentType);
+    await this.deps.cache
+      .put(id, { latent: image.latent, rgb: image.rgb, width: image.width, height: image.height, prompt }, key)
+      .catch((err) => console.error(`worker: could not cache ${id} for edits (edits will re-encode it): ${err.message}`));
+    return { bucket: this.deps.store.bucket, key, width: image.width, height: image.height, format: image.format, contentType };
+  }
+
+  private async put(key: string, body: Buffer, contentType: string): Promise<void> {
+    try {
+      await this.deps.store.put(key, body, contentType);
+    } catch (err) {
+      throw new JobFailure('storage_unavailable', `could not store the result: ${(err as Error).message || (err as Error).name}`);
+    }
+  }
 }

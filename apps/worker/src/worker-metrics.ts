@@ -15,6 +15,7 @@ export class WorkerMetrics {
   private readonly steps: Counter;
   private readonly batchSize: Histogram;
   private readonly lanes: Histogram;
+  private readonly editSources: Counter<'source'>;
   private readonly imageRate = new RateMeter();
   private readonly stepRate = new RateMeter();
 
@@ -29,6 +30,7 @@ export class WorkerMetrics {
     this.failures = new Counter({ name: 'farm_job_failures_total', help: 'Failed attempts by type and reason code (retried ones included)', labelNames: ['type', 'reason'], registers });
     this.images = new Counter({ name: 'farm_images_total', help: 'Images produced', registers });
     this.steps = new Counter({ name: 'farm_denoise_steps_total', help: 'Denoising steps advanced (one per job per tick)', registers });
+    this.editSources = new Counter({ name: 'farm_edit_sources_total', help: 'Edit sources by where they came from (memory/cache hits, reencoded misses, uploads)', labelNames: ['source'], registers });
     this.batchSize = new Histogram({ name: 'farm_unet_batch_size', help: 'Lanes per UNet call', buckets: [1, 2, 4, 8, 16, 32, 64], registers });
     this.lanes = new Histogram({ name: 'farm_stream_batch_lanes', help: 'Lanes per engine tick (stream-batch occupancy)', buckets: [1, 2, 4, 8, 16, 32, 64, 128], registers });
     new Gauge({ name: 'farm_jobs_in_flight', help: 'Jobs this worker holds', registers, collect() { this.set(inFlight()); } });
@@ -36,6 +38,10 @@ export class WorkerMetrics {
     const stepRate = this.stepRate;
     new Gauge({ name: 'farm_images_per_second', help: 'Images per second over the last minute', registers, collect() { this.set(imageRate.perSecond(Date.now())); } });
     new Gauge({ name: 'farm_denoise_steps_per_second', help: 'Denoising steps per second over the last minute', registers, collect() { this.set(stepRate.perSecond(Date.now())); } });
+  }
+
+  editSource(kind: string): void {
+    this.editSources.inc({ source: kind });
   }
 
   tick(report: TickReport): void {

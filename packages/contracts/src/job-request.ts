@@ -71,34 +71,63 @@ export function jobRequestSchema(limits: RequestLimits = DEFAULT_LIMITS) {
     ],
     { error: 'mask must be one of {"png": base64}, {"rects": [[x, y, w, h], …]}, {"polygons": [[[x, y], …], …]}' },
   );
+  const nonEmptyPrompt = prompt.refine((p) => p.trim().length > 0, 'prompt must not be empty');
+  const steps = z.int().min(1).max(limits.maxSteps, `steps must be at most ${limits.maxSteps}`).default(4);
+  const guidanceScale = z.number().min(0).max(20).default(1);
+  const seed = z.int().min(0).max(0xffffffff).optional();
+  const format = z.enum(IMAGE_FORMATS).default('png');
   const region = z.strictObject({
-    prompt: prompt.refine((p) => p.trim().length > 0, 'prompt must not be empty'),
+    prompt: nonEmptyPrompt,
     mask,
     strength: z.number().min(0).max(1).default(1),
   });
 
   const generate = z.strictObject({
     type: z.literal('generate'),
-    prompt: prompt.refine((p) => p.trim().length > 0, 'prompt must not be empty'),
+    prompt: nonEmptyPrompt,
     negativePrompt: prompt.optional(),
     width: size('width').default(512),
     height: size('height').default(512),
-    steps: z.int().min(1).max(limits.maxSteps, `steps must be at most ${limits.maxSteps}`).default(4),
-    guidanceScale: z.number().min(0).max(20).default(1),
-    seed: z.int().min(0).max(0xffffffff).optional(),
-    format: z.enum(IMAGE_FORMATS).default('png'),
+    steps,
+    guidanceScale,
+    seed,
+    format,
     regions: z.array(region).max(limits.maxRegions, `at most ${limits.maxRegions} regions`).optional(),
   });
 
-  return z.discriminatedUnion('type', [generate], {
+  const edit = z
+    .strictObject({
+      type: z.literal('edit'),
+      /** A finished job's id, or an uploaded image (PNG, JPEG or WebP; sides multiples of 8). */
+      source: z.union([z.string().regex(/^[\w-]{1,128}$/), z.strictObject({ image: z.base64('source.image must be base64').max(MAX_MASK_BASE64, 'source.image is too large') })], {
+        error: 'source must be a job id or {"image": base64}',
+      }),
+      /** With a mask: the prompt for the masked area. Without: the new prompt of the whole image. */
+      prompt: nonEmptyPrompt,
+      negativePrompt: prompt.optional(),
+      mask: mask.optional(),
+      steps,
+      /** How far the changed area is re-noised: default 1 for mask edits, 0.75 for prompt edits. */
+      strength: z.number().gt(0, 'strength must be above 0').max(1).optional(),
+      guidanceScale,
+      seed,
+      format,
+    })
+    .refine((e) => e.mask !== undefined || typeof e.source === 'string', {
+      message: 'a prompt edit (no mask) needs a previous job as its source',
+      path: ['mask'],
+    });
+
+  return z.discriminatedUnion('type', [generate, edit], {
     error: (issue) =>
-      issue.code === 'invalid_union' ? 'type must be one of: generate' : undefined,
+      issue.code === 'invalid_union' ? 'type must be one of: generate, edit' : undefined,
   });
 }
 
 /** A validated request, defaults filled in. */
 export type JobRequest = z.output<ReturnType<typeof jobRequestSchema>>;
 export type GenerateRequest = Extract<JobRequest, { type: 'generate' }>;
+export type EditRequest = Extract<JobRequest, { type: 'edit' }>;
 export type RegionRequest = NonNullable<GenerateRequest['regions']>[number];
 export type MaskRequest = RegionRequest['mask'];
 /** What the queue carries: the validated request with its seed fixed at submission. */

@@ -14,6 +14,20 @@ export interface JobProgress {
   preview?: string;
 }
 
+/** Where an edit's source state came from. */
+export type EditSourceKind = 'memory' | 'cache' | 'reencoded' | 'upload';
+
+/** What an edit reports beside its image. */
+export interface EditOutput {
+  /** Object key of the pixel mask used (greyscale PNG). */
+  maskKey: string;
+  /** Share of the latent canvas that was denoised again. */
+  recomputedFraction: number;
+  /** Share of the latent canvas that was decoded again. */
+  decodedFraction: number;
+  source: EditSourceKind;
+}
+
 /** What the worker stores as the BullMQ return value of a succeeded job. */
 export interface JobOutput {
   bucket: string;
@@ -25,6 +39,7 @@ export interface JobOutput {
   seed: number;
   computeMs: number;
   workerId: string;
+  edit?: EditOutput;
 }
 
 export interface JobResult {
@@ -34,6 +49,11 @@ export interface JobResult {
   width: number;
   height: number;
   contentType: string;
+  /** Edits: the mask actually used, the share recomputed, where the source came from. */
+  mask?: { key: string; url: string };
+  recomputedFraction?: number;
+  decodedFraction?: number;
+  source?: EditSourceKind;
 }
 
 export interface JobTimings {

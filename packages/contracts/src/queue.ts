@@ -4,6 +4,6 @@ import type { JobOutput, JobProgress } from './job-view';
 
 /** BullMQ job name for each job type (one typed catalogue, see STYLE.md §7). */
 export type JobName = QueuedJob['type'];
-export const JOB_NAMES: readonly JobName[] = ['generate'];
+export const JOB_NAMES: readonly JobName[] = ['generate', 'edit'];
 
 export type { QueuedJob, JobOutput, JobProgress };

@@ -9,6 +9,8 @@
  * the estimate where its mask — blurred, and quantized against this step's noise level — is set.
  * During the first `bootstrap.steps` steps a region lane sees its foreground over a plain
  * background (noised to the step's level) instead of the canvas, so its object forms on its own.
+ * An edit adds a keep layer: outside its mask the source's clean latent replaces the estimate,
+ * so the scheduler re-noises the untouched part from the source trajectory at every step.
  */
 import type { Composition, Guidance, LaneSpec } from './composition';
 import { applyGuidance } from './composition';
@@ -36,6 +38,14 @@ export interface Bootstrap {
   rng: GaussianRng;
 }
 
+/** What an edit keeps: the source's clean latent, everywhere its mask is not set. */
+export interface KeepLayer {
+  /** The source's final latent over the canvas. */
+  latent: Float32Array;
+  /** Soft mask of what may change (blurred), over the canvas; quantized per step like regions. */
+  mask: Mask;
+}
+
 export interface CanvasCompositionOptions {
   canvas: CanvasShape;
   context: Float32Array;
@@ -44,6 +54,8 @@ export interface CanvasCompositionOptions {
   regions?: readonly RegionLayer[];
   schedule: NoiseSchedule;
   bootstrap?: Bootstrap;
+  /** Edits: the source latent is kept outside the (per-step quantized) mask. */
+  keep?: KeepLayer;
 }
 
 interface LaneGroup {
@@ -55,7 +67,7 @@ interface LaneGroup {
 }
 
 export function canvasComposition(options: CanvasCompositionOptions): Composition {
-  const { canvas, guidance, schedule, bootstrap } = options;
+  const { canvas, guidance, schedule, bootstrap, keep } = options;
   const lanes: LaneSpec[] = [];
   const groups: LaneGroup[] = [];
   const addGroup = (window: Window, context: Float32Array, extra: Partial<LaneGroup>) => {
@@ -78,6 +90,15 @@ export function canvasComposition(options: CanvasCompositionOptions): Compositio
     return mask;
   };
   const plane = (w: Window) => w.h * w.w;
+  const keepMasks = new Map<number, Mask>();
+  const quantizedKeepMask = (t: number) => {
+    let mask = keepMasks.get(t);
+    if (!mask) {
+      mask = quantizeMask(keep!.mask, schedule.noiseLevel(t));
+      keepMasks.set(t, mask);
+    }
+    return mask;
+  };
 
   return {
     lanes,
@@ -138,6 +159,16 @@ export function canvasComposition(options: CanvasCompositionOptions): Compositio
           }
         }
       });
+      if (keep) {
+        const mask = quantizedKeepMask(t);
+        const plane = canvas.height * canvas.width;
+        for (let c = 0; c < canvas.channels; c++) {
+          for (let i = 0; i < plane; i++) {
+            const m = mask.data[i];
+            x0[c * plane + i] = m * x0[c * plane + i] + (1 - m) * keep.latent[c * plane + i];
+          }
+        }
+      }
       return x0;
     },
   };

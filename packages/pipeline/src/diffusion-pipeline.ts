@@ -3,12 +3,16 @@
  * shared denoising loop, VAE decoding and image encoding. One instance per worker process;
  * `generate` may be called concurrently and all calls share the same UNet batches.
  */
-import { RegionLayer, canvasComposition } from './canvas-composition';
+import { KeepLayer, RegionLayer, canvasComposition } from './canvas-composition';
+import { changeMask, upsampleMask } from './change-mask';
+import { featherWeights, pasteFeathered } from './feather-paste';
+import { CanvasShape, cropWindow, pasteWindow } from './latent-window';
+import { addNoise } from './scheduler';
 import type { Guidance } from './composition';
 import { GaussianRng } from './gaussian-rng';
 import { LatentPreview } from './latent-preview';
-import { MaskSpec, rasterizeMask } from './mask-source';
-import { blurMask, maskWindow, poolMask } from './region-masks';
+import { InvalidInputError, MaskSpec, encodeMaskPng, rasterizeMask } from './mask-source';
+import { Mask, blurMask, cropMask, maskWindow, poolMask } from './region-masks';
 import { tileCanvas } from './tiling';
 import { OutputFormat, encodeImage, toRgbBytes } from './image-output';
 import { createScheduler, SchedulerName } from './scheduler-factory';
@@ -35,6 +39,12 @@ export interface PipelineOptions extends SdModelOptions {
   regionMargin?: number;
   /** Steps during which region lanes see a plain background (default 1). */
   bootstrapSteps?: number;
+  /** Latent cells decoded around an edited window: the VAE decoder's receptive field (default 6). */
+  decodeMargin?: number;
+  /** Feather of pasted edits, in pixels (default 8). */
+  featherPx?: number;
+  /** Context around an edit's mask (beyond the blur halo), in latent cells (default 2). */
+  editMargin?: number;
   onTick?: (report: TickReport) => void;
 }
 
@@ -59,11 +69,54 @@ export interface GenerateParams {
 }
 
 export interface RenderedImage {
+  /** The encoded image file. */
   data: Buffer;
+  /** Its pixels, interleaved RGB (what edits paste into). */
+  rgb: Buffer;
+  /** The final clean latent over the whole canvas (what edits start from). */
+  latent: Float32Array;
   width: number;
   height: number;
   format: OutputFormat;
 }
+
+/** What an edit starts from: a finished image and its latent. */
+export interface EditSource {
+  latent: Float32Array;
+  rgb: Buffer;
+  width: number;
+  height: number;
+  /** The source's prompt; prompt edits compare against it. */
+  prompt?: string;
+}
+
+export interface EditParams {
+  id: string;
+  source: EditSource;
+  /** The prompt for the masked area (mask edit), or the whole new prompt (prompt edit). */
+  prompt: string;
+  negativePrompt?: string;
+  /** Absent: a prompt edit, the mask found from the prompt change. */
+  mask?: MaskSpec;
+  steps: number;
+  /** 0 < strength ≤ 1: how far the masked area is re-noised. */
+  strength: number;
+  guidanceScale: number;
+  seed: number;
+  format: OutputFormat;
+}
+
+export interface EditedImage extends RenderedImage {
+  /** The pixel mask used, as a greyscale PNG. */
+  maskPng: Buffer;
+  /** Share of the latent canvas denoised. */
+  recomputedFraction: number;
+  /** Share of the latent canvas decoded. */
+  decodedFraction: number;
+}
+
+/** What the denoising of any job needs to know. */
+type DenoiseParams = Pick<GenerateParams, 'id' | 'prompt' | 'negativePrompt' | 'guidanceScale' | 'seed' | 'regions'> & { width: number; height: number };
 
 /** Per step; `preview()` renders the step's x0 estimate as a small PNG data URL, on demand. */
 export type ProgressListener = (step: number, total: number, preview: () => Promise<string>) => void;
@@ -71,7 +124,9 @@ export type ProgressListener = (step: number, total: number, preview: () => Prom
 export class DiffusionPipeline {
   readonly engine: StreamBatch;
   readonly textCache: TextEmbeddingCache;
-  private readonly layout: Required<Pick<PipelineOptions, 'maxWindow' | 'tileOverlap' | 'maskBlur' | 'regionMargin' | 'bootstrapSteps'>>;
+  private readonly layout: Required<
+    Pick<PipelineOptions, 'maxWindow' | 'tileOverlap' | 'maskBlur' | 'regionMargin' | 'bootstrapSteps' | 'decodeMargin' | 'featherPx' | 'editMargin'>
+  >;
 
   private constructor(
     readonly model: SdModel,
@@ -93,6 +148,9 @@ export class DiffusionPipeline {
       maskBlur: options.maskBlur ?? 1,
       regionMargin: options.regionMargin ?? 4,
       bootstrapSteps: options.bootstrapSteps ?? 1,
+      decodeMargin: options.decodeMargin ?? 6,
+      featherPx: options.featherPx ?? 8,
+      editMargin: options.editMargin ?? 2,
     };
   }
 
@@ -117,6 +175,130 @@ export class DiffusionPipeline {
 
   async generate(params: GenerateParams, onProgress?: ProgressListener): Promise<RenderedImage> {
     const canvas = this.latentCanvas(params.width, params.height);
+    const rng = new GaussianRng(params.seed);
+    const latent = await this.denoise(params, canvas, rng.normals(canvas.channels * canvas.height * canvas.width), this.engine.scheduler.timesteps(params.steps), rng, undefined, onProgress);
+    const scale = this.model.info.vaeScale;
+    const pixels = await this.model.decode(latent, 1, canvas.height, canvas.width);
+    const rgb = toRgbBytes(pixels, canvas.height * scale, canvas.width * scale, params.height, params.width);
+    const data = await encodeImage(rgb, params.width, params.height, params.format);
+    return { data, rgb, latent, width: params.width, height: params.height, format: params.format };
+  }
+
+  /**
+   * Edits a source image: re-noises and denoises only the latent window covering the mask (plus
+   * context), keeping the source latent outside the mask at every step; decodes only that window
+   * (plus the decoder's receptive field) and pastes it into the source with a feathered mask.
+   * Without a mask it is a prompt edit: the mask is where the old and new prompts disagree.
+   */
+  async edit(params: EditParams, onProgress?: ProgressListener): Promise<EditedImage> {
+    const { source } = params;
+    const canvas = this.latentCanvas(source.width, source.height);
+    const cells = canvas.height * canvas.width;
+    if (source.latent.length !== canvas.channels * cells) throw new Error('the source latent does not match the source image size');
+    const { vaeScale, latentAlignment } = this.model.info;
+
+    // 1. The mask: drawn, or found from the prompt change.
+    let pixelMask: Mask;
+    let coreMask: Mask;
+    if (params.mask) {
+      pixelMask = await rasterizeMask(params.mask, source.width, source.height);
+      coreMask = poolMask(pixelMask, vaeScale, canvas.width, canvas.height);
+    } else {
+      if (source.prompt === undefined) throw new InvalidInputError('a prompt edit needs the source prompt (edit a job, not an upload)');
+      coreMask = await this.changeMask(source.latent, canvas, source.prompt, params.prompt, params.seed);
+      pixelMask = upsampleMask(coreMask, vaeScale, source.width, source.height);
+    }
+    const latentMask = blurMask(coreMask, this.layout.maskBlur);
+    const maskPng = await encodeMaskPng(pixelMask);
+    const win = maskWindow(coreMask, this.layout.editMargin + Math.ceil(3 * this.layout.maskBlur), latentAlignment);
+    if (!win) {
+      const data = await encodeImage(source.rgb, source.width, source.height, params.format);
+      return { data, rgb: source.rgb, latent: source.latent, width: source.width, height: source.height, format: params.format, maskPng, recomputedFraction: 0, decodedFraction: 0 };
+    }
+
+    // 2. Denoise the window only, from the source noised to the first timestep.
+    const windowCanvas = { channels: canvas.channels, height: win.h, width: win.w };
+    const keep = { latent: cropWindow(source.latent, canvas, win), mask: cropMask(latentMask, win) };
+    const timesteps = this.engine.scheduler.timesteps(params.steps, params.strength);
+    const rng = new GaussianRng(params.seed);
+    const start = addNoise(this.engine.scheduler.schedule, keep.latent, rng.normals(keep.latent.length), timesteps[0]);
+    const edited = await this.denoise({ ...params, width: source.width, height: source.height }, windowCanvas, start, timesteps, rng, keep, onProgress);
+    const latent = source.latent.slice();
+    pasteWindow(latent, canvas, win, edited);
+
+    // 3. Decode the window plus the decoder's receptive field, paste it with a feathered mask.
+    const r = this.layout.decodeMargin;
+    const dwin = { y: Math.max(0, win.y - r), x: Math.max(0, win.x - r), h: 0, w: 0 };
+    dwin.h = Math.min(canvas.height, win.y + win.h + r) - dwin.y;
+    dwin.w = Math.min(canvas.width, win.x + win.w + r) - dwin.x;
+    const pixels = await this.model.decode(cropWindow(latent, canvas, dwin), 1, dwin.h, dwin.w);
+    const patch = toRgbBytes(pixels, dwin.h * vaeScale, dwin.w * vaeScale, dwin.h * vaeScale, dwin.w * vaeScale);
+    const at = { x: dwin.x * vaeScale, y: dwin.y * vaeScale, w: dwin.w * vaeScale, h: dwin.h * vaeScale };
+    const rgb = pasteFeathered(source.rgb, source.width, source.height, patch, at, featherWeights(pixelMask, at, this.layout.featherPx));
+    const data = await encodeImage(rgb, source.width, source.height, params.format);
+    return {
+      data,
+      rgb,
+      latent,
+      width: source.width,
+      height: source.height,
+      format: params.format,
+      maskPng,
+      recomputedFraction: (win.h * win.w) / cells,
+      decodedFraction: (dwin.h * dwin.w) / cells,
+    };
+  }
+
+  /**
+   * An edit source from an image (an upload, or a finished job whose cached latent expired):
+   * encoded once by the VAE encoder, the canvas padded to the UNet's alignment by repeating edges.
+   */
+  async encodeSource(rgb: Buffer, width: number, height: number, prompt?: string): Promise<EditSource> {
+    const canvas = this.latentCanvas(width, height);
+    const scale = this.model.info.vaeScale;
+    const ph = canvas.height * scale;
+    const pw = canvas.width * scale;
+    const chw = new Float32Array(3 * ph * pw);
+    for (let y = 0; y < ph; y++) {
+      const sy = Math.min(y, height - 1);
+      for (let x = 0; x < pw; x++) {
+        const s = (sy * width + Math.min(x, width - 1)) * 3;
+        for (let c = 0; c < 3; c++) chw[(c * ph + y) * pw + x] = rgb[s + c] / 127.5 - 1;
+      }
+    }
+    const latent = await this.model.encode(chw, 1, ph, pw);
+    return { latent, rgb, width, height, prompt };
+  }
+
+  /** The latent mask of a prompt change (DiffEdit): one batched UNet call over a few noise levels. */
+  private async changeMask(latent: Float32Array, canvas: CanvasShape, before: string, after: string, seed: number): Promise<Mask> {
+    const [old, next] = await this.textCache.get([before, after]);
+    const noise = new GaussianRng(seed ^ 0x2545f491).normals(latent.length);
+    const levels = [259, 499, 759];
+    const schedule = this.engine.scheduler.schedule;
+    const samples = levels.flatMap((t) => {
+      const xt = addNoise(schedule, latent, noise, t);
+      return [xt, xt];
+    });
+    const sample = new Float32Array(samples.length * latent.length);
+    samples.forEach((x, i) => sample.set(x, i * latent.length));
+    const context = new Float32Array(samples.length * old.length);
+    samples.forEach((_, i) => context.set(i % 2 === 0 ? old : next, i * old.length));
+    const eps = await this.model.unet(sample, levels.flatMap((t) => [t, t]), context, canvas.height, canvas.width);
+    const at = (i: number) => eps.subarray(i * latent.length, (i + 1) * latent.length);
+    return changeMask(levels.map((_, k) => [at(2 * k), at(2 * k + 1)] as const), canvas);
+  }
+
+  /** One job's trip through the stream batch: conditioning, composition, denoising. */
+  private async denoise(
+    params: DenoiseParams,
+    canvas: CanvasShape,
+    latent: Float32Array,
+    timesteps: number[],
+    rng: GaussianRng,
+    keep: KeepLayer | undefined,
+    onProgress: ProgressListener | undefined,
+  ): Promise<Float32Array> {
     const guided = params.guidanceScale > 1;
     const regionParams = params.regions ?? [];
     const prompts = [params.prompt, ...regionParams.map((r) => r.prompt), ...(guided ? [params.negativePrompt ?? ''] : [])];
@@ -126,12 +308,11 @@ export class DiffusionPipeline {
       : { kind: 'none' };
     const regions = await this.regionLayers(regionParams, embeddings.slice(1, 1 + regionParams.length), canvas, params);
     const { maxWindow, tileOverlap, bootstrapSteps } = this.layout;
-    const rng = new GaussianRng(params.seed);
-    const latent = await this.engine.add({
+    return this.engine.add({
       id: params.id,
       canvas,
-      latent: rng.normals(canvas.channels * canvas.height * canvas.width),
-      timesteps: this.engine.scheduler.timesteps(params.steps),
+      latent,
+      timesteps,
       composition: canvasComposition({
         canvas,
         context: embeddings[0],
@@ -140,6 +321,7 @@ export class DiffusionPipeline {
         regions,
         schedule: this.engine.scheduler.schedule,
         bootstrap: { steps: bootstrapSteps, background: this.plainBackground, rng: new GaussianRng(params.seed ^ 0x5bd1e995) },
+        keep,
       }),
       rng,
       onStep:
@@ -147,11 +329,6 @@ export class DiffusionPipeline {
         ((step, total, denoised) =>
           onProgress(step, total, () => this.preview.dataUrl(denoised, canvas.channels, canvas.height, canvas.width))),
     });
-    const pixels = await this.model.decode(latent, 1, canvas.height, canvas.width);
-    const scale = this.model.info.vaeScale;
-    const rgb = toRgbBytes(pixels, canvas.height * scale, canvas.width * scale, params.height, params.width);
-    const data = await encodeImage(rgb, params.width, params.height, params.format);
-    return { data, width: params.width, height: params.height, format: params.format };
   }
 
   /** Region masks at latent resolution (pooled, blurred) with their lane windows; empty ones dropped. */
@@ -159,12 +336,12 @@ export class DiffusionPipeline {
     regions: readonly RegionParams[],
     contexts: Float32Array[],
     canvas: { height: number; width: number },
-    params: GenerateParams,
+    size: { width: number; height: number },
   ): Promise<RegionLayer[]> {
     const { vaeScale, latentAlignment } = this.model.info;
     const layers: RegionLayer[] = [];
     for (const [i, region] of regions.entries()) {
-      const pixels = await rasterizeMask(region.mask, params.width, params.height);
+      const pixels = await rasterizeMask(region.mask, size.width, size.height);
       const mask = blurMask(poolMask(pixels, vaeScale, canvas.width, canvas.height), this.layout.maskBlur);
       const margin = Math.max(this.layout.regionMargin, Math.ceil(3 * this.layout.maskBlur));
       const window = maskWindow(mask, margin, latentAlignment);

@@ -13,6 +13,8 @@ export * from './canvas-composition';
 export * from './region-masks';
 export * from './mask-source';
 export * from './tiling';
+export * from './feather-paste';
+export * from './change-mask';
 export * from './stream-batch';
 export * from './text-embedding-cache';
 export * from './image-output';

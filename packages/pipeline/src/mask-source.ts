@@ -31,3 +31,10 @@ export async function rasterizeMask(spec: MaskSpec, width: number, height: numbe
   for (let i = 0; i < data.length; i++) data[i] = grey[i] / 255;
   return { width, height, data };
 }
+
+/** A mask as a greyscale PNG (white = set), to show a client the mask an edit used. */
+export function encodeMaskPng(mask: Mask): Promise<Buffer> {
+  const grey = Buffer.alloc(mask.data.length);
+  for (let i = 0; i < grey.length; i++) grey[i] = Math.round(Math.min(1, Math.max(0, mask.data[i])) * 255);
+  return sharp(grey, { raw: { width: mask.width, height: mask.height, channels: 1 } }).png().toBuffer();
+}

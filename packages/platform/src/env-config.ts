@@ -89,6 +89,10 @@ export const workerEnv = {
   /** UNet calls of one tick run concurrently (worker concurrency inside the stream batch). */
   UNET_CONCURRENCY: positiveInt.max(16).default(1),
   TEXT_CACHE_SIZE: positiveInt.default(256),
+  /** How long finished jobs stay editable from cached state (latent in S3, index in Redis). */
+  EDIT_CACHE_TTL_SECONDS: positiveInt.default(24 * 3600),
+  /** Edit sources each worker keeps in memory. */
+  EDIT_CACHE_SIZE: positiveInt.default(32),
   /** Attach a small preview image to each step's progress (SSE `progress` events). */
   PROGRESS_PREVIEWS: bool.default(true),
   /** Lock held on a running job; extended every half of it. A dead worker's jobs return after it. */
