@@ -6,7 +6,7 @@
 import { KeepLayer, RegionLayer, canvasComposition } from './canvas-composition';
 import { changeMask, upsampleMask } from './change-mask';
 import { featherWeights, pasteFeathered } from './feather-paste';
-import { CanvasShape, cropWindow, pasteWindow } from './latent-window';
+import { CanvasShape, Window, cropWindow, pasteWindow } from './latent-window';
 import { addNoise } from './scheduler';
 import type { Guidance } from './composition';
 import { GaussianRng } from './gaussian-rng';
@@ -113,6 +113,8 @@ export interface EditedImage extends RenderedImage {
   recomputedFraction: number;
   /** Share of the latent canvas decoded. */
   decodedFraction: number;
+  /** The latent window decoded (null when the mask was empty). */
+  decodedWindow: Window | null;
 }
 
 /** What the denoising of any job needs to know. */
@@ -213,7 +215,7 @@ export class DiffusionPipeline {
     const win = maskWindow(coreMask, this.layout.editMargin + Math.ceil(3 * this.layout.maskBlur), latentAlignment);
     if (!win) {
       const data = await encodeImage(source.rgb, source.width, source.height, params.format);
-      return { data, rgb: source.rgb, latent: source.latent, width: source.width, height: source.height, format: params.format, maskPng, recomputedFraction: 0, decodedFraction: 0 };
+      return { data, rgb: source.rgb, latent: source.latent, width: source.width, height: source.height, format: params.format, maskPng, recomputedFraction: 0, decodedFraction: 0, decodedWindow: null };
     }
 
     // 2. Denoise the window only, from the source noised to the first timestep.
@@ -246,6 +248,7 @@ export class DiffusionPipeline {
       maskPng,
       recomputedFraction: (win.h * win.w) / cells,
       decodedFraction: (dwin.h * dwin.w) / cells,
+      decodedWindow: dwin,
     };
   }
 
