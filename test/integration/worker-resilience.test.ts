@@ -70,6 +70,41 @@ describe('worker shutdown (SIGTERM)', () => {
   });
 });
 
+describe('a fleet of worker processes', () => {
+  let farm: Harness;
+  let base: string;
+  beforeAll(async () => {
+    farm = new Harness();
+    base = await farm.startApi();
+  });
+  afterAll(() => farm.close());
+
+  it('announces both workers, spreads jobs over them, and finishes every job exactly once', async () => {
+    const workers = ['fleet-a', 'fleet-b'].map((id) => startWorkerProcess(farm, { WORKER_ID: id, MAX_IN_FLIGHT: '2' }));
+    try {
+      await until(async () => ((await (await fetch(`${base}/v1/workers`)).json()) as { workers: unknown[] }).workers.length === 2);
+      const listed = (await (await fetch(`${base}/v1/workers`)).json()) as { workers: Array<Record<string, unknown>> };
+      expect(listed.workers.map((w) => w.id).sort()).toEqual(['fleet-a', 'fleet-b']);
+      expect(listed.workers[0]).toMatchObject({ model: 'shapes-ldm', executionProvider: 'cpu', maxInFlight: 2, host: expect.any(String) });
+
+      const ids: string[] = [];
+      for (let i = 0; i < 16; i++) {
+        ids.push((await postJob(base, { type: 'generate', prompt: 'a green square on a red background', width: 128, height: 128, seed: i })).body.id);
+      }
+      const jobs = await Promise.all(ids.map((id) => waitForJob(base, id, 120000)));
+      expect(jobs.every((j) => j.status === 'succeeded')).toBe(true);
+      expect(new Set(jobs.map((j) => j.workerId))).toEqual(new Set(['fleet-a', 'fleet-b']));
+      expect(jobs.every((j) => j.attempts === 1)).toBe(true);
+      expect(await farm.queue.getCompletedCount()).toBe(16);
+    } finally {
+      await Promise.all(workers.map((w) => { const done = exitOf(w); w.kill('SIGTERM'); return done; }));
+    }
+    // A stopped worker leaves the list at once.
+    const after = (await (await fetch(`${base}/v1/workers`)).json()) as { workers: unknown[] };
+    expect(after.workers).toEqual([]);
+  });
+});
+
 describe('S3 outage', () => {
   let farm: Harness;
   let base: string;

@@ -10,7 +10,7 @@ import type { Redis } from 'ioredis';
 import { DEFAULT_LIMITS } from '@farm/contracts';
 import { JobEventHub, createApp } from '@farm/api';
 import { DEFAULT_MODEL_DIR, FarmWorker, FarmWorkerOptions } from '@farm/worker';
-import { FarmQueue, ObjectStore, ObjectStoreOptions, createRedis, openQueue } from '@farm/platform';
+import { FarmQueue, ObjectStore, ObjectStoreOptions, WorkerRegistry, createRedis, openQueue } from '@farm/platform';
 
 export const MODEL_DIR = DEFAULT_MODEL_DIR;
 export const QUEUE_PREFIX = '{farm-test}';
@@ -44,6 +44,7 @@ export class Harness {
       redis: this.redis,
       store: this.store,
       events: this.events,
+      workers: new WorkerRegistry(this.redis, `${QUEUE_PREFIX}:${this.queueName}`),
       limits: DEFAULT_LIMITS,
       bodyLimitBytes: overrides.bodyLimitBytes ?? 1024 * 1024,
       jobAttempts: overrides.jobAttempts ?? 2,

@@ -6,7 +6,7 @@ import { randomInt, randomUUID } from 'node:crypto';
 import express, { Express, Request } from 'express';
 import type { Redis } from 'ioredis';
 import { FieldProblem, JobRequest, JobView, RequestLimits, parseJobRequest, QueuedJob } from '@farm/contracts';
-import type { FarmQueue, ObjectStore } from '@farm/platform';
+import type { FarmQueue, ObjectStore, WorkerRegistry } from '@farm/platform';
 import { ApiMetrics } from './api-metrics';
 import { HttpError, errorHandler } from './http-errors';
 import type { JobEventHub } from './job-event-hub';
@@ -19,6 +19,7 @@ export interface ApiDeps {
   redis: Redis;
   store: ObjectStore;
   events: JobEventHub;
+  workers: WorkerRegistry;
   limits: RequestLimits;
   bodyLimitBytes: number;
   jobAttempts: number;
@@ -88,6 +89,10 @@ export function createApp(deps: ApiDeps): { app: Express; metrics: ApiMetrics } 
   app.get(`${JOBS_PATH}/:id/events`, async (req, res) => {
     await loadJob(req); // 404 before the stream starts
     await streamJobEvents(req, res, { hub: deps.events, current: () => findJob(req.params.id) });
+  });
+
+  app.get('/v1/workers', async (_req, res) => {
+    res.json({ workers: await deps.workers.list() });
   });
 
   app.get('/healthz', async (_req, res) => {

@@ -58,6 +58,7 @@ export async function presentJob(job: FarmJob, status: JobStatus, store: ObjectS
     links: { self: `${basePath}/${job.id}`, events: `${basePath}/${job.id}/events` },
   };
   if (output) {
+    view.workerId = output.workerId;
     view.result = {
       bucket: output.bucket,
       key: output.key,

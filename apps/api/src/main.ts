@@ -10,6 +10,7 @@ import {
   objectStoreOptionsFromEnv,
   requestLimits,
   openQueue,
+  WorkerRegistry,
   queueEnv,
   storageEnv,
 } from '@farm/platform';
@@ -32,6 +33,7 @@ async function main(): Promise<void> {
     redis,
     store,
     events,
+    workers: new WorkerRegistry(redis, `${config.QUEUE_PREFIX}:${config.QUEUE_NAME}`),
     limits: requestLimits(config),
     bodyLimitBytes: config.BODY_LIMIT_BYTES,
     jobAttempts: config.JOB_ATTEMPTS,

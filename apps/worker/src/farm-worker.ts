@@ -8,7 +8,7 @@ import type { Server } from 'node:http';
 import type { Redis } from 'ioredis';
 import type { RequestLimits } from '@farm/contracts';
 import { DiffusionPipeline, ExecutionProvider } from '@farm/pipeline';
-import { FarmQueue, ObjectStore, openQueue } from '@farm/platform';
+import { FarmQueue, ObjectStore, WorkerRegistry, openQueue } from '@farm/platform';
 import { MicroBatchFeeder } from './micro-batch-feeder';
 import { EditSourceCache } from './edit-source-cache';
 import { JobRenderer, reasonCode } from './render-job';
@@ -51,11 +51,33 @@ export class FarmWorker {
   private pipeline!: DiffusionPipeline;
   private server: Server | null = null;
   private running: Promise<void> | null = null;
+  private readonly registry: WorkerRegistry;
+  private heartbeat: NodeJS.Timeout | null = null;
+  private readonly startedAt = new Date().toISOString();
 
   constructor(private readonly options: FarmWorkerOptions) {
     this.id = options.workerId ?? `${os.hostname()}:${process.pid}`;
     this.queue = openQueue({ QUEUE_NAME: options.queueName, QUEUE_PREFIX: options.queuePrefix }, options.redis);
     this.metrics = new WorkerMetrics(this.id, this.queue, () => this.feeder?.inFlight ?? 0);
+    this.registry = new WorkerRegistry(options.redis, `${options.queuePrefix}:${options.queueName}`);
+  }
+
+  /** Tells the farm this worker is alive and what it serves (GET /v1/workers). */
+  private async announce(): Promise<void> {
+    const o = this.options;
+    await this.registry
+      .heartbeat({
+        id: this.id,
+        host: os.hostname(),
+        pid: process.pid,
+        executionProvider: o.executionProvider ?? 'cpu',
+        model: path.basename(o.modelDir),
+        maxBatch: this.pipeline.engine.maxBatch,
+        maxInFlight: this.feeder.maxInFlight,
+        inFlight: this.feeder.inFlight,
+        startedAt: this.startedAt,
+      })
+      .catch((err) => console.error(`worker: heartbeat failed: ${err.message}`));
   }
 
   /** Loads the model, starts the status server, starts pulling jobs. */
@@ -129,6 +151,8 @@ export class FarmWorker {
       }));
     }
     this.running = this.feeder.start();
+    await this.announce();
+    this.heartbeat = setInterval(() => void this.announce(), this.registry.ttlMs / 3);
   }
 
   get statusPort(): number | null {
@@ -138,7 +162,9 @@ export class FarmWorker {
 
   /** Graceful stop: no new jobs, in-flight ones finish within `graceMs` or go back to the queue. */
   async stop(graceMs = 25000): Promise<void> {
+    if (this.heartbeat) clearInterval(this.heartbeat);
     await this.feeder?.stop(graceMs);
+    await this.registry.remove(this.id).catch(() => undefined);
     await this.running;
     await this.queue.close();
     await new Promise((r) => (this.server ? this.server.close(r) : r(null)));

@@ -78,6 +78,8 @@ export interface JobView {
   startedAt: string | null;
   finishedAt: string | null;
   timings: JobTimings;
+  /** The worker that produced the result. */
+  workerId?: string;
   result?: JobResult;
   error?: JobError;
   links: { self: string; events: string };

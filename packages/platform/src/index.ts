@@ -3,3 +3,4 @@ export * from './object-store';
 export * from './redis-connection';
 export * from './job-queue';
 export * from './metrics';
+export * from './worker-registry';

@@ -1,0 +1,57 @@
+/**
+ * Live workers, announced by heartbeat: a sorted set (id → last heartbeat) and a hash (id →
+ * description) under the queue's key prefix, so the farm's keys stay in one Redis Cluster slot.
+ * Entries older than the time-to-live are dropped by whoever reads or writes next.
+ */
+import type { Redis } from 'ioredis';
+
+export interface WorkerInfo {
+  id: string;
+  host: string;
+  pid: number;
+  executionProvider: string;
+  model: string;
+  maxBatch: number;
+  maxInFlight: number;
+  inFlight: number;
+  startedAt: string;
+  lastHeartbeat: string;
+}
+
+export class WorkerRegistry {
+  private readonly seen: string;
+  private readonly info: string;
+
+  constructor(
+    private readonly redis: Redis,
+    keyPrefix: string,
+    /** How long a worker stays listed after its last heartbeat (default 15 s). */
+    readonly ttlMs = 15000,
+  ) {
+    this.seen = `${keyPrefix}:workers`;
+    this.info = `${keyPrefix}:workers:info`;
+  }
+
+  async heartbeat(worker: Omit<WorkerInfo, 'lastHeartbeat'>, now = Date.now()): Promise<void> {
+    const entry: WorkerInfo = { ...worker, lastHeartbeat: new Date(now).toISOString() };
+    await this.redis.multi().zadd(this.seen, now, worker.id).hset(this.info, worker.id, JSON.stringify(entry)).exec();
+    await this.prune(now);
+  }
+
+  async remove(id: string): Promise<void> {
+    await this.redis.multi().zrem(this.seen, id).hdel(this.info, id).exec();
+  }
+
+  async list(now = Date.now()): Promise<WorkerInfo[]> {
+    await this.prune(now);
+    const ids = await this.redis.zrange(this.seen, 0, -1);
+    if (ids.length === 0) return [];
+    const raw = await this.redis.hmget(this.info, ...ids);
+    return raw.flatMap((r) => (r ? [JSON.parse(r) as WorkerInfo] : []));
+  }
+
+  private async prune(now: number): Promise<void> {
+    const stale = await this.redis.zrangebyscore(this.seen, '-inf', now - this.ttlMs);
+    if (stale.length > 0) await this.redis.multi().zrem(this.seen, ...stale).hdel(this.info, ...stale).exec();
+  }
+}
