@@ -115,6 +115,44 @@ describe('the farm end to end', () => {
   });
 });
 
+describe('DELETE /v1/jobs/:id', () => {
+  it('cancels a running job at its next step; its lanes leave the batch and others go on', async () => {
+    const { body: long } = await postJob(base, { type: 'generate', prompt: 'a red background', width: 512, height: 512, steps: 40 });
+    const { body: other } = await postJob(base, { type: 'generate', prompt: 'a blue background', width: 64, height: 64, steps: 4 });
+    for (let i = 0; i < 200; i++) {
+      const view = (await (await fetch(`${base}/v1/jobs/${long.id}`)).json()) as Record<string, any>;
+      if (view.progress.step >= 1) break;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    const res = await fetch(`${base}/v1/jobs/${long.id}`, { method: 'DELETE' });
+    expect(res.status).toBe(202);
+    const job = await waitForJob(base, long.id);
+    expect(job.status).toBe('canceled');
+    expect(job.progress.step).toBeLessThan(40);
+    expect((await waitForJob(base, other.id)).status).toBe('succeeded');
+    expect((await fetch(`${base}/v1/jobs/${long.id}`, { method: 'DELETE' })).status).toBe(409);
+  });
+
+  it('cancels a queued job at once, and the worker never renders it', async () => {
+    await farm.queue.pause();
+    try {
+      const { body } = await postJob(base, { type: 'generate', prompt: 'a red background', width: 64, height: 64 });
+      const res = await fetch(`${base}/v1/jobs/${body.id}`, { method: 'DELETE' });
+      expect(((await res.json()) as { status: string }).status).toBe('canceled');
+      expect(((await (await fetch(`${base}/v1/jobs/${body.id}`)).json()) as { status: string }).status).toBe('canceled');
+      await farm.queue.resume();
+      // The worker takes it, sees the cancellation and fails it without rendering.
+      for (let i = 0; i < 200 && (await farm.queue.getJobState(body.id)) !== 'failed'; i++) await new Promise((r) => setTimeout(r, 25));
+      expect((await farm.queue.getJob(body.id))?.failedReason).toBe('canceled: canceled before it started');
+      const job = await waitForJob(base, body.id);
+      expect(job).toMatchObject({ status: 'canceled', error: { code: 'canceled' } });
+      expect(job.result).toBeUndefined();
+    } finally {
+      await farm.queue.resume();
+    }
+  });
+});
+
 /** Reads an SSE stream to its end with plain fetch; returns the events in order. */
 async function readEvents(url: string): Promise<Array<{ event: string; data: any }>> {
   const res = await fetch(url);

@@ -10,7 +10,7 @@ import type { Redis } from 'ioredis';
 import { DEFAULT_LIMITS } from '@farm/contracts';
 import { JobEventHub, createApp } from '@farm/api';
 import { DEFAULT_MODEL_DIR, FarmWorker, FarmWorkerOptions } from '@farm/worker';
-import { FarmQueue, ObjectStore, ObjectStoreOptions, WorkerRegistry, createRedis, openQueue } from '@farm/platform';
+import { FarmQueue, JobCancellation, ObjectStore, ObjectStoreOptions, WorkerRegistry, createRedis, openQueue } from '@farm/platform';
 
 export const MODEL_DIR = DEFAULT_MODEL_DIR;
 export const QUEUE_PREFIX = '{farm-test}';
@@ -32,7 +32,8 @@ export class Harness {
   readonly redis: Redis = createRedis(process.env.REDIS_URL!);
   readonly queue: FarmQueue = openQueue({ QUEUE_NAME: this.queueName, QUEUE_PREFIX }, this.redis);
   readonly store = new ObjectStore(testStoreOptions());
-  readonly events = new JobEventHub(this.queueName, QUEUE_PREFIX, this.redis);
+  readonly cancellation = new JobCancellation(this.redis, `${QUEUE_PREFIX}:${this.queueName}`, 3600);
+  readonly events = new JobEventHub(this.queueName, QUEUE_PREFIX, this.redis, this.cancellation);
   private servers: Server[] = [];
   private workers: FarmWorker[] = [];
   private redisClients: Redis[] = [this.redis];
@@ -45,6 +46,7 @@ export class Harness {
       store: this.store,
       events: this.events,
       workers: new WorkerRegistry(this.redis, `${QUEUE_PREFIX}:${this.queueName}`),
+      cancellation: this.cancellation,
       limits: DEFAULT_LIMITS,
       bodyLimitBytes: overrides.bodyLimitBytes ?? 1024 * 1024,
       jobAttempts: overrides.jobAttempts ?? 2,

@@ -6,7 +6,7 @@ import { randomInt, randomUUID } from 'node:crypto';
 import express, { Express, Request } from 'express';
 import type { Redis } from 'ioredis';
 import { FieldProblem, JobRequest, JobView, RequestLimits, parseJobRequest, QueuedJob } from '@farm/contracts';
-import type { FarmQueue, ObjectStore, WorkerRegistry } from '@farm/platform';
+import type { FarmQueue, JobCancellation, ObjectStore, WorkerRegistry } from '@farm/platform';
 import { ApiMetrics } from './api-metrics';
 import { HttpError, errorHandler } from './http-errors';
 import type { JobEventHub } from './job-event-hub';
@@ -20,6 +20,7 @@ export interface ApiDeps {
   store: ObjectStore;
   events: JobEventHub;
   workers: WorkerRegistry;
+  cancellation: JobCancellation;
   limits: RequestLimits;
   bodyLimitBytes: number;
   jobAttempts: number;
@@ -39,8 +40,10 @@ export function createApp(deps: ApiDeps): { app: Express; metrics: ApiMetrics } 
 
   const findJob = async (id: string): Promise<JobView | null> => {
     const job = await deps.queue.getJob(id);
-    const status = job ? statusOf(await job.getState()) : null;
-    return job && status ? presentJob(job, status, deps.store, JOBS_PATH) : null;
+    if (!job) return null;
+    const state = await job.getState();
+    const status = state !== 'completed' && (await deps.cancellation.isCanceled(id)) ? 'canceled' : statusOf(state);
+    return status ? presentJob(job, status, deps.store, JOBS_PATH) : null;
   };
   const loadJob = async (req: Request<{ id: string }>): Promise<JobView> => {
     const view = await findJob(req.params.id);
@@ -84,6 +87,15 @@ export function createApp(deps: ApiDeps): { app: Express; metrics: ApiMetrics } 
 
   app.get(`${JOBS_PATH}/:id`, async (req, res) => {
     res.json(await loadJob(req));
+  });
+
+  app.delete(`${JOBS_PATH}/:id`, async (req, res) => {
+    const view = await loadJob(req);
+    if (view.status === 'succeeded' || view.status === 'failed' || view.status === 'canceled') {
+      throw new HttpError(409, 'job_finished', `job ${view.id} already ${view.status}`);
+    }
+    await deps.cancellation.cancel(view.id);
+    res.status(202).json({ ...view, status: 'canceled' });
   });
 
   app.get(`${JOBS_PATH}/:id/events`, async (req, res) => {

@@ -5,13 +5,15 @@
 import { QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { JobProgress } from '@farm/contracts';
+import type { JobCancellation } from '@farm/platform';
 
 export type HubEvent =
   | { kind: 'active' }
   | { kind: 'progress'; progress: JobProgress }
   | { kind: 'waiting' }
   | { kind: 'completed' }
-  | { kind: 'failed'; reason: string };
+  | { kind: 'failed'; reason: string }
+  | { kind: 'canceled' };
 
 type Listener = (event: HubEvent) => void;
 
@@ -19,8 +21,9 @@ export class JobEventHub {
   private readonly events: QueueEvents;
   private readonly connection: Redis;
   private readonly listeners = new Map<string, Set<Listener>>();
+  private unsubscribeCancels: Promise<() => void>;
 
-  constructor(queueName: string, prefix: string, connection: Redis) {
+  constructor(queueName: string, prefix: string, connection: Redis, cancellation: JobCancellation) {
     // QueueEvents blocks on XREAD, so it needs a connection of its own.
     this.connection = connection.duplicate({ maxRetriesPerRequest: null, enableOfflineQueue: true });
     this.connection.on('error', () => undefined);
@@ -34,11 +37,13 @@ export class JobEventHub {
     this.events.on('delayed', ({ jobId }) => this.emit(jobId, { kind: 'waiting' }));
     this.events.on('completed', ({ jobId }) => this.emit(jobId, { kind: 'completed' }));
     this.events.on('failed', ({ jobId, failedReason }) => this.emit(jobId, { kind: 'failed', reason: failedReason }));
+    // A queued job canceled (by any API replica) ends its streams at once.
+    this.unsubscribeCancels = cancellation.subscribe((jobId) => this.emit(jobId, { kind: 'canceled' }));
   }
 
   /** Resolves once the subscription is live, so no event after this point is missed. */
   ready(): Promise<void> {
-    return this.events.waitUntilReady().then(() => undefined);
+    return Promise.all([this.events.waitUntilReady(), this.unsubscribeCancels]).then(() => undefined);
   }
 
   subscribe(jobId: string, listener: Listener): () => void {
@@ -58,5 +63,6 @@ export class JobEventHub {
   async close(): Promise<void> {
     await this.events.close();
     this.connection.disconnect();
+    (await this.unsubscribeCancels)();
   }
 }

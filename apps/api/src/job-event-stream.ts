@@ -59,7 +59,8 @@ export async function streamJobEvents(req: Request, res: Response, source: Event
         lastStep = event.progress.step;
         return send('progress', event.progress);
       case 'completed':
-      case 'failed': {
+      case 'failed':
+      case 'canceled': {
         const view = await source.current();
         if (view && FINAL.has(view.status)) finish(view);
         return;

@@ -73,5 +73,6 @@ export async function presentJob(job: FarmJob, status: JobStatus, store: ObjectS
     }
   }
   if (status === 'failed') view.error = decodeFailure(job.failedReason);
+  if (status === 'canceled') view.error = { code: 'canceled', message: 'canceled by the client' };
   return view;
 }

@@ -10,6 +10,7 @@ import {
   objectStoreOptionsFromEnv,
   requestLimits,
   openQueue,
+  JobCancellation,
   WorkerRegistry,
   queueEnv,
   storageEnv,
@@ -26,14 +27,17 @@ async function main(): Promise<void> {
   queue.on('error', () => undefined); // connection errors are reported by the redis handler above
   const store = new ObjectStore(objectStoreOptionsFromEnv(config));
   if (config.S3_CREATE_BUCKET) await store.ensureBucket();
-  const events = new JobEventHub(config.QUEUE_NAME, config.QUEUE_PREFIX, redis);
+  const keyPrefix = `${config.QUEUE_PREFIX}:${config.QUEUE_NAME}`;
+  const cancellation = new JobCancellation(redis, keyPrefix, config.JOB_RETENTION_SECONDS);
+  const events = new JobEventHub(config.QUEUE_NAME, config.QUEUE_PREFIX, redis, cancellation);
 
   const { app } = createApp({
     queue,
     redis,
     store,
     events,
-    workers: new WorkerRegistry(redis, `${config.QUEUE_PREFIX}:${config.QUEUE_NAME}`),
+    workers: new WorkerRegistry(redis, keyPrefix),
+    cancellation,
     limits: requestLimits(config),
     bodyLimitBytes: config.BODY_LIMIT_BYTES,
     jobAttempts: config.JOB_ATTEMPTS,

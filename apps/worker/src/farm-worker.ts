@@ -8,7 +8,7 @@ import type { Server } from 'node:http';
 import type { Redis } from 'ioredis';
 import type { RequestLimits } from '@farm/contracts';
 import { DiffusionPipeline, ExecutionProvider } from '@farm/pipeline';
-import { FarmQueue, ObjectStore, WorkerRegistry, openQueue } from '@farm/platform';
+import { FarmQueue, JobCancellation, ObjectStore, WorkerRegistry, openQueue } from '@farm/platform';
 import { MicroBatchFeeder } from './micro-batch-feeder';
 import { EditSourceCache } from './edit-source-cache';
 import { JobRenderer, reasonCode } from './render-job';
@@ -53,13 +53,17 @@ export class FarmWorker {
   private running: Promise<void> | null = null;
   private readonly registry: WorkerRegistry;
   private heartbeat: NodeJS.Timeout | null = null;
+  private readonly cancellation: JobCancellation;
+  private unsubscribeCancels: (() => void) | null = null;
   private readonly startedAt = new Date().toISOString();
 
   constructor(private readonly options: FarmWorkerOptions) {
     this.id = options.workerId ?? `${os.hostname()}:${process.pid}`;
     this.queue = openQueue({ QUEUE_NAME: options.queueName, QUEUE_PREFIX: options.queuePrefix }, options.redis);
     this.metrics = new WorkerMetrics(this.id, this.queue, () => this.feeder?.inFlight ?? 0);
-    this.registry = new WorkerRegistry(options.redis, `${options.queuePrefix}:${options.queueName}`);
+    const keyPrefix = `${options.queuePrefix}:${options.queueName}`;
+    this.registry = new WorkerRegistry(options.redis, keyPrefix);
+    this.cancellation = new JobCancellation(options.redis, keyPrefix);
   }
 
   /** Tells the farm this worker is alive and what it serves (GET /v1/workers). */
@@ -112,7 +116,10 @@ export class FarmWorker {
         return job?.returnvalue ? { imageKey: job.returnvalue.key, prompt: job.data.prompt } : null;
       },
       onEditSource: (kind) => this.metrics.editSource(kind),
+      isCanceled: (id) => this.cancellation.isCanceled(id),
     });
+    // A running job canceled by a client leaves the stream batch at its next step.
+    this.unsubscribeCancels = await this.cancellation.subscribe((id) => this.pipeline.cancel(id, 'canceled by the client'));
     this.feeder = new MicroBatchFeeder(
       {
         process: (job) => {
@@ -163,6 +170,7 @@ export class FarmWorker {
   /** Graceful stop: no new jobs, in-flight ones finish within `graceMs` or go back to the queue. */
   async stop(graceMs = 25000): Promise<void> {
     if (this.heartbeat) clearInterval(this.heartbeat);
+    this.unsubscribeCancels?.();
     await this.feeder?.stop(graceMs);
     await this.registry.remove(this.id).catch(() => undefined);
     await this.running;

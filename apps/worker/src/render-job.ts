@@ -37,6 +37,8 @@ export interface RenderDeps {
   workerId: string;
   /** Where edit sources came from (metrics). */
   onEditSource?: (kind: EditSourceKind) => void;
+  /** True when the client canceled the job before it started. */
+  isCanceled: (id: string) => Promise<boolean>;
 }
 
 /** An error with a reason code, formatted for BullMQ's failedReason. */
@@ -72,7 +74,7 @@ async function infer<T>(work: () => Promise<T>): Promise<T> {
   try {
     return await work();
   } catch (err) {
-    if (err instanceof Error && err.name === 'CanceledError') throw new JobFailure('canceled', err.message);
+    if (err instanceof Error && err.name === 'CanceledError') throw new UnrecoverableError(encodeFailure('canceled', err.message));
     if (err instanceof Error && err.name === 'InvalidInputError') throw invalid(err.message);
     throw new JobFailure('inference_failed', err instanceof Error ? err.message : String(err));
   }
@@ -84,6 +86,7 @@ export class JobRenderer {
   async render(id: string, data: unknown, onProgress: ProgressListener): Promise<JobOutput> {
     const parsed = parseJobRequest(data, this.deps.limits);
     if (!parsed.ok) throw invalid(parsed.problems.map((p) => `${p.path}: ${p.message}`).join('; '));
+    if (await this.deps.isCanceled(id)) throw new UnrecoverableError(encodeFailure('canceled', 'canceled before it started'));
     const request = parsed.value;
     const seed = request.seed ?? 0;
     const started = Date.now();

@@ -4,3 +4,4 @@ export * from './redis-connection';
 export * from './job-queue';
 export * from './metrics';
 export * from './worker-registry';
+export * from './job-cancellation';
