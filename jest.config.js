@@ -1,12 +1,23 @@
-/** Jest: TypeScript through @swc/jest; workspace packages resolved to their sources. */
+/**
+ * Jest: TypeScript through ts-jest (transpile only: `tsc -b` type-checks before the tests run);
+ * workspace packages resolved to their sources.
+ */
 module.exports = {
   testEnvironment: '<rootDir>/test/support/native-typed-arrays-environment.js',
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
-  transform: { '^.+\\.ts$': ['@swc/jest', { jsc: { target: 'es2022' } }] },
+  transform: {
+    '^.+\\.ts$': [
+      'ts-jest',
+      {
+        diagnostics: false,
+        tsconfig: { module: 'commonjs', target: 'es2022', esModuleInterop: true, isolatedModules: true, sourceMap: true },
+      },
+    ],
+  },
   moduleNameMapper: {
-    '^@farm/(contracts|platform|pipeline)$': '<rootDir>/packages/$1/src',
-    '^@farm/(api|worker|farm)$': '<rootDir>/apps/$1/src',
+    '^@farm/(contracts|platform|pipeline|client)$': '<rootDir>/packages/$1/src',
+    '^@farm/(api|worker|farm|cli)$': '<rootDir>/apps/$1/src',
   },
   globalSetup: '<rootDir>/test/support/global-setup.ts',
   globalTeardown: '<rootDir>/test/support/global-teardown.ts',

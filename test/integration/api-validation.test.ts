@@ -3,7 +3,7 @@
  * invalid reaches the queue.
  */
 import { deflateSync } from 'node:zlib';
-import { Harness, postJob } from '../support/harness';
+import { Harness, TestApi, postJob } from '../support/harness';
 
 /** A well-formed PNG (valid CRCs) that declares width×height pixels: a decompression bomb. */
 function pngDeclaring(width: number, height: number): string {
@@ -36,18 +36,18 @@ function pngDeclaring(width: number, height: number): string {
 const region = (mask: unknown) => ({ prompt: 'a red circle', mask });
 
 let farm: Harness;
-let base: string;
+let api: TestApi;
 
 beforeAll(async () => {
   farm = new Harness();
-  base = await farm.startApi({ bodyLimitBytes: 4096 });
+  api = await farm.startApi({ bodyLimitBytes: 4096 });
 });
 afterAll(() => farm.close());
 
 const valid = { type: 'generate', prompt: 'a red circle', width: 128, height: 128, steps: 4 };
 
 async function send(body: string, contentType = 'application/json') {
-  const res = await fetch(`${base}/v1/jobs`, { method: 'POST', headers: { 'Content-Type': contentType }, body });
+  const res = await api.fetch(`/v1/jobs`, { method: 'POST', headers: { 'Content-Type': contentType }, body });
   return { status: res.status, type: res.headers.get('content-type'), body: (await res.json()) as Record<string, any> };
 }
 
@@ -72,7 +72,7 @@ describe('POST /v1/jobs validation', () => {
     ['too many regions', { ...valid, regions: Array(9).fill(region({ rects: [[0, 0, 8, 8]] })) }, ['regions']],
     ['a region without prompt', { ...valid, regions: [{ mask: { rects: [[0, 0, 8, 8]] } }] }, ['regions.0.prompt']],
   ])('rejects %s with 400 naming each field', async (_name, body, fields) => {
-    const res = await postJob(base, body);
+    const res = await postJob(api, body);
     expect(res.status).toBe(400);
     expect(res.body.error.code).toBe('invalid_request');
     expect(res.body.error.fields.map((f: { path: string }) => f.path)).toEqual(expect.arrayContaining(fields));
@@ -99,14 +99,14 @@ describe('POST /v1/jobs validation', () => {
   });
 
   it('answers unknown routes with a JSON 404', async () => {
-    const res = await fetch(`${base}/v2/things`);
+    const res = await api.fetch(`/v2/things`);
     expect(res.status).toBe(404);
     expect(((await res.json()) as any).error.code).toBe('not_found');
   });
 
   it('enqueued none of the invalid requests, and does enqueue a valid one', async () => {
     expect(await farm.queue.count()).toBe(0);
-    const ok = await postJob(base, valid);
+    const ok = await postJob(api, valid);
     expect(ok.status).toBe(202);
     expect(await farm.queue.count()).toBe(1);
     expect((await farm.queue.getJob(ok.body.id))?.data).toMatchObject({ ...valid, seed: expect.any(Number) });

@@ -6,24 +6,24 @@
  */
 import sharp from 'sharp';
 import type { FarmWorker } from '@farm/worker';
-import { Harness, download, postJob, waitForJob } from '../support/harness';
+import { Harness, TestApi, download, postJob, waitForJob } from '../support/harness';
 import { RgbImage, decodeRgb, dominantColour } from '../support/colour-judge';
 
 let farm: Harness;
-let base: string;
+let api: TestApi;
 let worker: FarmWorker;
 
 beforeAll(async () => {
   farm = new Harness();
-  base = await farm.startApi();
+  api = await farm.startApi();
   worker = await farm.startWorker();
 });
 afterAll(() => farm.close());
 
 async function run(body: Record<string, unknown>): Promise<Record<string, any>> {
-  const submitted = await postJob(base, body);
+  const submitted = await postJob(api, body);
   expect(submitted.status).toBe(202);
-  const job = await waitForJob(base, submitted.body.id);
+  const job = await waitForJob(api, submitted.body.id);
   expect(job).toMatchObject({ status: 'succeeded' });
   return job;
 }
@@ -145,10 +145,10 @@ describe('prompt edits', () => {
 
   it('are refused for uploads (there is no old prompt to compare) and unknown sources', async () => {
     const upload = (await sharp({ create: { width: 64, height: 64, channels: 3, background: '#000' } }).png().toBuffer()).toString('base64');
-    const noMask = await postJob(base, { type: 'edit', source: { image: upload }, prompt: 'a red circle' });
+    const noMask = await postJob(api, { type: 'edit', source: { image: upload }, prompt: 'a red circle' });
     expect(noMask.status).toBe(400);
     expect(noMask.body.error.fields[0].path).toBe('mask');
-    const unknown = await postJob(base, { type: 'edit', source: 'no-such-job', prompt: 'a red circle' });
+    const unknown = await postJob(api, { type: 'edit', source: 'no-such-job', prompt: 'a red circle' });
     expect(unknown.status).toBe(400);
     expect(unknown.body.error.fields).toEqual([{ path: 'source', message: expect.stringMatching(/does not exist/) }]);
   });

@@ -5,22 +5,22 @@
 import { spawnSync } from 'node:child_process';
 import sharp from 'sharp';
 import type { FarmWorker } from '@farm/worker';
-import { Harness, postJob, waitForJob } from '../support/harness';
+import { Harness, TestApi, postJob, waitForJob } from '../support/harness';
 
 let farm: Harness;
-let base: string;
+let api: TestApi;
 let worker: FarmWorker;
 
 beforeAll(async () => {
   farm = new Harness();
-  base = await farm.startApi();
+  api = await farm.startApi();
   worker = await farm.startWorker();
 });
 afterAll(() => farm.close());
 
 describe('the farm end to end', () => {
   it('generates an image and serves it through a presigned URL', async () => {
-    const submit = await postJob(base, {
+    const submit = await postJob(api, {
       type: 'generate',
       prompt: 'a red circle on a blue background',
       width: 192,
@@ -29,9 +29,11 @@ describe('the farm end to end', () => {
       seed: 42,
     });
     expect(submit.status).toBe(202);
-    expect(submit.body).toMatchObject({ status: 'queued', links: { self: `/v1/jobs/${submit.body.id}` } });
+    expect(submit.body).toMatchObject({ links: { self: `/v1/jobs/${submit.body.id}` } });
+    expect(['queued', 'running']).toContain(submit.body.status);
+    expect(submit.headers.get('location')).toBe(`/v1/jobs/${submit.body.id}`);
 
-    const job = await waitForJob(base, submit.body.id);
+    const job = await waitForJob(api, submit.body.id);
     expect(job.status).toBe('succeeded');
     expect(job.progress).toEqual({ step: 4, total: 4 });
     expect(job.timings.queueMs).toBeGreaterThanOrEqual(0);
@@ -47,10 +49,10 @@ describe('the farm end to end', () => {
 
   it('gives the same image for the same seed and another for another seed', async () => {
     const body = { type: 'generate', prompt: 'a green square on a white background', width: 128, height: 128, format: 'png' };
-    const ids = await Promise.all([7, 7, 8].map(async (seed) => (await postJob(base, { ...body, seed })).body.id as string));
+    const ids = await Promise.all([7, 7, 8].map(async (seed) => (await postJob(api, { ...body, seed })).body.id as string));
     const images = await Promise.all(
       ids.map(async (id) => {
-        const job = await waitForJob(base, id);
+        const job = await waitForJob(api, id);
         return sharp(Buffer.from(await (await fetch(job.result.url)).arrayBuffer())).raw().toBuffer();
       }),
     );
@@ -60,8 +62,8 @@ describe('the farm end to end', () => {
 
   it('encodes jpeg and webp on request', async () => {
     for (const format of ['jpeg', 'webp'] as const) {
-      const { body } = await postJob(base, { type: 'generate', prompt: 'a blue background', width: 64, height: 64, format });
-      const job = await waitForJob(base, body.id);
+      const { body } = await postJob(api, { type: 'generate', prompt: 'a blue background', width: 64, height: 64, format });
+      const job = await waitForJob(api, body.id);
       expect(job.result.contentType).toBe(`image/${format}`);
       const meta = await sharp(Buffer.from(await (await fetch(job.result.url)).arrayBuffer())).metadata();
       expect(meta.format).toBe(format);
@@ -70,32 +72,32 @@ describe('the farm end to end', () => {
 
   it('reports a job that fails in the worker as failed with a reason, and keeps working', async () => {
     // A producer that bypasses the API's validation (an old client, a script) enqueues garbage.
-    const bad = await farm.queue.add('generate', { type: 'generate', prompt: '', width: 13 } as never, { jobId: 'bad-job-1', attempts: 3 });
-    const failed = await waitForJob(base, bad.id!);
+    const bad = await farm.queue.add('generate', { type: 'generate', prompt: '', width: 13, tenant: 'tenant-a' } as never, { jobId: 'bad-job-1', attempts: 3 });
+    const failed = await waitForJob(api, bad.id!);
     expect(failed.status).toBe('failed');
     expect(failed.error.code).toBe('invalid_job');
     expect(failed.error.message).toMatch(/width/);
     expect(failed.attempts).toBe(1); // bad input is not retried
 
-    const next = await postJob(base, { type: 'generate', prompt: 'a yellow triangle on a black background', width: 64, height: 64 });
-    expect((await waitForJob(base, next.body.id)).status).toBe('succeeded');
+    const next = await postJob(api, { type: 'generate', prompt: 'a yellow triangle on a black background', width: 64, height: 64 });
+    expect((await waitForJob(api, next.body.id)).status).toBe('succeeded');
   });
 
   it('answers 404 for an unknown job', async () => {
-    const res = await fetch(`${base}/v1/jobs/does-not-exist`);
+    const res = await api.fetch(`/v1/jobs/does-not-exist`);
     expect(res.status).toBe(404);
     expect(await res.json()).toEqual({ error: { code: 'not_found', message: 'no job with id does-not-exist' } });
   });
 
   it('exposes health and Prometheus metrics that count what happened', async () => {
-    const health = await fetch(`${base}/healthz`);
+    const health = await api.fetch(`/healthz`);
     expect(health.status).toBe(200);
     expect(await health.json()).toEqual({ status: 'ok', redis: true, s3: true });
 
-    const api = await (await fetch(`${base}/metrics`)).text();
-    expect(api).toMatch(/farm_jobs_submitted_total\{type="generate",app="api"\} [1-9]/);
-    expect(api).toMatch(/farm_queue_jobs\{state="completed",app="api"\} [1-9]/);
-    expect(api).toMatch(/farm_http_request_duration_seconds_bucket\{.*route="\/v1\/jobs\/:id"/);
+    const apiMetrics = await (await api.fetch(`/metrics`)).text();
+    expect(apiMetrics).toMatch(/farm_jobs_submitted_total\{type="generate",app="api"\} [1-9]/);
+    expect(apiMetrics).toMatch(/farm_queue_jobs\{state="completed",app="api"\} [1-9]/);
+    expect(apiMetrics).toMatch(/farm_http_request_duration_seconds_bucket\{.*route="\/v1\/jobs\/:id"/);
 
     const text = await worker.metrics.registry.metrics();
     expect(text).toMatch(/farm_jobs_total\{type="generate",outcome="succeeded",app="worker",worker="[^"]+"\} [1-9]/);
@@ -106,7 +108,7 @@ describe('the farm end to end', () => {
 
     // Prometheus' own linter, where installed (Debian: apt-get install prometheus).
     if (spawnSync('promtool', ['--version']).status === 0) {
-      for (const exposition of [api, text]) {
+      for (const exposition of [apiMetrics, text]) {
         const check = spawnSync('promtool', ['check', 'metrics'], { input: exposition, encoding: 'utf8' });
         expect(check.stdout + check.stderr).toBe('');
         expect(check.status).toBe(0);
@@ -117,34 +119,34 @@ describe('the farm end to end', () => {
 
 describe('DELETE /v1/jobs/:id', () => {
   it('cancels a running job at its next step; its lanes leave the batch and others go on', async () => {
-    const { body: long } = await postJob(base, { type: 'generate', prompt: 'a red background', width: 512, height: 512, steps: 40 });
-    const { body: other } = await postJob(base, { type: 'generate', prompt: 'a blue background', width: 64, height: 64, steps: 4 });
+    const { body: long } = await postJob(api, { type: 'generate', prompt: 'a red background', width: 512, height: 512, steps: 40 });
+    const { body: other } = await postJob(api, { type: 'generate', prompt: 'a blue background', width: 64, height: 64, steps: 4 });
     for (let i = 0; i < 200; i++) {
-      const view = (await (await fetch(`${base}/v1/jobs/${long.id}`)).json()) as Record<string, any>;
+      const view = (await (await api.fetch(`/v1/jobs/${long.id}`)).json()) as Record<string, any>;
       if (view.progress.step >= 1) break;
       await new Promise((r) => setTimeout(r, 25));
     }
-    const res = await fetch(`${base}/v1/jobs/${long.id}`, { method: 'DELETE' });
+    const res = await api.fetch(`/v1/jobs/${long.id}`, { method: 'DELETE' });
     expect(res.status).toBe(202);
-    const job = await waitForJob(base, long.id);
+    const job = await waitForJob(api, long.id);
     expect(job.status).toBe('canceled');
     expect(job.progress.step).toBeLessThan(40);
-    expect((await waitForJob(base, other.id)).status).toBe('succeeded');
-    expect((await fetch(`${base}/v1/jobs/${long.id}`, { method: 'DELETE' })).status).toBe(409);
+    expect((await waitForJob(api, other.id)).status).toBe('succeeded');
+    expect((await api.fetch(`/v1/jobs/${long.id}`, { method: 'DELETE' })).status).toBe(409);
   });
 
   it('cancels a queued job at once, and the worker never renders it', async () => {
     await farm.queue.pause();
     try {
-      const { body } = await postJob(base, { type: 'generate', prompt: 'a red background', width: 64, height: 64 });
-      const res = await fetch(`${base}/v1/jobs/${body.id}`, { method: 'DELETE' });
+      const { body } = await postJob(api, { type: 'generate', prompt: 'a red background', width: 64, height: 64 });
+      const res = await api.fetch(`/v1/jobs/${body.id}`, { method: 'DELETE' });
       expect(((await res.json()) as { status: string }).status).toBe('canceled');
-      expect(((await (await fetch(`${base}/v1/jobs/${body.id}`)).json()) as { status: string }).status).toBe('canceled');
+      expect(((await (await api.fetch(`/v1/jobs/${body.id}`)).json()) as { status: string }).status).toBe('canceled');
       await farm.queue.resume();
       // The worker takes it, sees the cancellation and fails it without rendering.
       for (let i = 0; i < 200 && (await farm.queue.getJobState(body.id)) !== 'failed'; i++) await new Promise((r) => setTimeout(r, 25));
       expect((await farm.queue.getJob(body.id))?.failedReason).toBe('canceled: canceled before it started');
-      const job = await waitForJob(base, body.id);
+      const job = await waitForJob(api, body.id);
       expect(job).toMatchObject({ status: 'canceled', error: { code: 'canceled' } });
       expect(job.result).toBeUndefined();
     } finally {
@@ -154,8 +156,8 @@ describe('DELETE /v1/jobs/:id', () => {
 });
 
 /** Reads an SSE stream to its end with plain fetch; returns the events in order. */
-async function readEvents(url: string): Promise<Array<{ event: string; data: any }>> {
-  const res = await fetch(url);
+async function readEvents(path: string): Promise<Array<{ event: string; data: any }>> {
+  const res = await api.fetch(path);
   expect(res.headers.get('content-type')).toMatch(/text\/event-stream/);
   const text = await res.text();
   return text
@@ -169,15 +171,20 @@ async function readEvents(url: string): Promise<Array<{ event: string; data: any
 
 describe('GET /v1/jobs/:id/events', () => {
   it('streams queued/started, progress in order, and ends with the final job', async () => {
-    const { body } = await postJob(base, { type: 'generate', prompt: 'a purple circle on a green background', width: 128, height: 128, steps: 6 });
-    const events = await readEvents(`${base}/v1/jobs/${body.id}/events`);
+    // Hold the queue until the stream is open, so every step is relayed live.
+    await farm.queue.pause();
+    const { body } = await postJob(api, { type: 'generate', prompt: 'a purple circle on a green background', width: 128, height: 128, steps: 6 });
+    const streaming = readEvents(`/v1/jobs/${body.id}/events`);
+    await new Promise((r) => setTimeout(r, 300));
+    await farm.queue.resume();
+    const events = await streaming;
     const names = events.map((e) => e.event);
-    expect(['queued', 'started']).toContain(names[0]);
     expect(names[names.length - 1]).toBe('succeeded');
     const steps = events.filter((e) => e.event === 'progress').map((e) => e.data.step);
     expect(steps.length).toBeGreaterThan(0);
     expect(steps).toEqual([...steps].sort((a, b) => a - b));
     expect(steps[steps.length - 1]).toBe(6);
+    expect(names[0]).toBe('queued');
     const preview = events.find((e) => e.event === 'progress')!.data.preview as string;
     expect(preview).toMatch(/^data:image\/png;base64,/);
     const previewMeta = await sharp(Buffer.from(preview.split(',')[1], 'base64')).metadata();
@@ -186,10 +193,10 @@ describe('GET /v1/jobs/:id/events', () => {
   });
 
   it('sends a finished job’s final state at once, and 404s unknown ids', async () => {
-    const { body } = await postJob(base, { type: 'generate', prompt: 'a white background', width: 64, height: 64 });
-    await waitForJob(base, body.id);
-    const events = await readEvents(`${base}/v1/jobs/${body.id}/events`);
+    const { body } = await postJob(api, { type: 'generate', prompt: 'a white background', width: 64, height: 64 });
+    await waitForJob(api, body.id);
+    const events = await readEvents(`/v1/jobs/${body.id}/events`);
     expect(events.map((e) => e.event)).toEqual(['succeeded']);
-    expect((await fetch(`${base}/v1/jobs/nope/events`)).status).toBe(404);
+    expect((await api.fetch(`/v1/jobs/nope/events`)).status).toBe(404);
   });
 });

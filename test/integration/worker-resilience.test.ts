@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { EmbeddedS3 } from '@farm/farm';
 import { ObjectStore } from '@farm/platform';
-import { Harness, QUEUE_PREFIX, postJob, testStoreOptions, waitForJob } from '../support/harness';
+import { Harness, QUEUE_PREFIX, TestApi, postJob, testStoreOptions, waitForJob } from '../support/harness';
 
 const WORKER_MAIN = path.resolve(__dirname, '../../apps/worker/dist/main.js');
 
@@ -34,17 +34,17 @@ async function until(check: () => Promise<boolean>, timeoutMs = 30000): Promise<
 
 describe('worker shutdown (SIGTERM)', () => {
   let farm: Harness;
-  let base: string;
+  let api: TestApi;
   beforeAll(async () => {
     farm = new Harness();
-    base = await farm.startApi();
+    api = await farm.startApi();
   });
   afterAll(() => farm.close());
 
   it('hands in-flight jobs back to the queue at once, exits 0, and another worker finishes them once each', async () => {
     const ids: string[] = [];
     for (let i = 0; i < 6; i++) {
-      ids.push((await postJob(base, { type: 'generate', prompt: 'a red square on a blue background', width: 512, height: 512, steps: 8, seed: i })).body.id);
+      ids.push((await postJob(api, { type: 'generate', prompt: 'a red square on a blue background', width: 512, height: 512, steps: 8, seed: i })).body.id);
     }
     // Grace 0: nothing may wait; every held job must go straight back to waiting.
     const first = startWorkerProcess(farm, { SHUTDOWN_GRACE_MS: '0', MAX_IN_FLIGHT: '3', LOCK_DURATION_MS: '60000' });
@@ -54,11 +54,11 @@ describe('worker shutdown (SIGTERM)', () => {
     expect(await exited).toBe(0);
     // Back in the queue at once, not stuck in "active" until a 60 s lock expires.
     expect(await farm.queue.getActiveCount()).toBe(0);
-    expect(await farm.queue.getWaitingCount()).toBeGreaterThan(0);
+    expect(await farm.queue.getJobCountByTypes('waiting', 'prioritized')).toBeGreaterThan(0);
 
     const second = startWorkerProcess(farm, { SHUTDOWN_GRACE_MS: '20000' });
     try {
-      const jobs = await Promise.all(ids.map((id) => waitForJob(base, id, 120000)));
+      const jobs = await Promise.all(ids.map((id) => waitForJob(api, id, 120000)));
       expect(jobs.map((j) => j.status)).toEqual(Array(6).fill('succeeded'));
       expect(await farm.queue.getCompletedCount()).toBe(6);
       expect(await farm.queue.getFailedCount()).toBe(0);
@@ -72,26 +72,26 @@ describe('worker shutdown (SIGTERM)', () => {
 
 describe('a fleet of worker processes', () => {
   let farm: Harness;
-  let base: string;
+  let api: TestApi;
   beforeAll(async () => {
     farm = new Harness();
-    base = await farm.startApi();
+    api = await farm.startApi();
   });
   afterAll(() => farm.close());
 
   it('announces both workers, spreads jobs over them, and finishes every job exactly once', async () => {
     const workers = ['fleet-a', 'fleet-b'].map((id) => startWorkerProcess(farm, { WORKER_ID: id, MAX_IN_FLIGHT: '2' }));
     try {
-      await until(async () => ((await (await fetch(`${base}/v1/workers`)).json()) as { workers: unknown[] }).workers.length === 2);
-      const listed = (await (await fetch(`${base}/v1/workers`)).json()) as { workers: Array<Record<string, unknown>> };
+      await until(async () => ((await (await api.fetch(`/v1/workers`)).json()) as { workers: unknown[] }).workers.length === 2);
+      const listed = (await (await api.fetch(`/v1/workers`)).json()) as { workers: Array<Record<string, unknown>> };
       expect(listed.workers.map((w) => w.id).sort()).toEqual(['fleet-a', 'fleet-b']);
       expect(listed.workers[0]).toMatchObject({ model: 'shapes-ldm', executionProvider: 'cpu', maxInFlight: 2, host: expect.any(String) });
 
       const ids: string[] = [];
       for (let i = 0; i < 16; i++) {
-        ids.push((await postJob(base, { type: 'generate', prompt: 'a green square on a red background', width: 128, height: 128, seed: i })).body.id);
+        ids.push((await postJob(api, { type: 'generate', prompt: 'a green square on a red background', width: 128, height: 128, seed: i })).body.id);
       }
-      const jobs = await Promise.all(ids.map((id) => waitForJob(base, id, 120000)));
+      const jobs = await Promise.all(ids.map((id) => waitForJob(api, id, 120000)));
       expect(jobs.every((j) => j.status === 'succeeded')).toBe(true);
       expect(new Set(jobs.map((j) => j.workerId))).toEqual(new Set(['fleet-a', 'fleet-b']));
       expect(jobs.every((j) => j.attempts === 1)).toBe(true);
@@ -100,20 +100,20 @@ describe('a fleet of worker processes', () => {
       await Promise.all(workers.map((w) => { const done = exitOf(w); w.kill('SIGTERM'); return done; }));
     }
     // A stopped worker leaves the list at once.
-    const after = (await (await fetch(`${base}/v1/workers`)).json()) as { workers: unknown[] };
+    const after = (await (await api.fetch(`/v1/workers`)).json()) as { workers: unknown[] };
     expect(after.workers).toEqual([]);
   });
 });
 
 describe('S3 outage', () => {
   let farm: Harness;
-  let base: string;
+  let api: TestApi;
   let s3: EmbeddedS3;
   const directory = mkdtempSync(path.join(os.tmpdir(), 'farm-s3-outage-'));
 
   beforeAll(async () => {
     farm = new Harness();
-    base = await farm.startApi({ jobAttempts: 6, jobBackoffMs: 300 });
+    api = await farm.startApi({ jobAttempts: 6, jobBackoffMs: 300 });
     s3 = await EmbeddedS3.start({ directory, bucket: 'outage' });
   });
   afterAll(async () => {
@@ -127,14 +127,14 @@ describe('S3 outage', () => {
     await farm.startWorker({ store });
     await s3.close(); // S3 goes away
 
-    const { body } = await postJob(base, { type: 'generate', prompt: 'a blue circle on a yellow background', width: 64, height: 64 });
+    const { body } = await postJob(api, { type: 'generate', prompt: 'a blue circle on a yellow background', width: 64, height: 64 });
     // The first attempts fail with storage_unavailable and are put back with a delay.
     await until(async () => ((await farm.queue.getJob(body.id))?.attemptsMade ?? 0) >= 1);
-    const during = (await (await fetch(`${base}/v1/jobs/${body.id}`)).json()) as { status: string };
+    const during = (await (await api.fetch(`/v1/jobs/${body.id}`)).json()) as { status: string };
     expect(during.status).toBe('queued');
 
     s3 = await EmbeddedS3.start({ directory, bucket: 'outage', port }); // S3 returns
-    const job = await waitForJob(base, body.id, 60000);
+    const job = await waitForJob(api, body.id, 60000);
     expect(job.status).toBe('succeeded');
     expect(job.attempts).toBeGreaterThanOrEqual(2);
     store.close();

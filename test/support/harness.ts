@@ -8,12 +8,31 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import type { Redis } from 'ioredis';
 import { DEFAULT_LIMITS } from '@farm/contracts';
-import { JobEventHub, createApp } from '@farm/api';
+import { ApiDeps, JobEventHub, createApp } from '@farm/api';
 import { DEFAULT_MODEL_DIR, FarmWorker, FarmWorkerOptions } from '@farm/worker';
-import { FarmQueue, JobCancellation, ObjectStore, ObjectStoreOptions, WorkerRegistry, createRedis, openQueue } from '@farm/platform';
+import { ApiKeyStore, FarmQueue, JobCancellation, ObjectStore, ObjectStoreOptions, createRedis, openQueue } from '@farm/platform';
 
 export const MODEL_DIR = DEFAULT_MODEL_DIR;
 export const QUEUE_PREFIX = '{farm-test}';
+export const ADMIN_KEY = 'test-admin-key-0123456789';
+
+/** Real HTTP to the API under test, as one tenant (its Bearer key on every request). */
+export class TestApi {
+  constructor(
+    readonly base: string,
+    readonly key: string | null,
+  ) {}
+
+  fetch(path: string, init: RequestInit = {}): Promise<Response> {
+    const auth: Record<string, string> = this.key ? { Authorization: `Bearer ${this.key}` } : {};
+    return fetch(`${this.base}${path}`, { ...init, headers: { ...auth, ...(init.headers as Record<string, string>) } });
+  }
+
+  /** The same API with another key (or none). */
+  as(key: string | null): TestApi {
+    return new TestApi(this.base, key);
+  }
+}
 
 export function testStoreOptions(): ObjectStoreOptions {
   return {
@@ -32,32 +51,44 @@ export class Harness {
   readonly redis: Redis = createRedis(process.env.REDIS_URL!);
   readonly queue: FarmQueue = openQueue({ QUEUE_NAME: this.queueName, QUEUE_PREFIX }, this.redis);
   readonly store = new ObjectStore(testStoreOptions());
-  readonly cancellation = new JobCancellation(this.redis, `${QUEUE_PREFIX}:${this.queueName}`, 3600);
+  readonly keyPrefix = `${QUEUE_PREFIX}:${this.queueName}`;
+  readonly cancellation = new JobCancellation(this.redis, this.keyPrefix, 3600);
+  private keys: ApiKeyStore | null = null;
   readonly events = new JobEventHub(this.queueName, QUEUE_PREFIX, this.redis, this.cancellation);
   private servers: Server[] = [];
   private workers: FarmWorker[] = [];
   private redisClients: Redis[] = [this.redis];
 
-  /** The API on a free port; returns its base URL. */
-  async startApi(overrides: { bodyLimitBytes?: number; jobAttempts?: number; jobBackoffMs?: number } = {}): Promise<string> {
-    const { app } = createApp({
+  /** The API on a free port, with authentication on; returns a client holding a tenant's key. */
+  async startApi(overrides: Partial<ApiDeps> = {}): Promise<TestApi> {
+    const { app, keys } = createApp({
       queue: this.queue,
       redis: this.redis,
       store: this.store,
       events: this.events,
-      workers: new WorkerRegistry(this.redis, `${QUEUE_PREFIX}:${this.queueName}`),
-      cancellation: this.cancellation,
+      keyPrefix: this.keyPrefix,
+      auth: 'required',
+      adminKey: ADMIN_KEY,
+      admission: { ratePerSecond: 1000, burst: 10000, maxQueued: 10000 },
       limits: DEFAULT_LIMITS,
-      bodyLimitBytes: overrides.bodyLimitBytes ?? 1024 * 1024,
-      jobAttempts: overrides.jobAttempts ?? 2,
-      jobBackoffMs: overrides.jobBackoffMs ?? 200,
+      bodyLimitBytes: 1024 * 1024,
+      jobAttempts: 2,
+      jobBackoffMs: 200,
       jobRetentionSeconds: 3600,
+      ...overrides,
     });
+    this.keys = keys;
     const server: Server = await new Promise((resolve) => {
       const s = app.listen(0, '127.0.0.1', () => resolve(s));
     });
     this.servers.push(server);
-    return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    return new TestApi(base, await keys.create('tenant-a'));
+  }
+
+  /** A client of the same API for another tenant (a fresh key). */
+  async tenant(api: TestApi, tenant: string): Promise<TestApi> {
+    return new TestApi(api.base, await this.keys!.create(tenant));
   }
 
   /** An in-process worker on the bundled model (its own Redis connection, as in production). */
@@ -105,10 +136,10 @@ export async function download(url: string): Promise<Buffer> {
 }
 
 /** Polls GET /v1/jobs/:id until the job reaches a final status. */
-export async function waitForJob(base: string, id: string, timeoutMs = 60000): Promise<Record<string, any>> {
+export async function waitForJob(api: TestApi, id: string, timeoutMs = 60000): Promise<Record<string, any>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const res = await fetch(`${base}/v1/jobs/${id}`);
+    const res = await api.fetch(`/v1/jobs/${id}`);
     const body = (await res.json()) as Record<string, any>;
     if (['succeeded', 'failed', 'canceled'].includes(body.status)) return body;
     if (Date.now() > deadline) throw new Error(`job ${id} still ${body.status} after ${timeoutMs} ms`);
@@ -116,11 +147,15 @@ export async function waitForJob(base: string, id: string, timeoutMs = 60000): P
   }
 }
 
-export async function postJob(base: string, body: unknown): Promise<{ status: number; body: Record<string, any> }> {
-  const res = await fetch(`${base}/v1/jobs`, {
+export async function postJob(
+  api: TestApi,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: Record<string, any>; headers: Headers }> {
+  const res = await api.fetch('/v1/jobs', {
     method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
+    headers: { 'Content-Type': 'application/json', ...headers },
     body: typeof body === 'string' ? body : JSON.stringify(body),
   });
-  return { status: res.status, body: (await res.json()) as Record<string, any> };
+  return { status: res.status, body: (await res.json()) as Record<string, any>, headers: res.headers };
 }

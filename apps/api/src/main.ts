@@ -11,7 +11,6 @@ import {
   requestLimits,
   openQueue,
   JobCancellation,
-  WorkerRegistry,
   queueEnv,
   storageEnv,
 } from '@farm/platform';
@@ -28,22 +27,24 @@ async function main(): Promise<void> {
   const store = new ObjectStore(objectStoreOptionsFromEnv(config));
   if (config.S3_CREATE_BUCKET) await store.ensureBucket();
   const keyPrefix = `${config.QUEUE_PREFIX}:${config.QUEUE_NAME}`;
-  const cancellation = new JobCancellation(redis, keyPrefix, config.JOB_RETENTION_SECONDS);
-  const events = new JobEventHub(config.QUEUE_NAME, config.QUEUE_PREFIX, redis, cancellation);
+  const events = new JobEventHub(config.QUEUE_NAME, config.QUEUE_PREFIX, redis, new JobCancellation(redis, keyPrefix));
 
-  const { app } = createApp({
+  const { app, keys } = createApp({
     queue,
     redis,
     store,
     events,
-    workers: new WorkerRegistry(redis, keyPrefix),
-    cancellation,
+    keyPrefix,
+    auth: config.AUTH,
+    adminKey: config.ADMIN_API_KEY,
+    admission: { ratePerSecond: config.TENANT_RATE_PER_SECOND, burst: config.TENANT_BURST, maxQueued: config.TENANT_MAX_QUEUED },
     limits: requestLimits(config),
     bodyLimitBytes: config.BODY_LIMIT_BYTES,
     jobAttempts: config.JOB_ATTEMPTS,
     jobBackoffMs: config.JOB_BACKOFF_MS,
     jobRetentionSeconds: config.JOB_RETENTION_SECONDS,
   });
+  for (const { tenant, key } of config.API_KEYS ?? []) await keys.register(key, tenant);
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(config.PORT, config.HOST, () => resolve(s));
   });

@@ -8,7 +8,7 @@ import type { Server } from 'node:http';
 import type { Redis } from 'ioredis';
 import type { RequestLimits } from '@farm/contracts';
 import { DiffusionPipeline, ExecutionProvider } from '@farm/pipeline';
-import { FarmQueue, JobCancellation, ObjectStore, WorkerRegistry, openQueue } from '@farm/platform';
+import { FarmQueue, JobCancellation, ObjectStore, TenantJobs, WorkerRegistry, openQueue } from '@farm/platform';
 import { MicroBatchFeeder } from './micro-batch-feeder';
 import { EditSourceCache } from './edit-source-cache';
 import { JobRenderer, reasonCode } from './render-job';
@@ -105,6 +105,7 @@ export class FarmWorker {
       ttlSeconds: o.editCacheTtlSeconds,
       capacity: o.editCacheSize,
     });
+    const tenantJobs = new TenantJobs(o.redis, `${o.queuePrefix}:${o.queueName}`);
     const renderer = new JobRenderer({
       pipeline: this.pipeline,
       store: o.store,
@@ -125,13 +126,16 @@ export class FarmWorker {
         process: (job) => {
           // Progress updates go out one after another, so a client never sees a step go back.
           let updates = Promise.resolve();
-          return renderer.render(job.id!, job.data, (step, total, preview) => {
+          return renderer.render(job.id!, { ...job.data }, (step, total, preview) => {
             updates = updates
               .then(async () => job.updateProgress({ step, total, ...(o.progressPreviews !== false ? { preview: await preview() } : {}) }))
               .catch(() => undefined);
           });
         },
         settled: (job, outcome) => {
+          if (outcome.ok || !outcome.retrying) {
+            tenantJobs.finished(job.data.tenant, job.id!).catch((err) => console.error(`worker: tenant bookkeeping: ${err.message}`));
+          }
           const type = job.data?.type ?? 'unknown';
           if (outcome.ok) {
             const now = Date.now();

@@ -83,14 +83,16 @@ async function infer<T>(work: () => Promise<T>): Promise<T> {
 export class JobRenderer {
   constructor(private readonly deps: RenderDeps) {}
 
-  async render(id: string, data: unknown, onProgress: ProgressListener): Promise<JobOutput> {
-    const parsed = parseJobRequest(data, this.deps.limits);
+  /** `data` is the queued job: the request plus the fields the API added (seed, tenant). */
+  async render(id: string, data: Record<string, unknown>, onProgress: ProgressListener): Promise<JobOutput> {
+    const { tenant: _tenant, ...request } = data;
+    const parsed = parseJobRequest(request, this.deps.limits);
     if (!parsed.ok) throw invalid(parsed.problems.map((p) => `${p.path}: ${p.message}`).join('; '));
     if (await this.deps.isCanceled(id)) throw new UnrecoverableError(encodeFailure('canceled', 'canceled before it started'));
-    const request = parsed.value;
-    const seed = request.seed ?? 0;
+    const job = parsed.value;
+    const seed = job.seed ?? 0;
     const started = Date.now();
-    const done = request.type === 'generate' ? await this.generate(id, request, seed, onProgress) : await this.edit(id, request, seed, onProgress);
+    const done = job.type === 'generate' ? await this.generate(id, job, seed, onProgress) : await this.edit(id, job, seed, onProgress);
     return { ...done, seed, computeMs: Date.now() - started, workerId: this.deps.workerId };
   }
 

@@ -130,8 +130,8 @@ export type GenerateRequest = Extract<JobRequest, { type: 'generate' }>;
 export type EditRequest = Extract<JobRequest, { type: 'edit' }>;
 export type RegionRequest = NonNullable<GenerateRequest['regions']>[number];
 export type MaskRequest = RegionRequest['mask'];
-/** What the queue carries: the validated request with its seed fixed at submission. */
-export type QueuedJob = JobRequest & { seed: number };
+/** What the queue carries: the validated request, its seed fixed at submission, its owner. */
+export type QueuedJob = JobRequest & { seed: number; tenant: string };
 
 export interface FieldProblem {
   path: string;

@@ -61,7 +61,26 @@ export function requestLimits(env: {
   };
 }
 
+const tenantKeys = z
+  .string()
+  .regex(/^([\w.-]+:[^\s,:]{16,})(,[\w.-]+:[^\s,:]{16,})*$/, 'expected tenant:key[,tenant:key…] with keys of 16+ characters')
+  .transform((v) => v.split(',').map((pair) => {
+    const [tenant, key] = pair.split(':');
+    return { tenant, key };
+  }));
+
 export const apiEnv = {
+  /** `required` (default): every /v1 route needs `Authorization: Bearer <key>`. `disabled`: one tenant, "public". */
+  AUTH: z.enum(['required', 'disabled']).default('required'),
+  /** Keys registered (hashed) at start-up, as tenant:key pairs; more are made with POST /admin/api-keys. */
+  API_KEYS: tenantKeys.optional(),
+  /** Key for the operator routes (/admin/…); they answer 404 without one. */
+  ADMIN_API_KEY: z.string().min(16, 'ADMIN_API_KEY must have at least 16 characters').optional(),
+  /** Per-tenant submissions per second (sustained) and at once (burst). */
+  TENANT_RATE_PER_SECOND: z.coerce.number().positive().default(50),
+  TENANT_BURST: positiveInt.default(200),
+  /** Per-tenant unfinished jobs. */
+  TENANT_MAX_QUEUED: positiveInt.default(5000),
   PORT: port.default(8080),
   HOST: z.string().default('0.0.0.0'),
   /** Largest request body, in bytes (default 1 MiB). */

@@ -5,3 +5,5 @@ export * from './job-queue';
 export * from './metrics';
 export * from './worker-registry';
 export * from './job-cancellation';
+export * from './api-keys';
+export * from './tenant-jobs';

@@ -1,0 +1,65 @@
+/**
+ * Operator routes under /admin (admin key only): API keys for tenants, the dead-letter view of
+ * jobs that failed for good (with a retry), and the BullMQ queue dashboard (bull-board).
+ */
+import { Router } from 'express';
+import { z } from 'zod';
+import { createBullBoard } from '@bull-board/api';
+import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
+import { ExpressAdapter } from '@bull-board/express';
+import { decodeFailure, describeIssues } from '@farm/contracts';
+import type { ApiKeyStore, FarmQueue } from '@farm/platform';
+import { HttpError } from './http-errors';
+
+export interface AdminRouteDeps {
+  queue: FarmQueue;
+  keys: ApiKeyStore;
+}
+
+const newKey = z.strictObject({ tenant: z.string().regex(/^[\w.-]{1,64}$/, 'tenant is 1-64 letters, digits, "_", "." or "-"') });
+
+export function adminRoutes(deps: AdminRouteDeps, mountPath: string): Router {
+  const router = Router();
+
+  router.post('/api-keys', async (req, res) => {
+    const parsed = newKey.safeParse(req.body);
+    if (!parsed.success) {
+      const problems = describeIssues(parsed.error.issues);
+      throw new HttpError(400, 'invalid_request', problems.map((p) => `${p.path}: ${p.message}`).join('; '), problems);
+    }
+    const key = await deps.keys.create(parsed.data.tenant);
+    res.status(201).json({ tenant: parsed.data.tenant, key });
+  });
+
+  // Jobs that failed for good (retries exhausted or unrecoverable), newest first; canceled ones excluded.
+  router.get('/dead-letter', async (req, res) => {
+    const limit = Math.min(Math.max(Number(req.query.limit) || 50, 1), 500);
+    const failed = await deps.queue.getFailed(0, limit - 1);
+    res.json({
+      jobs: failed
+        .map((job) => ({
+          id: job.id,
+          tenant: job.data.tenant,
+          type: job.data.type,
+          attempts: job.attemptsMade,
+          failedAt: job.finishedOn ? new Date(job.finishedOn).toISOString() : null,
+          error: decodeFailure(job.failedReason),
+        }))
+        .filter((job) => job.error.code !== 'canceled'),
+    });
+  });
+
+  router.post('/dead-letter/:id/retry', async (req, res) => {
+    const job = await deps.queue.getJob(req.params.id);
+    if (!job || (await job.getState()) !== 'failed') throw new HttpError(404, 'not_found', `no failed job with id ${req.params.id}`);
+    await job.retry('failed');
+    res.status(202).json({ id: job.id, status: 'queued' });
+  });
+
+  const board = new ExpressAdapter();
+  board.setBasePath(`${mountPath}/queues`);
+  createBullBoard({ queues: [new BullMQAdapter(deps.queue)], serverAdapter: board });
+  router.use('/queues', board.getRouter());
+
+  return router;
+}

@@ -1,0 +1,119 @@
+/** The tenant-facing routes under /v1: submit, follow, cancel jobs; list workers. */
+import { randomInt, randomUUID } from 'node:crypto';
+import { Router } from 'express';
+import { FieldProblem, JobRequest, QueuedJob, RequestLimits, parseJobRequest } from '@farm/contracts';
+import type { FarmQueue, JobCancellation, TenantJobs, WorkerRegistry } from '@farm/platform';
+import type { ApiMetrics } from './api-metrics';
+import { tenantOf } from './auth';
+import { HttpError } from './http-errors';
+import { IdempotencyKeys } from './idempotency';
+import type { JobDirectory } from './job-directory';
+import type { JobEventHub } from './job-event-hub';
+import { streamJobEvents } from './job-event-stream';
+import { checkRequestImages } from './request-images';
+import type { TenantAdmission } from './tenant-admission';
+
+export interface JobsRouteDeps {
+  queue: FarmQueue;
+  jobs: JobDirectory;
+  events: JobEventHub;
+  workers: WorkerRegistry;
+  cancellation: JobCancellation;
+  admission: TenantAdmission;
+  tenantJobs: TenantJobs;
+  idempotency: IdempotencyKeys;
+  metrics: ApiMetrics;
+  limits: RequestLimits;
+  jobAttempts: number;
+  jobBackoffMs: number;
+  jobRetentionSeconds: number;
+}
+
+const FINAL = new Set(['succeeded', 'failed', 'canceled']);
+
+export function jobsRoutes(deps: JobsRouteDeps): Router {
+  const router = Router();
+  const { jobs, metrics } = deps;
+
+  /** An edit of a previous job needs that job (of the same tenant) to have finished with an image. */
+  const checkEditSource = async (request: JobRequest, tenant: string): Promise<FieldProblem[]> => {
+    if (request.type !== 'edit' || typeof request.source !== 'string') return [];
+    const source = await jobs.find(request.source, tenant);
+    if (source?.status === 'succeeded') return [];
+    const why = source ? `is ${source.status}` : 'does not exist';
+    return [{ path: 'source', message: `job ${request.source} ${why}; an edit needs a succeeded job` }];
+  };
+
+  router.post('/jobs', async (req, res) => {
+    const tenant = tenantOf(res);
+    if (!req.is('application/json')) {
+      metrics.rejected.inc({ reason: 'content_type' });
+      throw new HttpError(415, 'unsupported_media_type', 'send the job as JSON with Content-Type: application/json');
+    }
+    const parsed = parseJobRequest(req.body, deps.limits);
+    const problems = parsed.ok
+      ? [...(await checkRequestImages(parsed.value, deps.limits)), ...(await checkEditSource(parsed.value, tenant))]
+      : parsed.problems;
+    if (!parsed.ok || problems.length > 0) {
+      metrics.rejected.inc({ reason: 'validation' });
+      throw new HttpError(400, 'invalid_request', problems.map((p) => `${p.path}: ${p.message}`).join('; '), problems);
+    }
+
+    const jobId = randomUUID();
+    const idempotencyKey = req.header('Idempotency-Key');
+    if (idempotencyKey !== undefined) {
+      if (!/^[\x21-\x7e]{1,255}$/.test(idempotencyKey)) throw new HttpError(400, 'invalid_request', 'Idempotency-Key must be 1-255 visible ASCII characters');
+      const claim = await deps.idempotency.claim(tenant, idempotencyKey, IdempotencyKeys.fingerprint(req.body), jobId);
+      if (claim.kind === 'conflict') throw new HttpError(409, 'idempotency_conflict', 'this Idempotency-Key was used with another request body');
+      if (claim.kind === 'replay') {
+        const earlier = await jobs.find(claim.jobId, tenant);
+        if (!earlier) throw new HttpError(409, 'idempotency_in_progress', 'a request with this Idempotency-Key is still being submitted');
+        return res.status(200).location(earlier.links.self).json(earlier);
+      }
+    }
+
+    const admission = await deps.admission.admit(tenant);
+    if (!admission.ok) {
+      metrics.rejected.inc({ reason: admission.reason });
+      res.setHeader('Retry-After', String(admission.retryAfterSeconds));
+      throw new HttpError(429, admission.reason, admission.message);
+    }
+    const data: QueuedJob = { ...parsed.value, seed: parsed.value.seed ?? randomInt(0, 2 ** 32), tenant };
+    await deps.tenantJobs.add(tenant, jobId);
+    await deps.queue.add(data.type, data, {
+      jobId,
+      priority: admission.priority,
+      attempts: deps.jobAttempts,
+      backoff: { type: 'exponential', delay: deps.jobBackoffMs },
+      removeOnComplete: { age: deps.jobRetentionSeconds },
+      removeOnFail: { age: deps.jobRetentionSeconds },
+    });
+    metrics.submitted.inc({ type: data.type });
+    const view = await jobs.load(jobId, tenant);
+    res.status(202).location(view.links.self).json(view);
+  });
+
+  router.get('/jobs/:id', async (req, res) => {
+    res.json(await jobs.load(req.params.id, tenantOf(res)));
+  });
+
+  router.delete('/jobs/:id', async (req, res) => {
+    const view = await jobs.load(req.params.id, tenantOf(res));
+    if (FINAL.has(view.status)) throw new HttpError(409, 'job_finished', `job ${view.id} already ${view.status}`);
+    await deps.cancellation.cancel(view.id);
+    res.status(202).json({ ...view, status: 'canceled' });
+  });
+
+  router.get('/jobs/:id/events', async (req, res) => {
+    const tenant = tenantOf(res);
+    await jobs.load(req.params.id, tenant); // 404 before the stream starts
+    await streamJobEvents(req, res, { hub: deps.events, current: () => jobs.find(req.params.id, tenant) });
+  });
+
+  router.get('/workers', async (_req, res) => {
+    res.json({ workers: await deps.workers.list() });
+  });
+
+  return router;
+}
+

@@ -1,0 +1,55 @@
+/**
+ * API keys → tenants. Only a key's SHA-256 is stored (a Redis hash under the farm's prefix);
+ * the key itself is shown once, when it is created.
+ */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Redis } from 'ioredis';
+
+export interface KeyOwner {
+  tenant: string;
+  createdAt: string;
+}
+
+export function hashKey(key: string): string {
+  return createHash('sha256').update(key).digest('hex');
+}
+
+/** Constant-time comparison of a presented key with a configured one. */
+export function keysMatch(presented: string, expected: string): boolean {
+  const a = Buffer.from(hashKey(presented), 'hex');
+  const b = Buffer.from(hashKey(expected), 'hex');
+  return timingSafeEqual(a, b);
+}
+
+export class ApiKeyStore {
+  private readonly key: string;
+
+  constructor(
+    private readonly redis: Redis,
+    keyPrefix: string,
+  ) {
+    this.key = `${keyPrefix}:api-keys`;
+  }
+
+  /** A new random key for the tenant; returned once, stored hashed. */
+  async create(tenant: string): Promise<string> {
+    const key = `fk_${randomBytes(24).toString('base64url')}`;
+    await this.register(key, tenant);
+    return key;
+  }
+
+  /** Stores a given key (configured or development keys) for the tenant. */
+  async register(key: string, tenant: string): Promise<void> {
+    const owner: KeyOwner = { tenant, createdAt: new Date().toISOString() };
+    await this.redis.hset(this.key, hashKey(key), JSON.stringify(owner));
+  }
+
+  async lookup(key: string): Promise<KeyOwner | null> {
+    const raw = await this.redis.hget(this.key, hashKey(key));
+    return raw ? (JSON.parse(raw) as KeyOwner) : null;
+  }
+
+  async revoke(key: string): Promise<boolean> {
+    return (await this.redis.hdel(this.key, hashKey(key))) === 1;
+  }
+}
