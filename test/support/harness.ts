@@ -15,6 +15,7 @@ import { ApiKeyStore, FarmQueue, JobCancellation, ObjectStore, ObjectStoreOption
 export const MODEL_DIR = DEFAULT_MODEL_DIR;
 export const QUEUE_PREFIX = '{farm-test}';
 export const ADMIN_KEY = 'test-admin-key-0123456789';
+export const WEBHOOK_SECRET = 'test-webhook-master-secret';
 
 /** Real HTTP to the API under test, as one tenant (its Bearer key on every request). */
 export class TestApi {
@@ -70,6 +71,7 @@ export class Harness {
       auth: 'required',
       adminKey: ADMIN_KEY,
       admission: { ratePerSecond: 1000, burst: 10000, maxQueued: 10000 },
+      webhooks: { secret: WEBHOOK_SECRET, allowPrivate: true },
       limits: DEFAULT_LIMITS,
       bodyLimitBytes: 1024 * 1024,
       jobAttempts: 2,
@@ -105,6 +107,7 @@ export class Harness {
       maxInFlight: 4,
       maxUnetBatch: 8,
       lockDurationMs: 10000,
+      webhooks: { secret: WEBHOOK_SECRET, allowPrivate: true },
       ...options,
     });
     await worker.start();

@@ -6,13 +6,12 @@
 import express, { Express } from 'express';
 import type { Redis } from 'ioredis';
 import type { RequestLimits } from '@farm/contracts';
-import { ApiKeyStore, FarmQueue, JobCancellation, ObjectStore, TenantJobs, WorkerRegistry } from '@farm/platform';
+import { ApiKeyStore, FarmQueue, JobCancellation, JobDirectory, ObjectStore, TenantJobs, WorkerRegistry } from '@farm/platform';
 import { adminRoutes } from './admin-routes';
 import { ApiMetrics } from './api-metrics';
 import { AuthMode, adminAuth, tenantAuth } from './auth';
 import { HttpError, errorHandler } from './http-errors';
 import { IdempotencyKeys } from './idempotency';
-import { JobDirectory } from './job-directory';
 import type { JobEventHub } from './job-event-hub';
 import { jobsRoutes } from './jobs-routes';
 import { AdmissionOptions, TenantAdmission } from './tenant-admission';
@@ -28,6 +27,8 @@ export interface ApiDeps {
   /** Operator key; /admin answers 404 without one. */
   adminKey?: string;
   admission: AdmissionOptions;
+  /** Webhooks: the master secret (off without one) and whether private targets are allowed. */
+  webhooks: { secret?: string; allowPrivate: boolean };
   limits: RequestLimits;
   bodyLimitBytes: number;
   jobAttempts: number;

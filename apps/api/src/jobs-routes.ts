@@ -2,12 +2,11 @@
 import { randomInt, randomUUID } from 'node:crypto';
 import { Router } from 'express';
 import { FieldProblem, JobRequest, QueuedJob, RequestLimits, parseJobRequest } from '@farm/contracts';
-import type { FarmQueue, JobCancellation, TenantJobs, WorkerRegistry } from '@farm/platform';
+import { FarmQueue, JobCancellation, JobDirectory, TenantJobs, WorkerRegistry, tenantWebhookSecret, webhookTargetProblem } from '@farm/platform';
 import type { ApiMetrics } from './api-metrics';
 import { tenantOf } from './auth';
 import { HttpError } from './http-errors';
 import { IdempotencyKeys } from './idempotency';
-import type { JobDirectory } from './job-directory';
 import type { JobEventHub } from './job-event-hub';
 import { streamJobEvents } from './job-event-stream';
 import { checkRequestImages } from './request-images';
@@ -24,6 +23,7 @@ export interface JobsRouteDeps {
   idempotency: IdempotencyKeys;
   metrics: ApiMetrics;
   limits: RequestLimits;
+  webhooks: { secret?: string; allowPrivate: boolean };
   jobAttempts: number;
   jobBackoffMs: number;
   jobRetentionSeconds: number;
@@ -34,6 +34,11 @@ const FINAL = new Set(['succeeded', 'failed', 'canceled']);
 export function jobsRoutes(deps: JobsRouteDeps): Router {
   const router = Router();
   const { jobs, metrics } = deps;
+  const load = async (id: string, tenant: string) => {
+    const view = await jobs.find(id, tenant);
+    if (!view) throw new HttpError(404, 'not_found', `no job with id ${id}`);
+    return view;
+  };
 
   /** An edit of a previous job needs that job (of the same tenant) to have finished with an image. */
   const checkEditSource = async (request: JobRequest, tenant: string): Promise<FieldProblem[]> => {
@@ -44,6 +49,13 @@ export function jobsRoutes(deps: JobsRouteDeps): Router {
     return [{ path: 'source', message: `job ${request.source} ${why}; an edit needs a succeeded job` }];
   };
 
+  const checkWebhook = async (request: JobRequest): Promise<FieldProblem[]> => {
+    if (!request.webhook) return [];
+    if (!deps.webhooks.secret) return [{ path: 'webhook', message: 'webhooks are not enabled on this farm (WEBHOOK_SECRET)' }];
+    const problem = await webhookTargetProblem(request.webhook, deps.webhooks.allowPrivate);
+    return problem ? [{ path: 'webhook', message: problem }] : [];
+  };
+
   router.post('/jobs', async (req, res) => {
     const tenant = tenantOf(res);
     if (!req.is('application/json')) {
@@ -52,7 +64,11 @@ export function jobsRoutes(deps: JobsRouteDeps): Router {
     }
     const parsed = parseJobRequest(req.body, deps.limits);
     const problems = parsed.ok
-      ? [...(await checkRequestImages(parsed.value, deps.limits)), ...(await checkEditSource(parsed.value, tenant))]
+      ? [
+          ...(await checkRequestImages(parsed.value, deps.limits)),
+          ...(await checkEditSource(parsed.value, tenant)),
+          ...(await checkWebhook(parsed.value)),
+        ]
       : parsed.problems;
     if (!parsed.ok || problems.length > 0) {
       metrics.rejected.inc({ reason: 'validation' });
@@ -89,16 +105,16 @@ export function jobsRoutes(deps: JobsRouteDeps): Router {
       removeOnFail: { age: deps.jobRetentionSeconds },
     });
     metrics.submitted.inc({ type: data.type });
-    const view = await jobs.load(jobId, tenant);
+    const view = await load(jobId, tenant);
     res.status(202).location(view.links.self).json(view);
   });
 
   router.get('/jobs/:id', async (req, res) => {
-    res.json(await jobs.load(req.params.id, tenantOf(res)));
+    res.json(await load(req.params.id, tenantOf(res)));
   });
 
   router.delete('/jobs/:id', async (req, res) => {
-    const view = await jobs.load(req.params.id, tenantOf(res));
+    const view = await load(req.params.id, tenantOf(res));
     if (FINAL.has(view.status)) throw new HttpError(409, 'job_finished', `job ${view.id} already ${view.status}`);
     await deps.cancellation.cancel(view.id);
     res.status(202).json({ ...view, status: 'canceled' });
@@ -106,8 +122,14 @@ export function jobsRoutes(deps: JobsRouteDeps): Router {
 
   router.get('/jobs/:id/events', async (req, res) => {
     const tenant = tenantOf(res);
-    await jobs.load(req.params.id, tenant); // 404 before the stream starts
+    await load(req.params.id, tenant); // 404 before the stream starts
     await streamJobEvents(req, res, { hub: deps.events, current: () => jobs.find(req.params.id, tenant) });
+  });
+
+  // The tenant's webhook signing secret (Standard Webhooks "whsec_…"), to verify deliveries.
+  router.get('/webhook-secret', (_req, res) => {
+    if (!deps.webhooks.secret) throw new HttpError(404, 'not_found', 'webhooks are not enabled on this farm');
+    res.json({ secret: tenantWebhookSecret(deps.webhooks.secret, tenantOf(res)) });
   });
 
   router.get('/workers', async (_req, res) => {

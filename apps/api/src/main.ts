@@ -13,12 +13,13 @@ import {
   JobCancellation,
   queueEnv,
   storageEnv,
+  webhookEnv,
 } from '@farm/platform';
 import { createApp } from './app';
 import { JobEventHub } from './job-event-hub';
 
 async function main(): Promise<void> {
-  const config = loadConfig({ ...queueEnv, ...storageEnv, ...limitsEnv, ...apiEnv });
+  const config = loadConfig({ ...queueEnv, ...storageEnv, ...limitsEnv, ...webhookEnv, ...apiEnv });
   await checkRedis(config.REDIS_URL);
   const redis = createRedis(config.REDIS_URL, { failFast: true });
   redis.on('error', (err) => console.error(`api: redis: ${err.message}`));
@@ -37,6 +38,7 @@ async function main(): Promise<void> {
     keyPrefix,
     auth: config.AUTH,
     adminKey: config.ADMIN_API_KEY,
+    webhooks: { secret: config.WEBHOOK_SECRET, allowPrivate: config.WEBHOOK_ALLOW_PRIVATE },
     admission: { ratePerSecond: config.TENANT_RATE_PER_SECOND, burst: config.TENANT_BURST, maxQueued: config.TENANT_MAX_QUEUED },
     limits: requestLimits(config),
     bodyLimitBytes: config.BODY_LIMIT_BYTES,

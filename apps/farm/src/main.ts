@@ -4,7 +4,8 @@
  * as child processes. Ctrl-C (or SIGTERM) stops everything gracefully.
  */
 import { ChildProcess, fork } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { z } from 'zod';
@@ -24,6 +25,16 @@ const launcherEnv = {
   FARM_DATA_DIR: z.string().default(path.join(ROOT, '.farm-data')),
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
 };
+
+/** A key kept in the data folder, so it survives restarts of the local farm. */
+function localKey(dir: string, name: string): string {
+  const file = path.join(dir, name);
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  mkdirSync(dir, { recursive: true });
+  const key = `fk_${randomBytes(24).toString('base64url')}`;
+  writeFileSync(file, `${key}\n`, { mode: 0o600 });
+  return key;
+}
 
 function startChild(name: string, script: string, env: NodeJS.ProcessEnv): ChildProcess {
   const child = fork(path.join(ROOT, script), [], { env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
@@ -51,6 +62,12 @@ async function main(): Promise<void> {
   } else {
     console.log(`[farm] s3: ${config.S3_ENDPOINT}, bucket ${config.S3_BUCKET}`);
   }
+
+  // A development tenant and operator key, unless the environment brings its own.
+  const devKey = localKey(config.FARM_DATA_DIR, 'dev-api-key');
+  env.API_KEYS ??= `dev:${devKey}`;
+  env.ADMIN_API_KEY ??= localKey(config.FARM_DATA_DIR, 'admin-api-key');
+  env.WEBHOOK_SECRET ??= localKey(config.FARM_DATA_DIR, 'webhook-secret');
 
   const children = [
     startChild('api', 'apps/api/dist/main.js', env),
@@ -86,10 +103,12 @@ async function main(): Promise<void> {
   process.once('SIGTERM', () => void stop(0));
 
   const base = `http://127.0.0.1:${config.PORT}`;
-  console.log(`[farm] API on ${base} — try:
-  curl -s -X POST ${base}/v1/jobs -H 'Content-Type: application/json' \\
+  const keyNote = env.API_KEYS === `dev:${devKey}` ? `development API key (tenant "dev", kept in ${config.FARM_DATA_DIR}/dev-api-key):\n  export FARM_API_KEY=${devKey}` : 'API keys from API_KEYS';
+  console.log(`[farm] API on ${base}; ${keyNote}
+[farm] try:
+  curl -s -X POST ${base}/v1/jobs -H "Authorization: Bearer $FARM_API_KEY" -H 'Content-Type: application/json' \\
        -d '{"type":"generate","prompt":"a red circle on a blue background","width":256,"height":256,"steps":4}'
-  curl -s ${base}/v1/jobs/<id>        # then download result.url with curl -o image.png`);
+  curl -s -H "Authorization: Bearer $FARM_API_KEY" ${base}/v1/jobs/<id>   # then: curl -o image.png "<result.url>"`);
 }
 
 main().catch((err) => {

@@ -8,7 +8,7 @@ import type { Server } from 'node:http';
 import type { Redis } from 'ioredis';
 import type { RequestLimits } from '@farm/contracts';
 import { DiffusionPipeline, ExecutionProvider } from '@farm/pipeline';
-import { FarmQueue, JobCancellation, ObjectStore, TenantJobs, WorkerRegistry, openQueue } from '@farm/platform';
+import { FarmQueue, JobCancellation, JobDirectory, ObjectStore, TenantJobs, WebhookDispatcher, WorkerRegistry, openQueue } from '@farm/platform';
 import { MicroBatchFeeder } from './micro-batch-feeder';
 import { EditSourceCache } from './edit-source-cache';
 import { JobRenderer, reasonCode } from './render-job';
@@ -36,6 +36,8 @@ export interface FarmWorkerOptions {
   editCacheTtlSeconds?: number;
   /** Edit sources kept in memory (default 32). */
   editCacheSize?: number;
+  /** Webhooks: the master secret (no deliveries without one), private targets allowed or not. */
+  webhooks?: { secret?: string; allowPrivate: boolean };
   /** Port for /metrics and /healthz; undefined runs none (tests), 0 picks a free one. */
   statusPort?: number;
 }
@@ -55,6 +57,7 @@ export class FarmWorker {
   private heartbeat: NodeJS.Timeout | null = null;
   private readonly cancellation: JobCancellation;
   private unsubscribeCancels: (() => void) | null = null;
+  private webhooks: WebhookDispatcher | null = null;
   private readonly startedAt = new Date().toISOString();
 
   constructor(private readonly options: FarmWorkerOptions) {
@@ -106,6 +109,17 @@ export class FarmWorker {
       capacity: o.editCacheSize,
     });
     const tenantJobs = new TenantJobs(o.redis, `${o.queuePrefix}:${o.queueName}`);
+    if (o.webhooks?.secret) {
+      this.webhooks = new WebhookDispatcher({
+        connection: o.redis,
+        prefix: o.queuePrefix,
+        queueName: o.queueName,
+        jobs: new JobDirectory(this.queue, o.store, this.cancellation),
+        masterSecret: o.webhooks.secret,
+        allowPrivate: o.webhooks.allowPrivate,
+      });
+      this.webhooks.start();
+    }
     const renderer = new JobRenderer({
       pipeline: this.pipeline,
       store: o.store,
@@ -135,6 +149,12 @@ export class FarmWorker {
         settled: (job, outcome) => {
           if (outcome.ok || !outcome.retrying) {
             tenantJobs.finished(job.data.tenant, job.id!).catch((err) => console.error(`worker: tenant bookkeeping: ${err.message}`));
+            const status = outcome.ok ? 'succeeded' : reasonCode(outcome.error) === 'canceled' ? 'canceled' : 'failed';
+            if (job.data.webhook && this.webhooks) {
+              this.webhooks
+                .enqueue({ jobId: job.id!, tenant: job.data.tenant, url: job.data.webhook }, status)
+                .catch((err) => console.error(`worker: could not schedule the webhook of ${job.id}: ${err.message}`));
+            }
           }
           const type = job.data?.type ?? 'unknown';
           if (outcome.ok) {
@@ -175,6 +195,7 @@ export class FarmWorker {
   async stop(graceMs = 25000): Promise<void> {
     if (this.heartbeat) clearInterval(this.heartbeat);
     this.unsubscribeCancels?.();
+    await this.webhooks?.close();
     await this.feeder?.stop(graceMs);
     await this.registry.remove(this.id).catch(() => undefined);
     await this.running;

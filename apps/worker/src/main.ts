@@ -9,12 +9,13 @@ import {
   queueEnv,
   requestLimits,
   storageEnv,
+  webhookEnv,
   workerEnv,
 } from '@farm/platform';
 import { DEFAULT_MODEL_DIR, FarmWorker } from './farm-worker';
 
 async function main(): Promise<void> {
-  const config = loadConfig({ ...queueEnv, ...storageEnv, ...limitsEnv, ...workerEnv });
+  const config = loadConfig({ ...queueEnv, ...storageEnv, ...limitsEnv, ...webhookEnv, ...workerEnv });
   await checkRedis(config.REDIS_URL);
   const redis = createRedis(config.REDIS_URL);
   redis.on('error', (err) => console.error(`worker: redis: ${err.message}`));
@@ -39,6 +40,7 @@ async function main(): Promise<void> {
     progressPreviews: config.PROGRESS_PREVIEWS,
     editCacheTtlSeconds: config.EDIT_CACHE_TTL_SECONDS,
     editCacheSize: config.EDIT_CACHE_SIZE,
+    webhooks: { secret: config.WEBHOOK_SECRET, allowPrivate: config.WEBHOOK_ALLOW_PRIVATE },
     statusPort: config.WORKER_METRICS_PORT,
   });
   await worker.start();

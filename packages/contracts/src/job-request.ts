@@ -76,6 +76,8 @@ export function jobRequestSchema(limits: RequestLimits = DEFAULT_LIMITS) {
   const guidanceScale = z.number().min(0).max(20).default(1);
   const seed = z.int().min(0).max(0xffffffff).optional();
   const format = z.enum(IMAGE_FORMATS).default('png');
+  /** Called on completion or failure, signed (Standard Webhooks). */
+  const webhook = z.url({ protocol: /^https?$/, error: 'webhook must be an http(s) URL' }).max(2048).optional();
   const region = z.strictObject({
     prompt: nonEmptyPrompt,
     mask,
@@ -93,6 +95,7 @@ export function jobRequestSchema(limits: RequestLimits = DEFAULT_LIMITS) {
     seed,
     format,
     regions: z.array(region).max(limits.maxRegions, `at most ${limits.maxRegions} regions`).optional(),
+    webhook,
   });
 
   const edit = z
@@ -112,6 +115,7 @@ export function jobRequestSchema(limits: RequestLimits = DEFAULT_LIMITS) {
       guidanceScale,
       seed,
       format,
+      webhook,
     })
     .refine((e) => e.mask !== undefined || typeof e.source === 'string', {
       message: 'a prompt edit (no mask) needs a previous job as its source',

@@ -36,6 +36,13 @@ export const storageEnv = {
   PRESIGN_TTL_SECONDS: positiveInt.max(7 * 24 * 3600).default(3600),
 };
 
+/** Webhooks: the master secret tenants' signing secrets derive from (webhooks are off without it). */
+export const webhookEnv = {
+  WEBHOOK_SECRET: z.string().min(16, 'WEBHOOK_SECRET must have at least 16 characters').optional(),
+  /** Let webhooks target loopback and private addresses (trusted networks, tests). */
+  WEBHOOK_ALLOW_PRIVATE: bool.default(false),
+};
+
 /** Request limits, checked by the API on submit and again by the worker before it computes. */
 export const limitsEnv = {
   MIN_IMAGE_SIZE: positiveInt.default(64),

@@ -7,3 +7,8 @@ export * from './worker-registry';
 export * from './job-cancellation';
 export * from './api-keys';
 export * from './tenant-jobs';
+export * from './job-presenter';
+export * from './job-directory';
+export * from './webhook-target';
+export * from './webhook-signature';
+export * from './webhook-dispatcher';

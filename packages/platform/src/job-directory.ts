@@ -1,8 +1,12 @@
-/** Looking jobs up as a tenant sees them: another tenant's job is as absent as a missing one. */
+/**
+ * Looking jobs up as a tenant sees them — another tenant's job is as absent as a missing one —
+ * in the public job JSON, with cancellations taken into account.
+ */
 import type { JobView } from '@farm/contracts';
-import type { FarmQueue, JobCancellation, ObjectStore } from '@farm/platform';
-import { HttpError } from './http-errors';
+import type { JobCancellation } from './job-cancellation';
 import { presentJob, statusOf } from './job-presenter';
+import type { FarmQueue } from './job-queue';
+import type { ObjectStore } from './object-store';
 
 export const JOBS_PATH = '/v1/jobs';
 
@@ -21,11 +25,5 @@ export class JobDirectory {
     if (!job || (tenant !== null && job.data.tenant !== tenant)) return null;
     const status = state !== 'completed' && (await this.cancellation.isCanceled(id)) ? 'canceled' : statusOf(state);
     return status ? presentJob(job, status, this.store, JOBS_PATH) : null;
-  }
-
-  async load(id: string, tenant: string | null): Promise<JobView> {
-    const view = await this.find(id, tenant);
-    if (!view) throw new HttpError(404, 'not_found', `no job with id ${id}`);
-    return view;
   }
 }

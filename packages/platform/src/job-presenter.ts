@@ -2,7 +2,7 @@
 import type { Job } from 'bullmq';
 import type { JobName, JobOutput, JobProgress, JobStatus, JobView, QueuedJob } from '@farm/contracts';
 import { decodeFailure } from '@farm/contracts';
-import type { ObjectStore } from '@farm/platform';
+import type { ObjectStore } from './object-store';
 
 type FarmJob = Job<QueuedJob, JobOutput, JobName>;
 

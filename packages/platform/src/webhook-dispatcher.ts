@@ -1,0 +1,96 @@
+/**
+ * Webhook deliveries, on a BullMQ queue of their own beside the jobs: one delivery per job and
+ * final event (the delivery's id is derived from both, so duplicates collapse), POSTed with a
+ * Standard Webhooks signature, retried with exponential backoff. A failed delivery never touches
+ * the job it reports on.
+ */
+import { Queue, UnrecoverableError, Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { JobStatus } from '@farm/contracts';
+import type { JobDirectory } from './job-directory';
+import { webhookTargetProblem } from './webhook-target';
+import { signWebhook, tenantWebhookSecret } from './webhook-signature';
+
+export interface WebhookDispatcherOptions {
+  connection: Redis;
+  prefix: string;
+  /** Name of the jobs queue; deliveries use `<name>-webhooks`. */
+  queueName: string;
+  jobs: JobDirectory;
+  masterSecret: string;
+  /** Allow loopback/private targets (tests, trusted networks). Default false. */
+  allowPrivate?: boolean;
+  /** Delivery attempts (default 8) and first backoff in ms (default 1000, doubling). */
+  attempts?: number;
+  backoffMs?: number;
+  /** Per-attempt timeout in ms (default 10000). */
+  timeoutMs?: number;
+}
+
+interface Delivery {
+  jobId: string;
+  tenant: string;
+  url: string;
+}
+
+export class WebhookDispatcher {
+  private readonly queue: Queue<Delivery>;
+  private worker: Worker<Delivery> | null = null;
+  private workerConnection: Redis | null = null;
+
+  constructor(private readonly options: WebhookDispatcherOptions) {
+    this.queue = new Queue<Delivery>(`${options.queueName}-webhooks`, { connection: options.connection, prefix: options.prefix });
+  }
+
+  /** Schedules the delivery of a job's final state (idempotent per job and status). */
+  async enqueue(delivery: Delivery, status: JobStatus): Promise<void> {
+    await this.queue.add('deliver', delivery, {
+      jobId: `${delivery.jobId}.${status}`,
+      attempts: this.options.attempts ?? 8,
+      backoff: { type: 'exponential', delay: this.options.backoffMs ?? 1000 },
+      removeOnComplete: { age: 24 * 3600 },
+      removeOnFail: { age: 7 * 24 * 3600 },
+    });
+  }
+
+  /** Starts delivering in this process. */
+  start(concurrency = 4): void {
+    this.workerConnection = this.options.connection.duplicate({ maxRetriesPerRequest: null });
+    this.worker = new Worker<Delivery>(this.queue.name, (job) => this.deliver(job.data, job.id!), {
+      connection: this.workerConnection,
+      prefix: this.options.prefix,
+      concurrency,
+    });
+    this.worker.on('error', (err) => console.error(`webhooks: ${err.message}`));
+  }
+
+  private async deliver(delivery: Delivery, deliveryId: string): Promise<void> {
+    const problem = await webhookTargetProblem(delivery.url, this.options.allowPrivate ?? false);
+    if (problem) throw new UnrecoverableError(`webhook target refused: ${problem}`);
+    const view = await this.options.jobs.find(delivery.jobId, delivery.tenant);
+    if (!view) throw new UnrecoverableError(`job ${delivery.jobId} no longer exists`);
+    const timestamp = Math.floor(Date.now() / 1000);
+    const body = JSON.stringify({ type: `job.${view.status}`, timestamp: new Date(timestamp * 1000).toISOString(), data: view });
+    const res = await fetch(delivery.url, {
+      method: 'POST',
+      redirect: 'manual', // a redirect could point anywhere, internal addresses included
+      signal: AbortSignal.timeout(this.options.timeoutMs ?? 10000),
+      headers: {
+        'Content-Type': 'application/json',
+        'User-Agent': 'diffusion-farm-webhooks',
+        'webhook-id': deliveryId,
+        'webhook-timestamp': String(timestamp),
+        'webhook-signature': signWebhook(tenantWebhookSecret(this.options.masterSecret, delivery.tenant), deliveryId, timestamp, body),
+      },
+      body,
+    });
+    await res.body?.cancel();
+    if (res.status < 200 || res.status >= 300) throw new Error(`webhook answered ${res.status}`);
+  }
+
+  async close(): Promise<void> {
+    await this.worker?.close();
+    this.workerConnection?.disconnect();
+    await this.queue.close();
+  }
+}

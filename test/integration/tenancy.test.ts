@@ -1,0 +1,163 @@
+/**
+ * Who may do what, over real HTTP against a real Redis: API keys and tenants, the operator key,
+ * per-tenant rate limits and quotas (429 + Retry-After), Idempotency-Key, and webhooks signed
+ * per tenant, retried until delivered, refused for private targets unless allowed.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { verifyWebhook } from '@farm/platform';
+import { ADMIN_KEY, Harness, TestApi, postJob, waitForJob } from '../support/harness';
+
+const job = { type: 'generate', prompt: 'a red circle', width: 64, height: 64 };
+
+describe('API keys and tenants', () => {
+  let farm: Harness;
+  let api: TestApi;
+  beforeAll(async () => {
+    farm = new Harness();
+    api = await farm.startApi();
+  });
+  afterAll(() => farm.close());
+
+  it('refuses /v1 without a key or with an unknown one (401, WWW-Authenticate)', async () => {
+    for (const key of [null, 'fk_not-a-real-key-at-all']) {
+      const res = await api.as(key).fetch('/v1/jobs/x');
+      expect(res.status).toBe(401);
+      expect(res.headers.get('www-authenticate')).toMatch(/^Bearer/);
+      expect(((await res.json()) as any).error.code).toBe('unauthorized');
+    }
+  });
+
+  it('keeps tenants apart: another tenant’s job is a 404 to read, follow, cancel or edit', async () => {
+    const other = await farm.tenant(api, 'tenant-b');
+    const { body } = await postJob(api, job);
+    expect((await other.fetch(`/v1/jobs/${body.id}`)).status).toBe(404);
+    expect((await other.fetch(`/v1/jobs/${body.id}/events`)).status).toBe(404);
+    expect((await other.fetch(`/v1/jobs/${body.id}`, { method: 'DELETE' })).status).toBe(404);
+    const edit = await postJob(other, { type: 'edit', source: body.id, prompt: 'a blue circle' });
+    expect(edit.status).toBe(400);
+    expect(edit.body.error.fields[0]).toEqual({ path: 'source', message: expect.stringMatching(/does not exist/) });
+    expect((await api.fetch(`/v1/jobs/${body.id}`)).status).toBe(200);
+  });
+
+  it('stores only hashes of keys', async () => {
+    const stored = await farm.redis.hkeys(`${farm.keyPrefix}:api-keys`);
+    expect(stored.length).toBeGreaterThan(0);
+    expect(stored.every((h) => /^[0-9a-f]{64}$/.test(h))).toBe(true);
+    expect(stored).not.toContain(api.key);
+  });
+
+  it('lets the operator key create tenant keys; tenant keys cannot reach /admin', async () => {
+    const admin = api.as(ADMIN_KEY);
+    const res = await admin.fetch('/admin/api-keys', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ tenant: 'tenant-c' }) });
+    expect(res.status).toBe(201);
+    const { key } = (await res.json()) as { key: string };
+    expect((await postJob(api.as(key), job)).status).toBe(202);
+    expect((await api.fetch('/admin/dead-letter')).status).toBe(401);
+    expect((await admin.fetch('/admin/dead-letter')).status).toBe(200);
+    expect((await admin.fetch('/admin/queues')).status).toBe(200); // bull-board
+  });
+});
+
+describe('rate limits, quotas and idempotency', () => {
+  let farm: Harness;
+  let api: TestApi;
+  beforeAll(async () => {
+    farm = new Harness();
+    api = await farm.startApi({ admission: { ratePerSecond: 2, burst: 3, maxQueued: 5 } });
+  });
+  afterAll(() => farm.close());
+
+  it('answers 429 with Retry-After once a tenant exceeds its burst, without touching other tenants', async () => {
+    const statuses = [];
+    for (let i = 0; i < 4; i++) statuses.push((await postJob(api, job)).status);
+    expect(statuses).toEqual([202, 202, 202, 429]);
+    const limited = await postJob(api, job);
+    expect(limited.status).toBe(429);
+    expect(limited.body.error.code).toBe('rate_limited');
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect((await postJob(await farm.tenant(api, 'tenant-quiet'), job)).status).toBe(202);
+  });
+
+  it('caps a tenant’s unfinished jobs (quota)', async () => {
+    const tenant = await farm.tenant(api, 'tenant-quota');
+    const statuses: number[] = [];
+    for (let i = 0; i < 7; i++) {
+      statuses.push((await postJob(tenant, job)).status);
+      await new Promise((r) => setTimeout(r, 600)); // stay under the rate limit
+    }
+    expect(statuses.slice(0, 5)).toEqual([202, 202, 202, 202, 202]);
+    const over = await postJob(tenant, job);
+    expect(over.status).toBe(429);
+    expect(over.body.error.code).toBe('quota_exceeded');
+  });
+
+  it('returns the same job for the same Idempotency-Key and body, 409 for another body', async () => {
+    const tenant = await farm.tenant(api, 'tenant-idem');
+    const first = await postJob(tenant, job, { 'Idempotency-Key': 'order-42' });
+    const again = await postJob(tenant, job, { 'Idempotency-Key': 'order-42' });
+    expect(first.status).toBe(202);
+    expect(again.status).toBe(200);
+    expect(again.body.id).toBe(first.body.id);
+    const different = await postJob(tenant, { ...job, prompt: 'a blue circle' }, { 'Idempotency-Key': 'order-42' });
+    expect(different.status).toBe(409);
+    expect(different.body.error.code).toBe('idempotency_conflict');
+    expect(await farm.queue.count()).toBeGreaterThan(0);
+  });
+});
+
+describe('webhooks', () => {
+  let farm: Harness;
+  let api: TestApi;
+  let receiver: http.Server;
+  let url: string;
+  const received: Array<{ headers: http.IncomingHttpHeaders; body: string }> = [];
+  let failuresLeft = 2;
+
+  beforeAll(async () => {
+    farm = new Harness();
+    api = await farm.startApi();
+    await farm.startWorker();
+    receiver = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (chunk) => (body += chunk));
+      req.on('end', () => {
+        if (failuresLeft-- > 0) return void res.writeHead(503).end(); // the first deliveries fail
+        received.push({ headers: req.headers, body });
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+    url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
+  });
+  afterAll(async () => {
+    await farm.close();
+    receiver.close();
+  });
+
+  it('delivers the final job, signed with the tenant’s secret, retrying until the receiver answers', async () => {
+    const { body } = await postJob(api, { ...job, webhook: url });
+    expect((await waitForJob(api, body.id)).status).toBe('succeeded'); // delivery trouble never affects the job
+    for (let i = 0; i < 200 && received.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(received).toHaveLength(1);
+    const [{ headers, body: payload }] = received;
+    const { secret } = (await (await api.fetch('/v1/webhook-secret')).json()) as { secret: string };
+    expect(secret).toMatch(/^whsec_/);
+    const id = headers['webhook-id'] as string;
+    expect(verifyWebhook(secret, id, Number(headers['webhook-timestamp']), payload, headers['webhook-signature'] as string)).toBe(true);
+    const other = await farm.tenant(api, 'tenant-other');
+    const otherSecret = ((await (await other.fetch('/v1/webhook-secret')).json()) as { secret: string }).secret;
+    expect(verifyWebhook(otherSecret, id, Number(headers['webhook-timestamp']), payload, headers['webhook-signature'] as string)).toBe(false);
+    expect(JSON.parse(payload)).toMatchObject({ type: 'job.succeeded', data: { id: body.id, status: 'succeeded', result: { width: 64 } } });
+  });
+
+  it('refuses loopback and private targets unless the farm allows them (SSRF)', async () => {
+    const strict = await farm.startApi({ webhooks: { secret: 'another-master-secret', allowPrivate: false } });
+    for (const target of ['http://127.0.0.1:9/x', 'http://10.1.2.3/x', 'http://[::1]/x', 'http://169.254.169.254/latest/meta-data']) {
+      const res = await postJob(strict, { ...job, webhook: target });
+      expect(res.status).toBe(400);
+      expect(res.body.error.fields[0]).toEqual({ path: 'webhook', message: expect.stringMatching(/private or loopback/) });
+    }
+    expect((await postJob(strict, { ...job, webhook: 'ftp://example.com/x' })).status).toBe(400);
+  });
+});
