@@ -36,6 +36,11 @@ export const errorHandler: ErrorRequestHandler = (err, _req, res, _next) => {
   if (type === 'encoding.unsupported' || type === 'charset.unsupported') {
     return sendError(res, new HttpError(415, 'unsupported_encoding', (err as Error).message));
   }
+  const status = (err as { status?: unknown }).status;
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    // Other client errors raised by express itself (e.g. a malformed %-escape in the path).
+    return sendError(res, new HttpError(status, 'bad_request', (err as Error).message || 'bad request'));
+  }
   if (isRedisUnavailable(err)) {
     res.setHeader('Retry-After', '2');
     return sendError(res, new HttpError(503, 'queue_unavailable', 'the job queue (Redis) is unreachable; try again shortly'));

@@ -1,0 +1,201 @@
+/**
+ * A corpus of 100+ malformed or hostile requests against the real API: each gets a 4xx JSON
+ * error that names the problem — never a 5xx — nothing is enqueued, nothing is written to S3,
+ * and the worker goes on serving good jobs afterwards.
+ */
+import { deflateSync } from 'node:zlib';
+import sharp from 'sharp';
+import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { Harness, TestApi, postJob, testStoreOptions, waitForJob } from '../support/harness';
+
+interface Case {
+  name: string;
+  /** JSON value (sent with JSON.stringify) or raw string body. */
+  body?: unknown;
+  raw?: string;
+  contentType?: string;
+  method?: string;
+  path?: string;
+  headers?: Record<string, string>;
+  /** Expected status (default 400). */
+  status?: number;
+}
+
+const good = { type: 'generate', prompt: 'a red circle', width: 64, height: 64, steps: 4 };
+
+/** A well-formed PNG that declares width×height (a decompression bomb when large). */
+function pngDeclaring(width: number, height: number): string {
+  const table = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  const crc = (buf: Buffer) => {
+    let c = 0xffffffff;
+    for (const b of buf) c = table[(c ^ b) & 0xff] ^ (c >>> 8);
+    return (c ^ 0xffffffff) >>> 0;
+  };
+  const chunk = (type: string, data: Buffer) => {
+    const body = Buffer.concat([Buffer.from(type, 'ascii'), data]);
+    const out = Buffer.alloc(body.length + 8);
+    out.writeUInt32BE(data.length, 0);
+    body.copy(out, 4);
+    out.writeUInt32BE(crc(body), body.length + 4);
+    return out;
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr.set([8, 0, 0, 0, 0], 8);
+  const sig = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+  return Buffer.concat([sig, chunk('IHDR', ihdr), chunk('IDAT', deflateSync(Buffer.alloc(64))), chunk('IEND', Buffer.alloc(0))]).toString('base64');
+}
+
+function corpus(images: { png100: string; png64: string }): Case[] {
+  const cases: Case[] = [];
+  const field = (name: string, values: unknown[]) =>
+    values.forEach((v, i) => cases.push({ name: `${name} #${i}: ${JSON.stringify(v)?.slice(0, 40)}`, body: { ...good, [name]: v } }));
+
+  // Malformed JSON and wrong shapes of the body itself.
+  for (const raw of ['{', '{"type": "generate",}', "{'type': 'generate'}", '{type: "generate"}', '[1, 2', 'nul', '{"a": NaN}', '{"prompt": "\\x41"}', '"just a string"', 'true', '42', 'null', '[]', '{}', '\u0000', '{"type":"generate","prompt":"a"}}', '[' .repeat(6000) + ']'.repeat(6000)]) {
+    cases.push({ name: `body ${raw.slice(0, 20)}`, raw });
+  }
+  // Every field with wrong types and out-of-range values.
+  field('type', [undefined, null, 'Generate', 'upscale', 3, ['generate']]);
+  field('prompt', [undefined, null, '', '   ', 42, ['a'], { text: 'a' }, true, 'x'.repeat(1001)]);
+  field('negativePrompt', [5, null, ['x'], 'y'.repeat(5000)]);
+  field('width', ['512', '512px', 1.5, -64, 0, 7, 100, 65536, 1e12, null, [512], {}]);
+  field('height', ['64', -8, 8, 4096, 2 ** 53, false]);
+  field('steps', [0, -1, 1.5, '4', 51, 1e9, null]);
+  field('guidanceScale', [-1, 'high', 21, 1e308, null]);
+  field('seed', [-1, 1.5, 2 ** 33, '42', {}]);
+  field('format', ['gif', 'PNG', 1, null]);
+  field('colour', ['red']);
+  field('__proto__', [{ polluted: true }]);
+  field('constructor', [{ prototype: {} }]);
+  // Regions.
+  const region = (mask: unknown, extra: object = {}) => ({ ...good, regions: [{ prompt: 'a blue square', mask, ...extra }] });
+  cases.push(
+    { name: 'regions not an array', body: { ...good, regions: { prompt: 'x' } } },
+    { name: 'too many regions', body: { ...good, regions: Array(9).fill({ prompt: 'x', mask: { rects: [[0, 0, 8, 8]] } }) } },
+    { name: 'region without mask', body: { ...good, regions: [{ prompt: 'x' }] } },
+    { name: 'region without prompt', body: { ...good, regions: [{ mask: { rects: [[0, 0, 8, 8]] } }] } },
+    { name: 'region strength 2', body: region({ rects: [[0, 0, 8, 8]] }, { strength: 2 }) },
+    { name: 'region unknown field', body: region({ rects: [[0, 0, 8, 8]] }, { colour: 'red' }) },
+    { name: 'mask of no known kind', body: region({ circle: [1, 2, 3] }) },
+    { name: 'mask with two kinds', body: region({ rects: [[0, 0, 8, 8]], polygons: [[[0, 0], [1, 0], [0, 1]]] }) },
+    { name: 'rect of 3 numbers', body: region({ rects: [[0, 0, 8]] }) },
+    { name: 'rect with strings', body: region({ rects: [['0', 0, 8, 8]] }) },
+    { name: 'rect with zero width', body: region({ rects: [[0, 0, 0, 8]] }) },
+    { name: 'rect far out of range', body: region({ rects: [[1e9, 0, 8, 8]] }) },
+    { name: 'no rects', body: region({ rects: [] }) },
+    { name: '65 rects', body: region({ rects: Array(65).fill([0, 0, 8, 8]) }) },
+    { name: 'polygon of two points', body: region({ polygons: [[[0, 0], [5, 5]]] }) },
+    { name: 'polygon of 1001 points', body: region({ polygons: [Array.from({ length: 1001 }, (_, i) => [i % 64, (i * 7) % 64])] }) },
+    { name: 'polygon point of 3 numbers', body: region({ polygons: [[[0, 0, 0], [5, 5], [0, 5]]] }) },
+    { name: 'png not base64', body: region({ png: '###' }) },
+    { name: 'png of text', body: region({ png: Buffer.from('hello world').toString('base64') }) },
+    { name: 'png bomb', body: region({ png: pngDeclaring(100000, 100000) }) },
+    { name: 'png empty', body: region({ png: '' }) },
+    { name: 'png truncated', body: region({ png: images.png64.slice(0, 40) }) },
+  );
+  // Edits.
+  const edit = (extra: object) => ({ type: 'edit', prompt: 'a green square', ...extra });
+  cases.push(
+    { name: 'edit without source', body: edit({ mask: { rects: [[0, 0, 8, 8]] } }) },
+    { name: 'edit of a job that does not exist', body: edit({ source: 'no-such-job' }) },
+    { name: 'edit source a number', body: edit({ source: 42 }) },
+    { name: 'edit source with bad characters', body: edit({ source: '../../etc/passwd' }) },
+    { name: 'edit source object without image', body: edit({ source: { url: 'http://x' }, mask: { rects: [[0, 0, 8, 8]] } }) },
+    { name: 'edit source image not base64', body: edit({ source: { image: '%%%' }, mask: { rects: [[0, 0, 8, 8]] } }) },
+    { name: 'edit source image not an image', body: edit({ source: { image: Buffer.from('GIF89a nope').toString('base64') }, mask: { rects: [[0, 0, 8, 8]] } }) },
+    { name: 'edit source image 100x100', body: edit({ source: { image: images.png100 }, mask: { rects: [[0, 0, 8, 8]] } }) },
+    { name: 'edit source image bomb', body: edit({ source: { image: pngDeclaring(50000, 50000) }, mask: { rects: [[0, 0, 8, 8]] } }) },
+    { name: 'prompt edit of an upload', body: edit({ source: { image: images.png64 } }) },
+    { name: 'edit strength 0', body: edit({ source: { image: images.png64 }, mask: { rects: [[0, 0, 8, 8]] }, strength: 0 }) },
+    { name: 'edit strength 1.5', body: edit({ source: { image: images.png64 }, mask: { rects: [[0, 0, 8, 8]] }, strength: 1.5 }) },
+    { name: 'edit with width', body: edit({ source: { image: images.png64 }, mask: { rects: [[0, 0, 8, 8]] }, width: 64 }) },
+    { name: 'edit mask png not an image', body: edit({ source: { image: images.png64 }, mask: { png: Buffer.from('x').toString('base64') } }) },
+  );
+  // Webhooks.
+  for (const webhook of ['not a url', 'ftp://example.com/x', 'http://user:pw@example.com/x', 'javascript:alert(1)', 42, 'http://' + 'a'.repeat(3000) + '.com']) {
+    cases.push({ name: `webhook ${String(webhook).slice(0, 30)}`, body: { ...good, webhook } });
+  }
+  // Transport: content types, sizes, methods, routes, headers.
+  cases.push(
+    { name: 'text/plain body', raw: JSON.stringify(good), contentType: 'text/plain', status: 415 },
+    { name: 'form body', raw: 'type=generate&prompt=x', contentType: 'application/x-www-form-urlencoded', status: 415 },
+    { name: 'no content type', raw: JSON.stringify(good), contentType: '', status: 415 },
+    { name: 'body over the limit', body: { ...good, prompt: 'z'.repeat(2 * 1024 * 1024) }, status: 413 },
+    { name: 'unknown charset', raw: JSON.stringify(good), contentType: 'application/json; charset=klingon', status: 415 },
+    { name: 'PUT /v1/jobs', method: 'PUT', body: good, status: 404 },
+    { name: 'PATCH a job', method: 'PATCH', path: '/v1/jobs/abc', body: good, status: 404 },
+    { name: 'GET a very long id', method: 'GET', path: `/v1/jobs/${'x'.repeat(5000)}`, status: 404 },
+    { name: 'GET an id that is not valid percent-encoding', method: 'GET', path: '/v1/jobs/%00%ff', status: 400 },
+    { name: 'GET an id with a NUL byte', method: 'GET', path: '/v1/jobs/a%00b', status: 404 },
+    { name: 'DELETE an unknown job', method: 'DELETE', path: '/v1/jobs/nope', status: 404 },
+    { name: 'events of an unknown job', method: 'GET', path: '/v1/jobs/nope/events', status: 404 },
+    { name: 'Idempotency-Key too long', body: good, headers: { 'Idempotency-Key': 'k'.repeat(300) } },
+    { name: 'Idempotency-Key with spaces', body: good, headers: { 'Idempotency-Key': 'a b' } },
+    { name: 'unknown v1 route', method: 'GET', path: '/v1/everything', status: 404 },
+    { name: 'admin without key', method: 'GET', path: '/admin/dead-letter', status: 401 },
+  );
+  return cases;
+}
+
+let farm: Harness;
+let api: TestApi;
+
+beforeAll(async () => {
+  farm = new Harness();
+  api = await farm.startApi();
+  await farm.startWorker();
+});
+afterAll(() => farm.close());
+
+async function objectCount(): Promise<number> {
+  const { endpoint, region, accessKeyId, secretAccessKey, bucket } = testStoreOptions();
+  const s3 = new S3Client({ endpoint, region, forcePathStyle: true, credentials: { accessKeyId: accessKeyId!, secretAccessKey: secretAccessKey! } });
+  const out = await s3.send(new ListObjectsV2Command({ Bucket: bucket }));
+  s3.destroy();
+  return out.KeyCount ?? 0;
+}
+
+it('answers every malformed or hostile request with a 4xx JSON error naming the problem, and stores nothing', async () => {
+  const png100 = (await sharp({ create: { width: 100, height: 100, channels: 3, background: '#000' } }).png().toBuffer()).toString('base64');
+  const png64 = (await sharp({ create: { width: 64, height: 64, channels: 3, background: '#000' } }).png().toBuffer()).toString('base64');
+  const cases = corpus({ png100, png64 });
+  expect(cases.length).toBeGreaterThanOrEqual(100);
+  const objectsBefore = await objectCount();
+  const queuedBefore = await farm.queue.count();
+
+  const wrong: string[] = [];
+  for (const c of cases) {
+    const method = c.method ?? 'POST';
+    const headers: Record<string, string> = { ...c.headers };
+    const contentType = c.contentType ?? 'application/json';
+    if (contentType) headers['Content-Type'] = contentType;
+    const body = method === 'GET' || method === 'DELETE' ? undefined : (c.raw ?? JSON.stringify(c.body));
+    const res = await api.fetch(c.path ?? '/v1/jobs', { method, headers, body });
+    const text = await res.text();
+    let json: any = null;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      /* reported below */
+    }
+    const ok =
+      res.status === (c.status ?? 400) &&
+      typeof json?.error?.code === 'string' &&
+      typeof json?.error?.message === 'string' &&
+      json.error.message.length > 0;
+    if (!ok) wrong.push(`${c.name}: ${res.status} ${text.slice(0, 200)}`);
+  }
+  expect(wrong).toEqual([]);
+  expect(await farm.queue.count()).toBe(queuedBefore);
+  expect(await objectCount()).toBe(objectsBefore);
+
+  // The worker never saw any of it, and still serves good jobs.
+  const { body } = await postJob(api, good);
+  expect((await waitForJob(api, body.id)).status).toBe('succeeded');
+});
