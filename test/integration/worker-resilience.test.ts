@@ -140,3 +140,44 @@ describe('S3 outage', () => {
     store.close();
   });
 });
+
+describe('a worker killed with SIGKILL in the middle of a stream batch', () => {
+  let farm: Harness;
+  let api: TestApi;
+  beforeAll(async () => {
+    farm = new Harness();
+    api = await farm.startApi();
+  });
+  afterAll(() => farm.close());
+
+  it('loses no job: another worker takes them over after the lock expires, one final image each', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      ids.push((await postJob(api, { type: 'generate', prompt: 'a yellow circle on a purple background', width: 256, height: 256, steps: 12, seed: i })).body.id);
+    }
+    const doomed = startWorkerProcess(farm, { WORKER_ID: 'doomed', LOCK_DURATION_MS: '2000', MAX_IN_FLIGHT: '4' });
+    await until(async () => {
+      const active = await farm.queue.getActive();
+      return active.some((j) => typeof j.progress === 'object' && (j.progress as { step: number }).step >= 1);
+    });
+    const died = exitOf(doomed);
+    doomed.kill('SIGKILL');
+    await died;
+    expect(await farm.queue.getActiveCount()).toBeGreaterThan(0); // its jobs are orphaned, still locked
+
+    const rescuer = startWorkerProcess(farm, { WORKER_ID: 'rescuer', LOCK_DURATION_MS: '2000' });
+    try {
+      const jobs = await Promise.all(ids.map((id) => waitForJob(api, id, 120000)));
+      expect(jobs.map((j) => j.status)).toEqual(Array(6).fill('succeeded'));
+      expect(jobs.every((j) => j.workerId === 'rescuer' || j.workerId === 'doomed')).toBe(true);
+      expect(jobs.some((j) => j.workerId === 'rescuer')).toBe(true);
+      expect(await farm.queue.getCompletedCount()).toBe(6);
+      // Exactly one image per job: every result exists under its job's own key.
+      for (const job of jobs) expect((await farm.store.get(job.result.key)).length).toBeGreaterThan(0);
+    } finally {
+      const done = exitOf(rescuer);
+      rescuer.kill('SIGTERM');
+      await done;
+    }
+  });
+});

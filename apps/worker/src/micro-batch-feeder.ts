@@ -60,6 +60,8 @@ export class MicroBatchFeeder {
       prefix: options.prefix,
       autorun: false,
       lockDuration: this.lockDurationMs,
+      // A dead worker's jobs go back to the queue within about two lock durations.
+      stalledInterval: this.lockDurationMs,
     });
     this.worker.on('error', (err) => console.error(`worker: queue: ${err.message}`));
   }
