@@ -161,3 +161,29 @@ describe('webhooks', () => {
     expect((await postJob(strict, { ...job, webhook: 'ftp://example.com/x' })).status).toBe(400);
   });
 });
+
+describe('fairness across tenants', () => {
+  let farm: Harness;
+  let api: TestApi;
+  beforeAll(async () => {
+    farm = new Harness();
+    api = await farm.startApi();
+  });
+  afterAll(() => farm.close());
+
+  it('does not hold one tenant’s single job behind another tenant’s burst', async () => {
+    const bursty = api;
+    const quiet = await farm.tenant(api, 'tenant-quiet');
+    const burst = await Promise.all(Array.from({ length: 60 }, (_, i) => postJob(bursty, { ...job, seed: i })));
+    const single = await postJob(quiet, job);
+    await farm.startWorker({ maxInFlight: 4 }); // work starts with the whole backlog queued
+    const done = await waitForJob(quiet, single.body.id, 120000);
+    expect(done.status).toBe('succeeded');
+    const finishedBefore = (
+      await Promise.all(burst.map(async ({ body }) => (await farm.queue.getJob(body.id))!))
+    ).filter((j) => j.finishedOn !== undefined && j.finishedOn <= new Date(done.finishedAt).getTime()).length;
+    // Round-robin: the single job is in the first round, behind at most one micro-batch of the burst.
+    expect(finishedBefore).toBeLessThanOrEqual(8);
+    await Promise.all(burst.map(({ body }) => waitForJob(bursty, body.id, 120000)));
+  });
+});
