@@ -14,6 +14,7 @@ import { HttpError, errorHandler } from './http-errors';
 import { IdempotencyKeys } from './idempotency';
 import type { JobEventHub } from './job-event-hub';
 import { jobsRoutes } from './jobs-routes';
+import { openApiDocument } from './openapi';
 import { AdmissionOptions, TenantAdmission } from './tenant-admission';
 
 export interface ApiDeps {
@@ -62,6 +63,11 @@ export function createApp(deps: ApiDeps): { app: Express; metrics: ApiMetrics; k
     }),
   );
   app.use('/admin', adminAuth(deps.adminKey), adminRoutes({ queue: deps.queue, keys }, '/admin'));
+
+  const openapi = openApiDocument(deps.limits);
+  app.get('/openapi.json', (_req, res) => {
+    res.json(openapi);
+  });
 
   app.get('/healthz', async (_req, res) => {
     const [redis, s3] = await Promise.all([

@@ -2,20 +2,26 @@
  * The job as clients see it (`GET /v1/jobs/:id`), the worker's result record, and the
  * failure encoding shared by both sides of the queue.
  */
-import type { ImageFormat, JobRequest } from './job-request';
+import { z } from 'zod';
+import { ImageFormat, JobRequest, jobRequestSchema } from './job-request';
+
+/** Job types (BullMQ job names): one typed catalogue (see STYLE.md §7). */
+export const JOB_NAMES = ['generate', 'edit'] as const;
 
 export const JOB_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'canceled'] as const;
 export type JobStatus = (typeof JOB_STATUSES)[number];
 
-export interface JobProgress {
-  step: number;
-  total: number;
+export const jobProgressSchema = z.object({
+  step: z.int(),
+  total: z.int(),
   /** Small PNG data URL of the step's estimate (SSE progress events only). */
-  preview?: string;
-}
+  preview: z.string().optional(),
+});
+export type JobProgress = z.infer<typeof jobProgressSchema>;
 
 /** Where an edit's source state came from. */
-export type EditSourceKind = 'memory' | 'cache' | 'reencoded' | 'upload';
+export const EDIT_SOURCE_KINDS = ['memory', 'cache', 'reencoded', 'upload'] as const;
+export type EditSourceKind = (typeof EDIT_SOURCE_KINDS)[number];
 
 /** What an edit reports beside its image. */
 export interface EditOutput {
@@ -42,48 +48,48 @@ export interface JobOutput {
   edit?: EditOutput;
 }
 
-export interface JobResult {
-  bucket: string;
-  key: string;
-  url: string;
-  width: number;
-  height: number;
-  contentType: string;
-  /** Edits: the mask actually used, the share recomputed, where the source came from. */
-  mask?: { key: string; url: string };
-  recomputedFraction?: number;
-  decodedFraction?: number;
-  source?: EditSourceKind;
-}
+export const jobResultSchema = z.object({
+  bucket: z.string(),
+  key: z.string(),
+  /** Presigned GET URL of the image. */
+  url: z.string(),
+  width: z.int(),
+  height: z.int(),
+  contentType: z.string(),
+  /** Edits: the mask actually used, the share recomputed and decoded, where the source came from. */
+  mask: z.object({ key: z.string(), url: z.string() }).optional(),
+  recomputedFraction: z.number().optional(),
+  decodedFraction: z.number().optional(),
+  source: z.enum(EDIT_SOURCE_KINDS).optional(),
+});
+export type JobResult = z.infer<typeof jobResultSchema>;
 
-export interface JobTimings {
-  queueMs: number | null;
-  computeMs: number | null;
-  totalMs: number | null;
-}
+const millis = z.number().nullable();
+export const jobTimingsSchema = z.object({ queueMs: millis, computeMs: millis, totalMs: millis });
+export type JobTimings = z.infer<typeof jobTimingsSchema>;
 
-export interface JobError {
-  code: string;
-  message: string;
-}
+export const jobErrorSchema = z.object({ code: z.string(), message: z.string() });
+export type JobError = z.infer<typeof jobErrorSchema>;
 
-export interface JobView {
-  id: string;
-  type: JobRequest['type'];
-  status: JobStatus;
-  progress: JobProgress;
-  request: JobRequest;
-  attempts: number;
-  createdAt: string;
-  startedAt: string | null;
-  finishedAt: string | null;
-  timings: JobTimings;
+/** The job as `GET /v1/jobs/:id` answers it (its request is the validated, defaulted one). */
+export const jobViewSchema = z.object({
+  id: z.string(),
+  type: z.enum(JOB_NAMES),
+  status: z.enum(JOB_STATUSES),
+  progress: jobProgressSchema,
+  request: jobRequestSchema(),
+  attempts: z.int(),
+  createdAt: z.string(),
+  startedAt: z.string().nullable(),
+  finishedAt: z.string().nullable(),
+  timings: jobTimingsSchema,
   /** The worker that produced the result. */
-  workerId?: string;
-  result?: JobResult;
-  error?: JobError;
-  links: { self: string; events: string };
-}
+  workerId: z.string().optional(),
+  result: jobResultSchema.optional(),
+  error: jobErrorSchema.optional(),
+  links: z.object({ self: z.string(), events: z.string() }),
+});
+export type JobView = Omit<z.output<typeof jobViewSchema>, 'request'> & { request: JobRequest };
 
 /**
  * BullMQ keeps a failure as one string; we keep the machine-readable code in front of the

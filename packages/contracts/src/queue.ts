@@ -2,8 +2,7 @@
 import type { QueuedJob } from './job-request';
 import type { JobOutput, JobProgress } from './job-view';
 
-/** BullMQ job name for each job type (one typed catalogue, see STYLE.md §7). */
+/** BullMQ job name for each job type. */
 export type JobName = QueuedJob['type'];
-export const JOB_NAMES: readonly JobName[] = ['generate', 'edit'];
 
 export type { QueuedJob, JobOutput, JobProgress };
