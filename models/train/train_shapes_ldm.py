@@ -44,6 +44,9 @@ AE_STEPS = 2500
 AE_BATCH = 32
 AE_CROP = 64
 UNET_STEPS = 2000
+# The UNet learning-rate schedule (warm-up + cosine to 10%) is defined over this many steps,
+# independent of UNET_STEPS, so a run stopped at step N equals a run with UNET_STEPS = N.
+UNET_LR_HORIZON = 2000
 SEED = 1234
 N_THREADS = 2
 
@@ -652,7 +655,7 @@ def train_unet(unet, text, enc, scale, tok, steps, rng, work):
     run_loss = None
     for step in range(steps):
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, steps, 6e-4, warm=100)
+            g["lr"] = lr_at(step, UNET_LR_HORIZON, 6e-4, warm=100)
         h, w, B = UNET_SCHEDULE[step % len(UNET_SCHEDULE)]
         scenes = [sample_scene(rng) for _ in range(B)]
         caps = [caption_of(*s) if rng.random() >= P_CAPTION_DROPOUT else "" for s in scenes]

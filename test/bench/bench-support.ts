@@ -7,27 +7,39 @@ import { EmbeddedS3 } from '@farm/farm';
 
 const ROOT = path.resolve(__dirname, '../../..');
 
+/** The benchmark tenant's key (registered through API_KEYS). */
+const BENCH_KEY = 'fk_benchmark-tenant-key-0000000000';
+
 export interface LocalFarm {
   base: string;
+  key: string;
+  queueName: string;
+  /** Starts one more worker process. */
+  startWorker(id: string, env?: Record<string, string>): ChildProcess;
   close(): Promise<void>;
 }
 
 /** S3 server in this process; API and `workers` worker processes as children, on a fresh queue. */
 export async function startLocalFarm(options: { port: number; workers?: number; env?: Record<string, string> }): Promise<LocalFarm> {
   const s3 = await EmbeddedS3.start({ directory: mkdtempSync(path.join(os.tmpdir(), 'farm-bench-')), bucket: 'bench' });
+  const queueName = `bench-${Date.now().toString(36)}`;
   const env = {
     ...process.env,
     ...s3.env(),
-    QUEUE_NAME: `bench-${Date.now().toString(36)}`,
+    QUEUE_NAME: queueName,
     PORT: String(options.port),
     HOST: '127.0.0.1',
     WORKER_METRICS_PORT: '0',
+    API_KEYS: `bench:${BENCH_KEY}`,
     ...options.env,
   };
   const children: ChildProcess[] = [fork(path.join(ROOT, 'apps/api/dist/main.js'), [], { env, stdio: 'inherit' })];
-  for (let i = 0; i < (options.workers ?? 1); i++) {
-    children.push(fork(path.join(ROOT, 'apps/worker/dist/main.js'), [], { env: { ...env, WORKER_ID: `bench-${i}` }, stdio: 'inherit' }));
-  }
+  const startWorker = (id: string, extra: Record<string, string> = {}) => {
+    const child = fork(path.join(ROOT, 'apps/worker/dist/main.js'), [], { env: { ...env, WORKER_ID: id, ...extra }, stdio: 'inherit' });
+    children.push(child);
+    return child;
+  };
+  for (let i = 0; i < (options.workers ?? 1); i++) startWorker(`bench-${i}`);
   const base = `http://127.0.0.1:${options.port}`;
   for (let i = 0; i < 100; i++) {
     const ok = await fetch(`${base}/healthz`).then((r) => r.ok, () => false);
@@ -36,22 +48,29 @@ export async function startLocalFarm(options: { port: number; workers?: number; 
   }
   return {
     base,
+    key: BENCH_KEY,
+    queueName,
+    startWorker,
     async close() {
-      await Promise.all(children.map((c) => new Promise((r) => { c.once('exit', r); c.kill('SIGTERM'); })));
+      await Promise.all(children.map((c) => new Promise((r) => { if (c.exitCode !== null) return r(null); c.once('exit', r); c.kill('SIGTERM'); })));
       await s3.close();
     },
   };
 }
 
+export function authed(farm: LocalFarm, init: RequestInit = {}): RequestInit {
+  return { ...init, headers: { Authorization: `Bearer ${farm.key}`, 'Content-Type': 'application/json', ...(init.headers as Record<string, string>) } };
+}
+
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Submits a job and polls it to a final state; returns the job JSON. */
-export async function runJob(base: string, body: unknown): Promise<Record<string, any>> {
-  const res = await fetch(`${base}/v1/jobs`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+export async function runJob(farm: LocalFarm, body: unknown): Promise<Record<string, any>> {
+  const res = await fetch(`${farm.base}/v1/jobs`, authed(farm, { method: 'POST', body: JSON.stringify(body) }));
   if (res.status !== 202) throw new Error(`submit answered ${res.status}: ${await res.text()}`);
   const { id } = (await res.json()) as { id: string };
   for (;;) {
-    const job = (await (await fetch(`${base}/v1/jobs/${id}`)).json()) as Record<string, any>;
+    const job = (await (await fetch(`${farm.base}/v1/jobs/${id}`, authed(farm))).json()) as Record<string, any>;
     if (job.status === 'succeeded') return job;
     if (job.status === 'failed') throw new Error(`job ${id} failed: ${job.error?.message}`);
     await sleep(250);

@@ -36,9 +36,9 @@ async function main(): Promise<void> {
 
   const farm = await startLocalFarm({ port: intArg('port', 18080), env: { MAX_IN_FLIGHT: String(inFlight), MAX_UNET_BATCH: '8' } });
   try {
-    await runJob(farm.base, request(0)); // warm-up: model load, first inference
+    await runJob(farm, request(0)); // warm-up: model load, first inference
     t0 = performance.now();
-    const results = await Promise.all(Array.from({ length: jobs }, (_, i) => runJob(farm.base, request(i))));
+    const results = await Promise.all(Array.from({ length: jobs }, (_, i) => runJob(farm, request(i))));
     const farmS = (performance.now() - t0) / 1000;
     const queueMs = results.map((r) => r.timings.queueMs).sort((a, b) => a - b);
     console.log(`e2e benchmark: ${jobs} jobs, ${size}x${size}, ${steps} steps, bundled model, CPU`);

@@ -2,7 +2,18 @@
 import { randomInt, randomUUID } from 'node:crypto';
 import { Router } from 'express';
 import { FieldProblem, JobRequest, QueuedJob, RequestLimits, parseJobRequest } from '@farm/contracts';
-import { FarmQueue, JobCancellation, JobDirectory, TenantJobs, WorkerRegistry, tenantWebhookSecret, webhookTargetProblem } from '@farm/platform';
+import {
+  FarmQueue,
+  JOBS_PATH,
+  JobCancellation,
+  JobDirectory,
+  ObjectStore,
+  TenantJobs,
+  WorkerRegistry,
+  presentJob,
+  tenantWebhookSecret,
+  webhookTargetProblem,
+} from '@farm/platform';
 import type { ApiMetrics } from './api-metrics';
 import { tenantOf } from './auth';
 import { HttpError } from './http-errors';
@@ -14,6 +25,7 @@ import type { TenantAdmission } from './tenant-admission';
 
 export interface JobsRouteDeps {
   queue: FarmQueue;
+  store: ObjectStore;
   jobs: JobDirectory;
   events: JobEventHub;
   workers: WorkerRegistry;
@@ -96,7 +108,7 @@ export function jobsRoutes(deps: JobsRouteDeps): Router {
     }
     const data: QueuedJob = { ...parsed.value, seed: parsed.value.seed ?? randomInt(0, 2 ** 32), tenant };
     await deps.tenantJobs.add(tenant, jobId);
-    await deps.queue.add(data.type, data, {
+    const job = await deps.queue.add(data.type, data, {
       jobId,
       priority: admission.priority,
       attempts: deps.jobAttempts,
@@ -105,7 +117,7 @@ export function jobsRoutes(deps: JobsRouteDeps): Router {
       removeOnFail: { age: deps.jobRetentionSeconds },
     });
     metrics.submitted.inc({ type: data.type });
-    const view = await load(jobId, tenant);
+    const view = await presentJob(job, 'queued', deps.store, JOBS_PATH);
     res.status(202).location(view.links.self).json(view);
   });
 
