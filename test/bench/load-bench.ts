@@ -8,6 +8,7 @@
  */
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
+import { DEFAULT_MODEL, modelQueueName } from '@farm/platform';
 import { authed, intArg, sleep, startLocalFarm } from './bench-support';
 
 function percentile(sorted: number[], p: number): number {
@@ -24,7 +25,7 @@ async function main(): Promise<void> {
     env: { TENANT_RATE_PER_SECOND: '100000', TENANT_BURST: '100000', TENANT_MAX_QUEUED: '100000' },
   });
   const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', { maxRetriesPerRequest: null });
-  const queue = new Queue(farm.queueName, { connection: redis, prefix: '{farm}' });
+  const queue = new Queue(modelQueueName(farm.queueName, DEFAULT_MODEL), { connection: redis, prefix: '{farm}' });
   try {
     const latencies: number[] = [];
     const accepted: string[] = [];

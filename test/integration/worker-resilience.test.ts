@@ -8,7 +8,7 @@ import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { EmbeddedS3 } from '@farm/farm';
-import { ObjectStore } from '@farm/platform';
+import { DEFAULT_MODEL, FarmQueue, ModelQueues, ObjectStore, openQueue } from '@farm/platform';
 import { Harness, QUEUE_PREFIX, TestApi, postJob, testStoreOptions, waitForJob } from '../support/harness';
 
 const WORKER_MAIN = path.resolve(__dirname, '../../apps/worker/dist/main.js');
@@ -102,6 +102,47 @@ describe('a fleet of worker processes', () => {
     // A stopped worker leaves the list at once.
     const after = (await (await api.fetch(`/v1/workers`)).json()) as { workers: unknown[] };
     expect(after.workers).toEqual([]);
+  });
+});
+
+describe('several models', () => {
+  let farm: Harness;
+  let api: TestApi;
+  let alt: FarmQueue;
+  beforeAll(async () => {
+    farm = new Harness();
+    alt = openQueue({ QUEUE_NAME: farm.queueName, QUEUE_PREFIX }, farm.redis, 'shapes-alt');
+    api = await farm.startApi({ queues: new ModelQueues(new Map([[DEFAULT_MODEL, farm.queue], ['shapes-alt', alt]])) });
+  });
+  afterAll(async () => {
+    await alt.obliterate({ force: true });
+    await alt.close();
+    await farm.close();
+  });
+
+  it('sends a job only to workers that serve its model', async () => {
+    const workers = [
+      startWorkerProcess(farm, { WORKER_ID: 'serves-default' }),
+      startWorkerProcess(farm, { WORKER_ID: 'serves-alt', MODEL_NAME: 'shapes-alt' }),
+    ];
+    try {
+      const submit = (model?: string, seed = 0) => postJob(api, { type: 'generate', prompt: 'a blue square', width: 64, height: 64, seed, ...(model ? { model } : {}) });
+      const ids = [];
+      for (let i = 0; i < 4; i++) ids.push((await submit(undefined, i)).body.id, (await submit('shapes-alt', i)).body.id);
+      const jobs = await Promise.all(ids.map((id) => waitForJob(api, id, 120000)));
+      for (const job of jobs) {
+        expect(job.status).toBe('succeeded');
+        expect(job.workerId).toBe(job.request.model === 'shapes-alt' ? 'serves-alt' : 'serves-default');
+      }
+      expect(jobs.filter((j) => j.request.model === DEFAULT_MODEL)).toHaveLength(4);
+      const unknown = await submit('no-such-model');
+      expect(unknown.status).toBe(400);
+      expect(unknown.body.error.fields).toEqual([{ path: 'model', message: 'unknown model "no-such-model"; this farm serves: shapes-ldm, shapes-alt' }]);
+      const listed = (await (await api.fetch('/v1/workers')).json()) as { workers: Array<{ id: string; model: string }> };
+      expect(Object.fromEntries(listed.workers.map((w) => [w.id, w.model]))).toEqual({ 'serves-default': 'shapes-ldm', 'serves-alt': 'shapes-alt' });
+    } finally {
+      await Promise.all(workers.map((w) => { const done = exitOf(w); w.kill('SIGTERM'); return done; }));
+    }
   });
 });
 

@@ -10,7 +10,18 @@ import type { Redis } from 'ioredis';
 import { DEFAULT_LIMITS } from '@farm/contracts';
 import { ApiDeps, JobEventHub, createApp } from '@farm/api';
 import { DEFAULT_MODEL_DIR, FarmWorker, FarmWorkerOptions } from '@farm/worker';
-import { ApiKeyStore, FarmQueue, JobCancellation, ObjectStore, ObjectStoreOptions, createRedis, openQueue } from '@farm/platform';
+import {
+  ApiKeyStore,
+  DEFAULT_MODEL,
+  FarmQueue,
+  JobCancellation,
+  ModelQueues,
+  ObjectStore,
+  ObjectStoreOptions,
+  createRedis,
+  modelQueueName,
+  openQueue,
+} from '@farm/platform';
 
 export const MODEL_DIR = DEFAULT_MODEL_DIR;
 export const QUEUE_PREFIX = '{farm-test}';
@@ -50,12 +61,13 @@ export function testStoreOptions(): ObjectStoreOptions {
 export class Harness {
   readonly queueName = `${process.env.FARM_TEST_RUN}-${randomUUID().slice(0, 8)}`;
   readonly redis: Redis = createRedis(process.env.REDIS_URL!);
-  readonly queue: FarmQueue = openQueue({ QUEUE_NAME: this.queueName, QUEUE_PREFIX }, this.redis);
+  /** The default model's queue. */
+  readonly queue: FarmQueue = openQueue({ QUEUE_NAME: this.queueName, QUEUE_PREFIX }, this.redis, DEFAULT_MODEL);
   readonly store = new ObjectStore(testStoreOptions());
   readonly keyPrefix = `${QUEUE_PREFIX}:${this.queueName}`;
   readonly cancellation = new JobCancellation(this.redis, this.keyPrefix, 3600);
   private keys: ApiKeyStore | null = null;
-  readonly events = new JobEventHub(this.queueName, QUEUE_PREFIX, this.redis, this.cancellation);
+  readonly events = new JobEventHub([modelQueueName(this.queueName, DEFAULT_MODEL)], QUEUE_PREFIX, this.redis, this.cancellation);
   private servers: Server[] = [];
   private workers: FarmWorker[] = [];
   private redisClients: Redis[] = [this.redis];
@@ -63,7 +75,7 @@ export class Harness {
   /** The API on a free port, with authentication on; returns a client holding a tenant's key. */
   async startApi(overrides: Partial<ApiDeps> = {}): Promise<TestApi> {
     const { app, keys } = createApp({
-      queue: this.queue,
+      queues: new ModelQueues(new Map([[DEFAULT_MODEL, this.queue]])),
       redis: this.redis,
       store: this.store,
       events: this.events,
@@ -103,6 +115,7 @@ export class Harness {
       queueName: this.queueName,
       queuePrefix: QUEUE_PREFIX,
       modelDir: MODEL_DIR,
+      model: DEFAULT_MODEL,
       limits: DEFAULT_LIMITS,
       maxInFlight: 4,
       maxUnetBatch: 8,

@@ -8,11 +8,11 @@ import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
 import { decodeFailure, describeIssues } from '@farm/contracts';
-import type { ApiKeyStore, FarmQueue } from '@farm/platform';
+import type { ApiKeyStore, ModelQueues } from '@farm/platform';
 import { HttpError } from './http-errors';
 
 export interface AdminRouteDeps {
-  queue: FarmQueue;
+  queues: ModelQueues;
   keys: ApiKeyStore;
 }
 
@@ -34,12 +34,16 @@ export function adminRoutes(deps: AdminRouteDeps, mountPath: string): Router {
   // Jobs that failed for good (retries exhausted or unrecoverable), newest first; canceled ones excluded.
   router.get('/dead-letter', async (req, res) => {
     const limit = Math.min(Math.max(Number(req.query.limit) || 50, 1), 500);
-    const failed = await deps.queue.getFailed(0, limit - 1);
+    const failed = (await Promise.all(deps.queues.all().map((q) => q.getFailed(0, limit - 1))))
+      .flat()
+      .sort((a, b) => (b.finishedOn ?? 0) - (a.finishedOn ?? 0))
+      .slice(0, limit);
     res.json({
       jobs: failed
         .map((job) => ({
           id: job.id,
           tenant: job.data.tenant,
+          model: job.data.model,
           type: job.data.type,
           attempts: job.attemptsMade,
           failedAt: job.finishedOn ? new Date(job.finishedOn).toISOString() : null,
@@ -50,7 +54,8 @@ export function adminRoutes(deps: AdminRouteDeps, mountPath: string): Router {
   });
 
   router.post('/dead-letter/:id/retry', async (req, res) => {
-    const job = await deps.queue.getJob(req.params.id);
+    const jobs = await Promise.all(deps.queues.all().map((q) => q.getJob(req.params.id)));
+    const job = jobs.find((j) => j !== undefined);
     if (!job || (await job.getState()) !== 'failed') throw new HttpError(404, 'not_found', `no failed job with id ${req.params.id}`);
     await job.retry('failed');
     res.status(202).json({ id: job.id, status: 'queued' });
@@ -58,7 +63,7 @@ export function adminRoutes(deps: AdminRouteDeps, mountPath: string): Router {
 
   const board = new ExpressAdapter();
   board.setBasePath(`${mountPath}/queues`);
-  createBullBoard({ queues: [new BullMQAdapter(deps.queue)], serverAdapter: board });
+  createBullBoard({ queues: deps.queues.all().map((q) => new BullMQAdapter(q)), serverAdapter: board });
   router.use('/queues', board.getRouter());
 
   return router;

@@ -1,7 +1,7 @@
 /** The API's Prometheus metrics: HTTP latency, submissions, queue depth, process defaults. */
 import type { RequestHandler } from 'express';
 import { Counter, Histogram, Registry } from 'prom-client';
-import { FarmQueue, createRegistry, registerQueueDepth } from '@farm/platform';
+import { ModelQueues, createRegistry, registerQueueDepth } from '@farm/platform';
 
 export class ApiMetrics {
   readonly registry: Registry;
@@ -9,9 +9,9 @@ export class ApiMetrics {
   readonly rejected: Counter<'reason'>;
   private readonly httpDuration: Histogram<'method' | 'route' | 'status'>;
 
-  constructor(queue: FarmQueue) {
+  constructor(queues: ModelQueues) {
     this.registry = createRegistry({ app: 'api' });
-    registerQueueDepth(this.registry, queue);
+    registerQueueDepth(this.registry, queues);
     this.submitted = new Counter({
       name: 'farm_jobs_submitted_total',
       help: 'Jobs accepted by the API, by type',

@@ -6,7 +6,7 @@
 import express, { Express } from 'express';
 import type { Redis } from 'ioredis';
 import type { RequestLimits } from '@farm/contracts';
-import { ApiKeyStore, FarmQueue, JobCancellation, JobDirectory, ObjectStore, TenantJobs, WorkerRegistry } from '@farm/platform';
+import { ApiKeyStore, JobCancellation, JobDirectory, ModelQueues, ObjectStore, TenantJobs, WorkerRegistry } from '@farm/platform';
 import { adminRoutes } from './admin-routes';
 import { ApiMetrics } from './api-metrics';
 import { AuthMode, adminAuth, tenantAuth } from './auth';
@@ -18,7 +18,8 @@ import { openApiDocument } from './openapi';
 import { AdmissionOptions, TenantAdmission } from './tenant-admission';
 
 export interface ApiDeps {
-  queue: FarmQueue;
+  /** One queue per model served; the first model is the default. */
+  queues: ModelQueues;
   redis: Redis;
   store: ObjectStore;
   events: JobEventHub;
@@ -38,7 +39,7 @@ export interface ApiDeps {
 }
 
 export function createApp(deps: ApiDeps): { app: Express; metrics: ApiMetrics; keys: ApiKeyStore } {
-  const metrics = new ApiMetrics(deps.queue);
+  const metrics = new ApiMetrics(deps.queues);
   const keys = new ApiKeyStore(deps.redis, deps.keyPrefix);
   const cancellation = new JobCancellation(deps.redis, deps.keyPrefix, deps.jobRetentionSeconds);
   const tenantJobs = new TenantJobs(deps.redis, deps.keyPrefix);
@@ -53,7 +54,7 @@ export function createApp(deps: ApiDeps): { app: Express; metrics: ApiMetrics; k
     tenantAuth(deps.auth, keys),
     jobsRoutes({
       ...deps,
-      jobs: new JobDirectory(deps.queue, deps.store, cancellation),
+      jobs: new JobDirectory(deps.queues, deps.store, cancellation),
       workers: new WorkerRegistry(deps.redis, deps.keyPrefix),
       cancellation,
       tenantJobs,
@@ -62,7 +63,7 @@ export function createApp(deps: ApiDeps): { app: Express; metrics: ApiMetrics; k
       metrics,
     }),
   );
-  app.use('/admin', adminAuth(deps.adminKey), adminRoutes({ queue: deps.queue, keys }, '/admin'));
+  app.use('/admin', adminAuth(deps.adminKey), adminRoutes({ queues: deps.queues, keys }, '/admin'));
 
   const openapi = openApiDocument(deps.limits);
   app.get('/openapi.json', (_req, res) => {

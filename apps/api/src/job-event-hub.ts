@@ -18,32 +18,36 @@ export type HubEvent =
 type Listener = (event: HubEvent) => void;
 
 export class JobEventHub {
-  private readonly events: QueueEvents;
-  private readonly connection: Redis;
+  private readonly events: QueueEvents[];
+  private readonly connections: Redis[] = [];
   private readonly listeners = new Map<string, Set<Listener>>();
   private unsubscribeCancels: Promise<() => void>;
 
-  constructor(queueName: string, prefix: string, connection: Redis, cancellation: JobCancellation) {
-    // QueueEvents blocks on XREAD, so it needs a connection of its own.
-    this.connection = connection.duplicate({ maxRetriesPerRequest: null, enableOfflineQueue: true });
-    this.connection.on('error', () => undefined);
-    this.events = new QueueEvents(queueName, { connection: this.connection, prefix });
-    this.events.on('error', () => undefined); // reconnects by itself; the API's redis handler reports outages
-    this.events.on('active', ({ jobId }) => this.emit(jobId, { kind: 'active' }));
-    this.events.on('progress', ({ jobId, data }) => {
-      if (data && typeof data === 'object' && 'step' in data) this.emit(jobId, { kind: 'progress', progress: data as JobProgress });
+  constructor(queueNames: readonly string[], prefix: string, connection: Redis, cancellation: JobCancellation) {
+    this.events = queueNames.map((name) => {
+      // QueueEvents blocks on XREAD, so each needs a connection of its own.
+      const own = connection.duplicate({ maxRetriesPerRequest: null, enableOfflineQueue: true });
+      own.on('error', () => undefined);
+      this.connections.push(own);
+      const events = new QueueEvents(name, { connection: own, prefix });
+      events.on('error', () => undefined); // reconnects by itself; the API's redis handler reports outages
+      events.on('active', ({ jobId }) => this.emit(jobId, { kind: 'active' }));
+      events.on('progress', ({ jobId, data }) => {
+        if (data && typeof data === 'object' && 'step' in data) this.emit(jobId, { kind: 'progress', progress: data as JobProgress });
+      });
+      events.on('waiting', ({ jobId }) => this.emit(jobId, { kind: 'waiting' }));
+      events.on('delayed', ({ jobId }) => this.emit(jobId, { kind: 'waiting' }));
+      events.on('completed', ({ jobId }) => this.emit(jobId, { kind: 'completed' }));
+      events.on('failed', ({ jobId, failedReason }) => this.emit(jobId, { kind: 'failed', reason: failedReason }));
+      return events;
     });
-    this.events.on('waiting', ({ jobId }) => this.emit(jobId, { kind: 'waiting' }));
-    this.events.on('delayed', ({ jobId }) => this.emit(jobId, { kind: 'waiting' }));
-    this.events.on('completed', ({ jobId }) => this.emit(jobId, { kind: 'completed' }));
-    this.events.on('failed', ({ jobId, failedReason }) => this.emit(jobId, { kind: 'failed', reason: failedReason }));
     // A queued job canceled (by any API replica) ends its streams at once.
     this.unsubscribeCancels = cancellation.subscribe((jobId) => this.emit(jobId, { kind: 'canceled' }));
   }
 
   /** Resolves once the subscription is live, so no event after this point is missed. */
   ready(): Promise<void> {
-    return Promise.all([this.events.waitUntilReady(), this.unsubscribeCancels]).then(() => undefined);
+    return Promise.all([...this.events.map((e) => e.waitUntilReady()), this.unsubscribeCancels]).then(() => undefined);
   }
 
   subscribe(jobId: string, listener: Listener): () => void {
@@ -61,8 +65,8 @@ export class JobEventHub {
   }
 
   async close(): Promise<void> {
-    await this.events.close();
-    this.connection.disconnect();
+    await Promise.all(this.events.map((e) => e.close()));
+    for (const c of this.connections) c.disconnect();
     (await this.unsubscribeCancels)();
   }
 }

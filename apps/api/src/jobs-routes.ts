@@ -3,10 +3,10 @@ import { randomInt, randomUUID } from 'node:crypto';
 import { Router } from 'express';
 import { FieldProblem, JobRequest, QueuedJob, RequestLimits, parseJobRequest } from '@farm/contracts';
 import {
-  FarmQueue,
   JOBS_PATH,
   JobCancellation,
   JobDirectory,
+  ModelQueues,
   ObjectStore,
   TenantJobs,
   WorkerRegistry,
@@ -24,7 +24,7 @@ import { checkRequestImages } from './request-images';
 import type { TenantAdmission } from './tenant-admission';
 
 export interface JobsRouteDeps {
-  queue: FarmQueue;
+  queues: ModelQueues;
   store: ObjectStore;
   jobs: JobDirectory;
   events: JobEventHub;
@@ -52,13 +52,28 @@ export function jobsRoutes(deps: JobsRouteDeps): Router {
     return view;
   };
 
-  /** An edit of a previous job needs that job (of the same tenant) to have finished with an image. */
-  const checkEditSource = async (request: JobRequest, tenant: string): Promise<FieldProblem[]> => {
-    if (request.type !== 'edit' || typeof request.source !== 'string') return [];
-    const source = await jobs.find(request.source, tenant);
-    if (source?.status === 'succeeded') return [];
-    const why = source ? `is ${source.status}` : 'does not exist';
-    return [{ path: 'source', message: `job ${request.source} ${why}; an edit needs a succeeded job` }];
+  /**
+   * The model a job runs on: the one it names, else its source's (edits), else the default.
+   * An edit of a previous job needs that job (of the same tenant) to have finished with an image.
+   */
+  const resolveModel = async (request: JobRequest, tenant: string): Promise<{ model: string; problems: FieldProblem[] }> => {
+    const problems: FieldProblem[] = [];
+    let model = request.model ?? deps.queues.defaultModel;
+    if (request.type === 'edit' && typeof request.source === 'string') {
+      const source = await jobs.find(request.source, tenant);
+      if (source?.status !== 'succeeded') {
+        const why = source ? `is ${source.status}` : 'does not exist';
+        problems.push({ path: 'source', message: `job ${request.source} ${why}; an edit needs a succeeded job` });
+      } else if (request.model && source.request.model !== request.model) {
+        problems.push({ path: 'model', message: `the source job ran on model ${source.request.model}; an edit must use the same model` });
+      } else {
+        model = source.request.model ?? model;
+      }
+    }
+    if (!deps.queues.get(model)) {
+      problems.push({ path: 'model', message: `unknown model "${model}"; this farm serves: ${deps.queues.models.join(', ')}` });
+    }
+    return { model, problems };
   };
 
   const checkWebhook = async (request: JobRequest): Promise<FieldProblem[]> => {
@@ -75,12 +90,9 @@ export function jobsRoutes(deps: JobsRouteDeps): Router {
       throw new HttpError(415, 'unsupported_media_type', 'send the job as JSON with Content-Type: application/json');
     }
     const parsed = parseJobRequest(req.body, deps.limits);
+    const target = parsed.ok ? await resolveModel(parsed.value, tenant) : null;
     const problems = parsed.ok
-      ? [
-          ...(await checkRequestImages(parsed.value, deps.limits)),
-          ...(await checkEditSource(parsed.value, tenant)),
-          ...(await checkWebhook(parsed.value)),
-        ]
+      ? [...(await checkRequestImages(parsed.value, deps.limits)), ...target!.problems, ...(await checkWebhook(parsed.value))]
       : parsed.problems;
     if (!parsed.ok || problems.length > 0) {
       metrics.rejected.inc({ reason: 'validation' });
@@ -106,9 +118,10 @@ export function jobsRoutes(deps: JobsRouteDeps): Router {
       res.setHeader('Retry-After', String(admission.retryAfterSeconds));
       throw new HttpError(429, admission.reason, admission.message);
     }
-    const data: QueuedJob = { ...parsed.value, seed: parsed.value.seed ?? randomInt(0, 2 ** 32), tenant };
+    const { model } = target!;
+    const data: QueuedJob = { ...parsed.value, model, seed: parsed.value.seed ?? randomInt(0, 2 ** 32), tenant };
     await deps.tenantJobs.add(tenant, jobId);
-    const job = await deps.queue.add(data.type, data, {
+    const job = await deps.queues.get(model)!.add(data.type, data, {
       jobId,
       priority: admission.priority,
       attempts: deps.jobAttempts,

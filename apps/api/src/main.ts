@@ -9,7 +9,9 @@ import {
   loadConfig,
   objectStoreOptionsFromEnv,
   requestLimits,
-  openQueue,
+  ModelQueues,
+  modelQueueName,
+  modelsEnv,
   JobCancellation,
   queueEnv,
   storageEnv,
@@ -19,19 +21,20 @@ import { createApp } from './app';
 import { JobEventHub } from './job-event-hub';
 
 async function main(): Promise<void> {
-  const config = loadConfig({ ...queueEnv, ...storageEnv, ...limitsEnv, ...webhookEnv, ...apiEnv });
+  const config = loadConfig({ ...queueEnv, ...modelsEnv, ...storageEnv, ...limitsEnv, ...webhookEnv, ...apiEnv });
   await checkRedis(config.REDIS_URL);
   const redis = createRedis(config.REDIS_URL, { failFast: true });
   redis.on('error', (err) => console.error(`api: redis: ${err.message}`));
-  const queue = openQueue(config, redis);
-  queue.on('error', () => undefined); // connection errors are reported by the redis handler above
+  const queues = ModelQueues.open(config, redis, config.MODELS);
+  for (const queue of queues.all()) queue.on('error', () => undefined); // the redis handler above reports outages
   const store = new ObjectStore(objectStoreOptionsFromEnv(config));
   if (config.S3_CREATE_BUCKET) await store.ensureBucket();
   const keyPrefix = `${config.QUEUE_PREFIX}:${config.QUEUE_NAME}`;
-  const events = new JobEventHub(config.QUEUE_NAME, config.QUEUE_PREFIX, redis, new JobCancellation(redis, keyPrefix));
+  const queueNames = config.MODELS.map((m) => modelQueueName(config.QUEUE_NAME, m));
+  const events = new JobEventHub(queueNames, config.QUEUE_PREFIX, redis, new JobCancellation(redis, keyPrefix));
 
   const { app, keys } = createApp({
-    queue,
+    queues,
     redis,
     store,
     events,
@@ -56,7 +59,7 @@ async function main(): Promise<void> {
     console.log(`api: ${signal}, closing`);
     server.close();
     server.closeIdleConnections();
-    await Promise.all([queue.close(), events.close()]);
+    await Promise.all([queues.close(), events.close()]);
     redis.disconnect();
     store.close();
     process.exit(0);

@@ -8,7 +8,18 @@ import type { Server } from 'node:http';
 import type { Redis } from 'ioredis';
 import type { RequestLimits } from '@farm/contracts';
 import { DiffusionPipeline, ExecutionProvider } from '@farm/pipeline';
-import { FarmQueue, JobCancellation, JobDirectory, ObjectStore, TenantJobs, WebhookDispatcher, WorkerRegistry, openQueue } from '@farm/platform';
+import {
+  FarmQueue,
+  JobCancellation,
+  JobDirectory,
+  ModelQueues,
+  ObjectStore,
+  TenantJobs,
+  WebhookDispatcher,
+  WorkerRegistry,
+  modelQueueName,
+  openQueue,
+} from '@farm/platform';
 import { MicroBatchFeeder } from './micro-batch-feeder';
 import { EditSourceCache } from './edit-source-cache';
 import { JobRenderer, reasonCode } from './render-job';
@@ -21,6 +32,8 @@ export interface FarmWorkerOptions {
   queueName: string;
   queuePrefix: string;
   modelDir: string;
+  /** The model this worker serves: it takes jobs from that model's queue only. */
+  model: string;
   limits: RequestLimits;
   workerId?: string;
   executionProvider?: ExecutionProvider;
@@ -49,6 +62,8 @@ export class FarmWorker {
   readonly id: string;
   readonly metrics: WorkerMetrics;
   private readonly queue: FarmQueue;
+  /** This worker's model queue, as the shared helpers take queues. */
+  private readonly ownQueue: ModelQueues;
   private feeder!: MicroBatchFeeder;
   private pipeline!: DiffusionPipeline;
   private server: Server | null = null;
@@ -62,8 +77,9 @@ export class FarmWorker {
 
   constructor(private readonly options: FarmWorkerOptions) {
     this.id = options.workerId ?? `${os.hostname()}:${process.pid}`;
-    this.queue = openQueue({ QUEUE_NAME: options.queueName, QUEUE_PREFIX: options.queuePrefix }, options.redis);
-    this.metrics = new WorkerMetrics(this.id, this.queue, () => this.feeder?.inFlight ?? 0);
+    this.queue = openQueue({ QUEUE_NAME: options.queueName, QUEUE_PREFIX: options.queuePrefix }, options.redis, options.model);
+    this.ownQueue = new ModelQueues(new Map([[options.model, this.queue]]));
+    this.metrics = new WorkerMetrics(this.id, this.ownQueue, () => this.feeder?.inFlight ?? 0);
     const keyPrefix = `${options.queuePrefix}:${options.queueName}`;
     this.registry = new WorkerRegistry(options.redis, keyPrefix);
     this.cancellation = new JobCancellation(options.redis, keyPrefix);
@@ -78,7 +94,7 @@ export class FarmWorker {
         host: os.hostname(),
         pid: process.pid,
         executionProvider: o.executionProvider ?? 'cpu',
-        model: path.basename(o.modelDir),
+        model: o.model,
         maxBatch: this.pipeline.engine.maxBatch,
         maxInFlight: this.feeder.maxInFlight,
         inFlight: this.feeder.inFlight,
@@ -113,8 +129,8 @@ export class FarmWorker {
       this.webhooks = new WebhookDispatcher({
         connection: o.redis,
         prefix: o.queuePrefix,
-        queueName: o.queueName,
-        jobs: new JobDirectory(this.queue, o.store, this.cancellation),
+        queueName: this.queue.name,
+        jobs: new JobDirectory(this.ownQueue, o.store, this.cancellation),
         masterSecret: o.webhooks.secret,
         allowPrivate: o.webhooks.allowPrivate,
       });
@@ -168,7 +184,7 @@ export class FarmWorker {
         abort: (jobId, reason) => this.pipeline.cancel(jobId, reason),
       },
       {
-        queueName: o.queueName,
+        queueName: modelQueueName(o.queueName, o.model),
         prefix: o.queuePrefix,
         connection: o.redis,
         maxInFlight: o.maxInFlight,

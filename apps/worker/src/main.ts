@@ -12,6 +12,7 @@ import {
   webhookEnv,
   workerEnv,
 } from '@farm/platform';
+import path from 'node:path';
 import { DEFAULT_MODEL_DIR, FarmWorker } from './farm-worker';
 
 async function main(): Promise<void> {
@@ -22,12 +23,14 @@ async function main(): Promise<void> {
   const store = new ObjectStore(objectStoreOptionsFromEnv(config));
   if (config.S3_CREATE_BUCKET) await store.ensureBucket();
 
+  const modelDir = config.MODEL_DIR ?? DEFAULT_MODEL_DIR;
   const worker = new FarmWorker({
     redis,
     store,
     queueName: config.QUEUE_NAME,
     queuePrefix: config.QUEUE_PREFIX,
-    modelDir: config.MODEL_DIR ?? DEFAULT_MODEL_DIR,
+    modelDir,
+    model: config.MODEL_NAME ?? path.basename(modelDir),
     limits: requestLimits(config),
     workerId: config.WORKER_ID,
     executionProvider: config.EXECUTION_PROVIDER,
@@ -45,7 +48,7 @@ async function main(): Promise<void> {
   });
   await worker.start();
   console.log(
-    `worker ${worker.id}: model ${config.MODEL_DIR ?? DEFAULT_MODEL_DIR} on ${config.EXECUTION_PROVIDER}, ` +
+    `worker ${worker.id}: model ${config.MODEL_NAME ?? path.basename(modelDir)} (${modelDir}) on ${config.EXECUTION_PROVIDER}, ` +
       `up to ${config.MAX_IN_FLIGHT} jobs in flight, UNet batch ${config.MAX_UNET_BATCH}, metrics on :${worker.statusPort}`,
   );
 

@@ -1,6 +1,6 @@
 /** The worker's Prometheus metrics: latency split queue/compute, outcomes, throughput, batching. */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { FarmQueue, LATENCY_BUCKETS, createRegistry, registerQueueDepth } from '@farm/platform';
+import { LATENCY_BUCKETS, ModelQueues, createRegistry, registerQueueDepth } from '@farm/platform';
 import type { TickReport } from '@farm/pipeline';
 import { RateMeter } from './rate-meter';
 
@@ -19,9 +19,9 @@ export class WorkerMetrics {
   private readonly imageRate = new RateMeter();
   private readonly stepRate = new RateMeter();
 
-  constructor(workerId: string, queue: FarmQueue, inFlight: () => number) {
+  constructor(workerId: string, queues: ModelQueues, inFlight: () => number) {
     const registers = [(this.registry = createRegistry({ app: 'worker', worker: workerId }))];
-    registerQueueDepth(this.registry, queue);
+    registerQueueDepth(this.registry, queues);
     const byType = { labelNames: ['type'] as const, buckets: LATENCY_BUCKETS, registers };
     this.latency = new Histogram({ name: 'farm_job_latency_seconds', help: 'Submission to finish, by job type', ...byType });
     this.queueWait = new Histogram({ name: 'farm_job_queue_wait_seconds', help: 'Submission to start of work, by job type', ...byType });

@@ -76,6 +76,8 @@ export function jobRequestSchema(limits: RequestLimits = DEFAULT_LIMITS) {
   const guidanceScale = z.number().min(0).max(20).default(1);
   const seed = z.int().min(0).max(0xffffffff).optional();
   const format = z.enum(IMAGE_FORMATS).default('png');
+  /** The model to run on (default: the farm's first model; edits: their source's). */
+  const model = z.string().regex(/^[\w.-]{1,64}$/, 'model is 1-64 letters, digits, "_", "." or "-"').optional();
   /** Called on completion or failure, signed (Standard Webhooks). */
   const webhook = z.url({ protocol: /^https?$/, error: 'webhook must be an http(s) URL' }).max(2048).optional();
   const region = z.strictObject({
@@ -95,6 +97,7 @@ export function jobRequestSchema(limits: RequestLimits = DEFAULT_LIMITS) {
     seed,
     format,
     regions: z.array(region).max(limits.maxRegions, `at most ${limits.maxRegions} regions`).optional(),
+    model,
     webhook,
   });
 
@@ -115,6 +118,7 @@ export function jobRequestSchema(limits: RequestLimits = DEFAULT_LIMITS) {
       guidanceScale,
       seed,
       format,
+      model,
       webhook,
     })
     .refine((e) => e.mask !== undefined || typeof e.source === 'string', {

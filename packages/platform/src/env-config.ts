@@ -17,7 +17,18 @@ export const queueEnv = {
   REDIS_URL: z.url().default('redis://127.0.0.1:6379'),
   /** Key prefix; the braces make it a Redis Cluster hash tag so every key of the farm shares a slot. */
   QUEUE_PREFIX: z.string().min(1).default('{farm}'),
-  QUEUE_NAME: z.string().regex(/^[\w.-]+$/).default('jobs'),
+  QUEUE_NAME: z.string().regex(/^[\w-]+$/).default('jobs'),
+};
+
+const modelName = /^[\w.-]{1,64}$/;
+
+/** The models the API accepts jobs for (the first is the default); each has its own queue. */
+export const modelsEnv = {
+  MODELS: z
+    .string()
+    .default('shapes-ldm')
+    .transform((v) => v.split(',').map((m) => m.trim()))
+    .refine((models) => models.every((m) => modelName.test(m)), 'expected model[,model…] of letters, digits, "_", "." or "-"'),
 };
 
 /** Where results go. Without S3_ENDPOINT the AWS default endpoint for S3_REGION is used. */
@@ -102,6 +113,8 @@ export const apiEnv = {
 
 export const workerEnv = {
   MODEL_DIR: z.string().min(1).optional(),
+  /** The model this worker serves (default: the name of MODEL_DIR's folder). */
+  MODEL_NAME: z.string().regex(modelName).optional(),
   EXECUTION_PROVIDER: z.enum(['cpu', 'cuda']).default('cpu'),
   /** onnxruntime intra-op threads; 0 lets it decide. */
   ORT_THREADS: z.coerce.number().int().min(0).default(0),

@@ -1,17 +1,58 @@
-/** The BullMQ queue of farm jobs, as producers (the API) and the worker open it. */
+/**
+ * The BullMQ queues of farm jobs: one per model (`<QUEUE_NAME>.<model>`), so that jobs for a
+ * model only reach workers that serve it. The API holds all of them; a worker, its model's.
+ */
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { JobName, QueuedJob, JobOutput } from '@farm/contracts';
 
 export type FarmQueue = Queue<QueuedJob, JobOutput, JobName>;
 
+/** The bundled model's name: the default where none is configured. */
+export const DEFAULT_MODEL = 'shapes-ldm';
+
 export interface QueueSettings {
   QUEUE_NAME: string;
   QUEUE_PREFIX: string;
 }
 
-export function openQueue(settings: QueueSettings, connection: Redis): FarmQueue {
-  return new Queue<QueuedJob, JobOutput, JobName>(settings.QUEUE_NAME, { connection, prefix: settings.QUEUE_PREFIX });
+export function modelQueueName(queueName: string, model: string): string {
+  return `${queueName}.${model}`;
+}
+
+export function openQueue(settings: QueueSettings, connection: Redis, model: string): FarmQueue {
+  return new Queue<QueuedJob, JobOutput, JobName>(modelQueueName(settings.QUEUE_NAME, model), { connection, prefix: settings.QUEUE_PREFIX });
+}
+
+/** The queues of the models a farm serves; the first model is the default. */
+export class ModelQueues {
+  constructor(private readonly byModel: ReadonlyMap<string, FarmQueue>) {
+    if (byModel.size === 0) throw new Error('a farm serves at least one model');
+  }
+
+  static open(settings: QueueSettings, connection: Redis, models: readonly string[]): ModelQueues {
+    return new ModelQueues(new Map(models.map((m) => [m, openQueue(settings, connection, m)])));
+  }
+
+  get models(): string[] {
+    return [...this.byModel.keys()];
+  }
+
+  get defaultModel(): string {
+    return this.models[0];
+  }
+
+  get(model: string): FarmQueue | undefined {
+    return this.byModel.get(model);
+  }
+
+  all(): FarmQueue[] {
+    return [...this.byModel.values()];
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.all().map((q) => q.close()));
+  }
 }
 
 /** Job counts by state, prioritized included (the raw wait list misses those). */

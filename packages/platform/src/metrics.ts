@@ -1,7 +1,6 @@
 /** Prometheus registry helpers shared by the apps (prom-client). */
 import { Registry, collectDefaultMetrics, Gauge } from 'prom-client';
-import type { FarmQueue } from './job-queue';
-import { QUEUE_STATES } from './job-queue';
+import { ModelQueues, QUEUE_STATES } from './job-queue';
 
 /** prom-client gauges whose `_total` suffix `promtool check metrics` rejects (it is for counters). */
 const MISNAMED_DEFAULTS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
@@ -14,17 +13,19 @@ export function createRegistry(labels: Record<string, string>): Registry {
   return registry;
 }
 
-/** `farm_queue_jobs{state}`: queue depth read from BullMQ at scrape time. */
-export function registerQueueDepth(registry: Registry, queue: FarmQueue): Gauge<'state'> {
+/** `farm_queue_jobs{state,model}`: queue depth read from BullMQ at scrape time. */
+export function registerQueueDepth(registry: Registry, queues: ModelQueues): Gauge<'state' | 'model'> {
   return new Gauge({
     name: 'farm_queue_jobs',
-    help: 'Jobs in the queue by state (BullMQ counts, prioritized included)',
-    labelNames: ['state'],
+    help: 'Jobs in the queue by state and model (BullMQ counts, prioritized included)',
+    labelNames: ['state', 'model'],
     registers: [registry],
     async collect() {
-      // While Redis is away the last known counts stay; the scrape itself must not fail.
-      const counts = await queue.getJobCounts(...QUEUE_STATES).catch(() => null);
-      if (counts) for (const state of QUEUE_STATES) this.set({ state }, counts[state] ?? 0);
+      for (const model of queues.models) {
+        // While Redis is away the last known counts stay; the scrape itself must not fail.
+        const counts = await queues.get(model)!.getJobCounts(...QUEUE_STATES).catch(() => null);
+        if (counts) for (const state of QUEUE_STATES) this.set({ state, model }, counts[state] ?? 0);
+      }
     },
   });
 }
