@@ -3,10 +3,10 @@
  * error that names the problem — never a 5xx — nothing is enqueued, nothing is written to S3,
  * and the worker goes on serving good jobs afterwards.
  */
-import { deflateSync } from 'node:zlib';
 import sharp from 'sharp';
 import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { Harness, TestApi, postJob, testStoreOptions, waitForJob } from '../support/harness';
+import { pngDeclaring } from '../support/png-bomb';
 
 interface Case {
   name: string;
@@ -22,34 +22,6 @@ interface Case {
 }
 
 const good = { type: 'generate', prompt: 'a red circle', width: 64, height: 64, steps: 4 };
-
-/** A well-formed PNG that declares width×height (a decompression bomb when large). */
-function pngDeclaring(width: number, height: number): string {
-  const table = Array.from({ length: 256 }, (_, n) => {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    return c >>> 0;
-  });
-  const crc = (buf: Buffer) => {
-    let c = 0xffffffff;
-    for (const b of buf) c = table[(c ^ b) & 0xff] ^ (c >>> 8);
-    return (c ^ 0xffffffff) >>> 0;
-  };
-  const chunk = (type: string, data: Buffer) => {
-    const body = Buffer.concat([Buffer.from(type, 'ascii'), data]);
-    const out = Buffer.alloc(body.length + 8);
-    out.writeUInt32BE(data.length, 0);
-    body.copy(out, 4);
-    out.writeUInt32BE(crc(body), body.length + 4);
-    return out;
-  };
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr.set([8, 0, 0, 0, 0], 8);
-  const sig = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-  return Buffer.concat([sig, chunk('IHDR', ihdr), chunk('IDAT', deflateSync(Buffer.alloc(64))), chunk('IEND', Buffer.alloc(0))]).toString('base64');
-}
 
 function corpus(images: { png100: string; png64: string }): Case[] {
   const cases: Case[] = [];

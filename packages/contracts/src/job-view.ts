@@ -104,3 +104,17 @@ export function decodeFailure(reason: string | undefined): JobError {
   if (match) return { code: match[1], message: match[2] };
   return { code: 'internal_error', message: reason || 'the job failed without a reason' };
 }
+
+/** One live worker as `GET /v1/workers` lists it. */
+export interface WorkerInfo {
+  id: string;
+  host: string;
+  pid: number;
+  executionProvider: string;
+  model: string;
+  maxBatch: number;
+  maxInFlight: number;
+  inFlight: number;
+  startedAt: string;
+  lastHeartbeat: string;
+}

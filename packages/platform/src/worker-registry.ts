@@ -4,19 +4,9 @@
  * Entries older than the time-to-live are dropped by whoever reads or writes next.
  */
 import type { Redis } from 'ioredis';
+import type { WorkerInfo } from '@farm/contracts';
 
-export interface WorkerInfo {
-  id: string;
-  host: string;
-  pid: number;
-  executionProvider: string;
-  model: string;
-  maxBatch: number;
-  maxInFlight: number;
-  inFlight: number;
-  startedAt: string;
-  lastHeartbeat: string;
-}
+export type { WorkerInfo };
 
 export class WorkerRegistry {
   private readonly seen: string;
