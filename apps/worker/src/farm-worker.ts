@@ -17,10 +17,9 @@ import {
   TenantJobs,
   WebhookDispatcher,
   WorkerRegistry,
-  modelQueueName,
   openQueue,
 } from '@farm/platform';
-import { MicroBatchFeeder } from './micro-batch-feeder';
+import { FarmJob, MicroBatchFeeder, Outcome } from './micro-batch-feeder';
 import { EditSourceCache } from './edit-source-cache';
 import { JobRenderer, reasonCode } from './render-job';
 import { startStatusServer } from './status-server';
@@ -73,6 +72,8 @@ export class FarmWorker {
   private readonly cancellation: JobCancellation;
   private unsubscribeCancels: (() => void) | null = null;
   private webhooks: WebhookDispatcher | null = null;
+  private readonly tenantJobs: TenantJobs;
+  private readonly editSources: EditSourceCache;
   private readonly startedAt = new Date().toISOString();
 
   constructor(private readonly options: FarmWorkerOptions) {
@@ -83,6 +84,14 @@ export class FarmWorker {
     const keyPrefix = `${options.queuePrefix}:${options.queueName}`;
     this.registry = new WorkerRegistry(options.redis, keyPrefix);
     this.cancellation = new JobCancellation(options.redis, keyPrefix);
+    this.tenantJobs = new TenantJobs(options.redis, keyPrefix);
+    this.editSources = new EditSourceCache({
+      store: options.store,
+      redis: options.redis,
+      keyPrefix: `${keyPrefix}:edit-source`,
+      ttlSeconds: options.editCacheTtlSeconds,
+      capacity: options.editCacheSize,
+    });
   }
 
   /** Tells the farm this worker is alive and what it serves (GET /v1/workers). */
@@ -117,14 +126,6 @@ export class FarmWorker {
         this.feeder.poke();
       },
     });
-    const cache = new EditSourceCache({
-      store: o.store,
-      redis: o.redis,
-      keyPrefix: `${o.queuePrefix}:${o.queueName}:edit-source`,
-      ttlSeconds: o.editCacheTtlSeconds,
-      capacity: o.editCacheSize,
-    });
-    const tenantJobs = new TenantJobs(o.redis, `${o.queuePrefix}:${o.queueName}`);
     if (o.webhooks?.secret) {
       this.webhooks = new WebhookDispatcher({
         connection: o.redis,
@@ -139,7 +140,7 @@ export class FarmWorker {
     const renderer = new JobRenderer({
       pipeline: this.pipeline,
       store: o.store,
-      cache,
+      cache: this.editSources,
       limits: o.limits,
       workerId: this.id,
       findSourceJob: async (id) => {
@@ -162,29 +163,11 @@ export class FarmWorker {
               .catch(() => undefined);
           });
         },
-        settled: (job, outcome) => {
-          if (outcome.ok || !outcome.retrying) {
-            tenantJobs.finished(job.data.tenant, job.id!).catch((err) => console.error(`worker: tenant bookkeeping: ${err.message}`));
-            const status = outcome.ok ? 'succeeded' : reasonCode(outcome.error) === 'canceled' ? 'canceled' : 'failed';
-            if (job.data.webhook && this.webhooks) {
-              this.webhooks
-                .enqueue({ jobId: job.id!, tenant: job.data.tenant, url: job.data.webhook }, status)
-                .catch((err) => console.error(`worker: could not schedule the webhook of ${job.id}: ${err.message}`));
-            }
-          }
-          const type = job.data?.type ?? 'unknown';
-          if (outcome.ok) {
-            const now = Date.now();
-            const queueMs = (job.processedOn ?? now) - job.timestamp;
-            this.metrics.succeeded(type, { queueMs, computeMs: outcome.output.computeMs, totalMs: now - job.timestamp });
-          } else {
-            this.metrics.failed(type, reasonCode(outcome.error), !outcome.retrying);
-          }
-        },
+        settled: (job, outcome) => this.settled(job, outcome),
         abort: (jobId, reason) => this.pipeline.cancel(jobId, reason),
       },
       {
-        queueName: modelQueueName(o.queueName, o.model),
+        queueName: this.queue.name,
         prefix: o.queuePrefix,
         connection: o.redis,
         maxInFlight: o.maxInFlight,
@@ -200,6 +183,26 @@ export class FarmWorker {
     this.running = this.feeder.start();
     await this.announce();
     this.heartbeat = setInterval(() => void this.announce(), this.registry.ttlMs / 3);
+  }
+
+  /** After a job's attempt is recorded: metrics, and for final outcomes tenant bookkeeping and the webhook. */
+  private settled(job: FarmJob, outcome: Outcome): void {
+    const type = job.data?.type ?? 'unknown';
+    if (outcome.ok) {
+      const now = Date.now();
+      const queueMs = (job.processedOn ?? now) - job.timestamp;
+      this.metrics.succeeded(type, { queueMs, computeMs: outcome.output.computeMs, totalMs: now - job.timestamp });
+    } else {
+      this.metrics.failed(type, reasonCode(outcome.error), !outcome.retrying);
+    }
+    if (!outcome.ok && outcome.retrying) return;
+    this.tenantJobs.finished(job.data.tenant, job.id!).catch((err) => console.error(`worker: tenant bookkeeping: ${err.message}`));
+    if (job.data.webhook && this.webhooks) {
+      const status = outcome.ok ? 'succeeded' : reasonCode(outcome.error) === 'canceled' ? 'canceled' : 'failed';
+      this.webhooks
+        .enqueue({ jobId: job.id!, tenant: job.data.tenant, url: job.data.webhook }, status)
+        .catch((err) => console.error(`worker: could not schedule the webhook of ${job.id}: ${err.message}`));
+    }
   }
 
   get statusPort(): number | null {

@@ -22,11 +22,14 @@ export interface FeederOptions {
   lockDurationMs?: number;
 }
 
+/** How an attempt ended (`retrying` when BullMQ will try the job again). */
+export type Outcome = { ok: true; output: JobOutput } | { ok: false; error: Error; retrying: boolean };
+
 export interface JobHandlers {
   /** Does the work; resolves with the result to store, or throws (BullMQ decides on retries). */
   process(job: FarmJob, signal: AbortSignal): Promise<JobOutput>;
   /** After the job's final state is written (`retrying` when BullMQ will try it again). */
-  settled?(job: FarmJob, outcome: { ok: true; output: JobOutput } | { ok: false; error: Error; retrying: boolean }): void;
+  settled?(job: FarmJob, outcome: Outcome): void;
   /** Aborted work (shutdown, lost lock) must stop; called with the job id. */
   abort(jobId: string, reason: string): void;
 }
