@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { EmbeddedS3 } from '@farm/farm';
 import { DEFAULT_MODEL, FarmQueue, ModelQueues, ObjectStore, openQueue } from '@farm/platform';
-import { Harness, QUEUE_PREFIX, TestApi, postJob, testStoreOptions, waitForJob } from '../support/harness';
+import { ADMIN_KEY, Harness, QUEUE_PREFIX, TestApi, postJob, testStoreOptions, waitForJob } from '../support/harness';
 
 const WORKER_MAIN = path.resolve(__dirname, '../../apps/worker/dist/main.js');
 
@@ -150,24 +150,26 @@ describe('S3 outage', () => {
   let farm: Harness;
   let api: TestApi;
   let s3: EmbeddedS3;
+  let port: number;
+  let store: ObjectStore;
   const directory = mkdtempSync(path.join(os.tmpdir(), 'farm-s3-outage-'));
 
   beforeAll(async () => {
     farm = new Harness();
     api = await farm.startApi({ jobAttempts: 6, jobBackoffMs: 300 });
     s3 = await EmbeddedS3.start({ directory, bucket: 'outage' });
+    port = Number(new URL(s3.endpoint).port);
+    store = new ObjectStore({ ...testStoreOptions(), endpoint: s3.endpoint, bucket: 'outage' });
+    await farm.startWorker({ store }); // the worker stores results in the S3 that will go away
   });
   afterAll(async () => {
     await farm.close();
+    store.close();
     await s3.close().catch(() => undefined);
   });
 
   it('retries the upload with backoff and succeeds once S3 is back', async () => {
-    const port = Number(new URL(s3.endpoint).port);
-    const store = new ObjectStore({ ...testStoreOptions(), endpoint: s3.endpoint, bucket: 'outage' });
-    await farm.startWorker({ store });
     await s3.close(); // S3 goes away
-
     const { body } = await postJob(api, { type: 'generate', prompt: 'a blue circle on a yellow background', width: 64, height: 64 });
     // The first attempts fail with storage_unavailable and are put back with a delay.
     await until(async () => ((await farm.queue.getJob(body.id))?.attemptsMade ?? 0) >= 1);
@@ -178,7 +180,23 @@ describe('S3 outage', () => {
     const job = await waitForJob(api, body.id, 60000);
     expect(job.status).toBe('succeeded');
     expect(job.attempts).toBeGreaterThanOrEqual(2);
-    store.close();
+  });
+
+  it('fails a job with a clear reason once its retries are spent, lists it as dead letter, and retries it on request', async () => {
+    const impatient = await farm.startApi({ jobAttempts: 2, jobBackoffMs: 100 });
+    await s3.close();
+    const { body } = await postJob(impatient, { type: 'generate', prompt: 'a black background', width: 64, height: 64 });
+    const failed = await waitForJob(impatient, body.id, 60000);
+    expect(failed).toMatchObject({ status: 'failed', attempts: 2, error: { code: 'storage_unavailable' } });
+    expect(failed.error.message).toMatch(/could not store the result/);
+
+    const admin = impatient.as(ADMIN_KEY);
+    const deadLetter = (await (await admin.fetch('/admin/dead-letter')).json()) as { jobs: Array<Record<string, any>> };
+    expect(deadLetter.jobs).toContainEqual(expect.objectContaining({ id: body.id, tenant: 'tenant-a', error: expect.objectContaining({ code: 'storage_unavailable' }) }));
+
+    s3 = await EmbeddedS3.start({ directory, bucket: 'outage', port });
+    expect((await admin.fetch(`/admin/dead-letter/${body.id}/retry`, { method: 'POST' })).status).toBe(202);
+    expect((await waitForJob(impatient, body.id, 60000)).status).toBe('succeeded');
   });
 });
 
