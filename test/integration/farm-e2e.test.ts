@@ -96,7 +96,7 @@ describe('the farm end to end', () => {
 
     const apiMetrics = await (await api.fetch(`/metrics`)).text();
     expect(apiMetrics).toMatch(/farm_jobs_submitted_total\{type="generate",app="api"\} [1-9]/);
-    expect(apiMetrics).toMatch(/farm_queue_jobs\{state="completed",app="api"\} [1-9]/);
+    expect(apiMetrics).toMatch(/farm_queue_jobs\{state="completed",model="shapes-ldm",app="api"\} [1-9]/);
     expect(apiMetrics).toMatch(/farm_http_request_duration_seconds_bucket\{.*route="\/v1\/jobs\/:id"/);
 
     const text = await worker.metrics.registry.metrics();
