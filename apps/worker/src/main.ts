@@ -24,13 +24,14 @@ async function main(): Promise<void> {
   if (config.S3_CREATE_BUCKET) await store.ensureBucket();
 
   const modelDir = config.MODEL_DIR ?? DEFAULT_MODEL_DIR;
+  const model = config.MODEL_NAME ?? path.basename(modelDir);
   const worker = new FarmWorker({
     redis,
     store,
     queueName: config.QUEUE_NAME,
     queuePrefix: config.QUEUE_PREFIX,
     modelDir,
-    model: config.MODEL_NAME ?? path.basename(modelDir),
+    model,
     limits: requestLimits(config),
     workerId: config.WORKER_ID,
     executionProvider: config.EXECUTION_PROVIDER,
@@ -46,16 +47,13 @@ async function main(): Promise<void> {
     webhooks: { secret: config.WEBHOOK_SECRET, allowPrivate: config.WEBHOOK_ALLOW_PRIVATE },
     statusPort: config.WORKER_METRICS_PORT,
   });
-  await worker.start();
-  console.log(
-    `worker ${worker.id}: model ${config.MODEL_NAME ?? path.basename(modelDir)} (${modelDir}) on ${config.EXECUTION_PROVIDER}, ` +
-      `up to ${config.MAX_IN_FLIGHT} jobs in flight, UNet batch ${config.MAX_UNET_BATCH}, metrics on :${worker.statusPort}`,
-  );
-
+  // Signals are handled from the start: a SIGTERM during start-up waits for it, then stops.
+  const started = worker.start();
   let stopping = false;
   const shutdown = async (signal: string) => {
     if (stopping) return;
     stopping = true;
+    await started.catch(() => undefined);
     console.log(`worker ${worker.id}: ${signal}, finishing in-flight jobs (up to ${config.SHUTDOWN_GRACE_MS} ms)`);
     await worker.stop(config.SHUTDOWN_GRACE_MS);
     redis.disconnect();
@@ -64,6 +62,11 @@ async function main(): Promise<void> {
   };
   process.once('SIGTERM', () => void shutdown('SIGTERM'));
   process.once('SIGINT', () => void shutdown('SIGINT'));
+  await started;
+  console.log(
+    `worker ${worker.id}: model ${model} (${modelDir}) on ${config.EXECUTION_PROVIDER}, ` +
+      `up to ${config.MAX_IN_FLIGHT} jobs in flight, UNet batch ${config.MAX_UNET_BATCH}, metrics on :${worker.statusPort}`,
+  );
 }
 
 main().catch((err) => {
