@@ -43,8 +43,9 @@ async function main(): Promise<void> {
     const params: EditParams = { id: 'e', source, prompt: 'a yellow background', mask: { rects: [[at, at, side, side]] }, steps, strength: 1, guidanceScale: 1, seed: 9, format: 'png' };
     let result = await pipeline.edit(params);
     const ms = await median(reps, async () => (result = await pipeline.edit({ ...params, id: `e${n++}` })));
-    const win = result.decodedWindow!;
-    const partialDecode = await median(reps, () => pipeline.model.decode(new Float32Array(canvas.channels * win.h * win.w), 1, win.h, win.w));
+    const partialDecode = await median(reps, async () => {
+      for (const win of result.decodedWindows) await pipeline.model.decode(new Float32Array(canvas.channels * win.h * win.w), 1, win.h, win.w);
+    });
     console.log(
       `  ${(area * 100).toFixed(0).padStart(8)}% | ${ms.toFixed(0).padStart(7)} | ${(full / ms).toFixed(2).padStart(7)}x | ${(result.recomputedFraction * 100).toFixed(1).padStart(9)}% | ${(result.decodedFraction * 100).toFixed(1).padStart(6)}% | ${partialDecode.toFixed(0).padStart(17)} | ${(fullDecode / partialDecode).toFixed(2).padStart(14)}x | ${(ms / (area * 100)).toFixed(1)}`,
     );

@@ -6,14 +6,14 @@
 import { KeepLayer, RegionLayer, canvasComposition } from './canvas-composition';
 import { changeMask, upsampleMask } from './change-mask';
 import { featherWeights, pasteFeathered } from './feather-paste';
-import { CanvasShape, Window, cropWindow, pasteWindow } from './latent-window';
+import { CanvasShape, Window, cropWindow } from './latent-window';
 import { addNoise } from './scheduler';
 import type { Guidance } from './composition';
 import { GaussianRng } from './gaussian-rng';
 import { LatentPreview } from './latent-preview';
 import { InvalidInputError, MaskSpec, encodeMaskPng, rasterizeMask } from './mask-source';
-import { Mask, blurMask, cropMask, maskWindow, poolMask } from './region-masks';
-import { tileCanvas } from './tiling';
+import { Mask, blurMask, fillHoles, growWindow, maskBounds, maskWindow, maskWindows, poolMask } from './region-masks';
+import { shareOverlaps, tileWindow } from './tiling';
 import { OutputFormat, encodeImage, toRgbBytes } from './image-output';
 import { createScheduler, SchedulerName } from './scheduler-factory';
 import { SdModel, SdModelOptions } from './sd-model';
@@ -35,7 +35,7 @@ export interface PipelineOptions extends SdModelOptions {
   tileOverlap?: number;
   /** Gaussian blur of region masks, σ in latent cells (default 1). */
   maskBlur?: number;
-  /** Context around a region's bounding box, in latent cells (default 4). */
+  /** Context around a region's mask (beyond its blur halo), in latent cells (default 2). */
   regionMargin?: number;
   /** Steps during which region lanes see a plain background (default 1). */
   bootstrapSteps?: number;
@@ -113,8 +113,8 @@ export interface EditedImage extends RenderedImage {
   recomputedFraction: number;
   /** Share of the latent canvas decoded. */
   decodedFraction: number;
-  /** The latent window decoded (null when the mask was empty). */
-  decodedWindow: Window | null;
+  /** The latent windows decoded (none when the mask was empty). */
+  decodedWindows: Window[];
 }
 
 /** What the denoising of any job needs to know. */
@@ -148,7 +148,7 @@ export class DiffusionPipeline {
       maxWindow: options.maxWindow ?? 64,
       tileOverlap: options.tileOverlap ?? 16,
       maskBlur: options.maskBlur ?? 1,
-      regionMargin: options.regionMargin ?? 4,
+      regionMargin: options.regionMargin ?? 2,
       bootstrapSteps: options.bootstrapSteps ?? 1,
       decodeMargin: options.decodeMargin ?? 6,
       featherPx: options.featherPx ?? 8,
@@ -178,7 +178,14 @@ export class DiffusionPipeline {
   async generate(params: GenerateParams, onProgress?: ProgressListener): Promise<RenderedImage> {
     const canvas = this.latentCanvas(params.width, params.height);
     const rng = new GaussianRng(params.seed);
-    const latent = await this.denoise(params, canvas, rng.normals(canvas.channels * canvas.height * canvas.width), this.engine.scheduler.timesteps(params.steps), rng, undefined, onProgress);
+    const latent = await this.denoise({
+      params,
+      canvas,
+      latent: rng.normals(canvas.channels * canvas.height * canvas.width),
+      timesteps: this.engine.scheduler.timesteps(params.steps),
+      rng,
+      onProgress,
+    });
     const scale = this.model.info.vaeScale;
     const pixels = await this.model.decode(latent, 1, canvas.height, canvas.width);
     const rgb = toRgbBytes(pixels, canvas.height * scale, canvas.width * scale, params.height, params.width);
@@ -207,48 +214,55 @@ export class DiffusionPipeline {
       coreMask = poolMask(pixelMask, vaeScale, canvas.width, canvas.height);
     } else {
       if (source.prompt === undefined) throw new InvalidInputError('a prompt edit needs the source prompt (edit a job, not an upload)');
-      coreMask = await this.changeMask(source.latent, canvas, source.prompt, params.prompt, params.seed);
+      coreMask = fillHoles(await this.changeMask(source.latent, canvas, source.prompt, params.prompt, params.seed));
       pixelMask = upsampleMask(coreMask, vaeScale, source.width, source.height);
     }
     const latentMask = blurMask(coreMask, this.layout.maskBlur);
     const maskPng = await encodeMaskPng(pixelMask);
-    const win = maskWindow(coreMask, this.layout.editMargin + Math.ceil(3 * this.layout.maskBlur), latentAlignment);
-    if (!win) {
+    const windows = maskWindows(coreMask, this.layout.editMargin + Math.ceil(3 * this.layout.maskBlur), latentAlignment);
+    const unchanged = { width: source.width, height: source.height, format: params.format, maskPng };
+    if (windows.length === 0) {
       const data = await encodeImage(source.rgb, source.width, source.height, params.format);
-      return { data, rgb: source.rgb, latent: source.latent, width: source.width, height: source.height, format: params.format, maskPng, recomputedFraction: 0, decodedFraction: 0, decodedWindow: null };
+      return { ...unchanged, data, rgb: source.rgb, latent: source.latent, recomputedFraction: 0, decodedFraction: 0, decodedWindows: [] };
     }
 
-    // 2. Denoise the window only, from the source noised to the first timestep.
-    const windowCanvas = { channels: canvas.channels, height: win.h, width: win.w };
-    const keep = { latent: cropWindow(source.latent, canvas, win), mask: cropMask(latentMask, win) };
+    // 2. Denoise the windows only (their lanes), from the source noised to the first timestep;
+    //    the source's clean latent is kept outside the mask at every step.
     const timesteps = this.engine.scheduler.timesteps(params.steps, params.strength);
     const rng = new GaussianRng(params.seed);
-    const start = addNoise(this.engine.scheduler.schedule, keep.latent, rng.normals(keep.latent.length), timesteps[0]);
-    const edited = await this.denoise({ ...params, width: source.width, height: source.height }, windowCanvas, start, timesteps, rng, keep, onProgress);
-    const latent = source.latent.slice();
-    pasteWindow(latent, canvas, win, edited);
+    const start = addNoise(this.engine.scheduler.schedule, source.latent, rng.normals(source.latent.length), timesteps[0]);
+    const latent = await this.denoise({
+      params: { ...params, width: source.width, height: source.height },
+      canvas,
+      latent: start,
+      timesteps,
+      rng,
+      keep: { latent: source.latent, mask: latentMask },
+      windows,
+      onProgress,
+    });
 
-    // 3. Decode the window plus the decoder's receptive field, paste it with a feathered mask.
-    const r = this.layout.decodeMargin;
-    const dwin = { y: Math.max(0, win.y - r), x: Math.max(0, win.x - r), h: 0, w: 0 };
-    dwin.h = Math.min(canvas.height, win.y + win.h + r) - dwin.y;
-    dwin.w = Math.min(canvas.width, win.x + win.w + r) - dwin.x;
-    const pixels = await this.model.decode(cropWindow(latent, canvas, dwin), 1, dwin.h, dwin.w);
-    const patch = toRgbBytes(pixels, dwin.h * vaeScale, dwin.w * vaeScale, dwin.h * vaeScale, dwin.w * vaeScale);
-    const at = { x: dwin.x * vaeScale, y: dwin.y * vaeScale, w: dwin.w * vaeScale, h: dwin.h * vaeScale };
-    const rgb = pasteFeathered(source.rgb, source.width, source.height, patch, at, featherWeights(pixelMask, at, this.layout.featherPx));
-    const data = await encodeImage(rgb, source.width, source.height, params.format);
+    // 3. Decode around the mask only — per window, its bounds plus the feather plus the decoder's
+    //    receptive field — and paste each patch into the source image with a feathered mask.
+    const reach = Math.ceil(this.layout.featherPx / vaeScale) + this.layout.decodeMargin;
+    const decoded = windows.map((win) => growWindow(maskBounds(coreMask, win)!, reach, canvas.width, canvas.height));
+    const rgb = Buffer.from(source.rgb);
+    const pasted = new Uint8Array(source.width * source.height);
+    for (const dwin of decoded) {
+      const pixels = await this.model.decode(cropWindow(latent, canvas, dwin), 1, dwin.h, dwin.w);
+      const at = { x: dwin.x * vaeScale, y: dwin.y * vaeScale, w: dwin.w * vaeScale, h: dwin.h * vaeScale };
+      const patch = toRgbBytes(pixels, at.h, at.w, at.h, at.w);
+      pasteFeathered(rgb, source.width, source.height, patch, at, featherWeights(pixelMask, at, this.layout.featherPx), pasted);
+    }
+    const area = (list: Window[]) => list.reduce((sum, w) => sum + w.h * w.w, 0) / cells;
     return {
-      data,
+      ...unchanged,
+      data: await encodeImage(rgb, source.width, source.height, params.format),
       rgb,
       latent,
-      width: source.width,
-      height: source.height,
-      format: params.format,
-      maskPng,
-      recomputedFraction: (win.h * win.w) / cells,
-      decodedFraction: (dwin.h * dwin.w) / cells,
-      decodedWindow: dwin,
+      recomputedFraction: area(windows),
+      decodedFraction: area(decoded),
+      decodedWindows: decoded,
     };
   }
 
@@ -292,16 +306,21 @@ export class DiffusionPipeline {
     return changeMask(levels.map((_, k) => [at(2 * k), at(2 * k + 1)] as const), canvas);
   }
 
-  /** One job's trip through the stream batch: conditioning, composition, denoising. */
-  private async denoise(
-    params: DenoiseParams,
-    canvas: CanvasShape,
-    latent: Float32Array,
-    timesteps: number[],
-    rng: GaussianRng,
-    keep: KeepLayer | undefined,
-    onProgress: ProgressListener | undefined,
-  ): Promise<Float32Array> {
+  /**
+   * One job's trip through the stream batch: conditioning, composition, denoising. Lanes cover
+   * the whole canvas, or only `windows` (edits; the rest comes from the `keep` layer).
+   */
+  private async denoise(job: {
+    params: DenoiseParams;
+    canvas: CanvasShape;
+    latent: Float32Array;
+    timesteps: number[];
+    rng: GaussianRng;
+    keep?: KeepLayer;
+    windows?: Window[];
+    onProgress?: ProgressListener;
+  }): Promise<Float32Array> {
+    const { params, canvas, onProgress } = job;
     const guided = params.guidanceScale > 1;
     const regionParams = params.regions ?? [];
     const prompts = [params.prompt, ...regionParams.map((r) => r.prompt), ...(guided ? [params.negativePrompt ?? ''] : [])];
@@ -311,22 +330,27 @@ export class DiffusionPipeline {
       : { kind: 'none' };
     const regions = await this.regionLayers(regionParams, embeddings.slice(1, 1 + regionParams.length), canvas, params);
     const { maxWindow, tileOverlap, bootstrapSteps } = this.layout;
+    const areas = job.windows ?? [{ x: 0, y: 0, h: canvas.height, w: canvas.width }];
     return this.engine.add({
       id: params.id,
       canvas,
-      latent,
-      timesteps,
+      latent: job.latent,
+      timesteps: job.timesteps,
       composition: canvasComposition({
         canvas,
         context: embeddings[0],
         guidance,
-        tiles: tileCanvas(canvas.height, canvas.width, maxWindow, tileOverlap, this.model.info.latentAlignment),
+        tiles: shareOverlaps(
+          areas.flatMap((area) => tileWindow(area, maxWindow, tileOverlap, this.model.info.latentAlignment)),
+          canvas.height,
+          canvas.width,
+        ),
         regions,
         schedule: this.engine.scheduler.schedule,
         bootstrap: { steps: bootstrapSteps, background: this.plainBackground, rng: new GaussianRng(params.seed ^ 0x5bd1e995) },
-        keep,
+        keep: job.keep,
       }),
-      rng,
+      rng: job.rng,
       onStep:
         onProgress &&
         ((step, total, denoised) =>
@@ -344,11 +368,10 @@ export class DiffusionPipeline {
     const { vaeScale, latentAlignment } = this.model.info;
     const layers: RegionLayer[] = [];
     for (const [i, region] of regions.entries()) {
-      const pixels = await rasterizeMask(region.mask, size.width, size.height);
-      const mask = blurMask(poolMask(pixels, vaeScale, canvas.width, canvas.height), this.layout.maskBlur);
-      const margin = Math.max(this.layout.regionMargin, Math.ceil(3 * this.layout.maskBlur));
-      const window = maskWindow(mask, margin, latentAlignment);
-      if (window) layers.push({ context: contexts[i], mask, window, strength: region.strength ?? 1 });
+      const core = poolMask(await rasterizeMask(region.mask, size.width, size.height), vaeScale, canvas.width, canvas.height);
+      // The window covers the mask, its blur halo and `regionMargin` cells of context.
+      const window = maskWindow(core, this.layout.regionMargin + Math.ceil(3 * this.layout.maskBlur), latentAlignment);
+      if (window) layers.push({ context: contexts[i], mask: blurMask(core, this.layout.maskBlur), window, strength: region.strength ?? 1 });
     }
     return layers;
   }

@@ -35,23 +35,31 @@ export function featherWeights(pixelMask: Mask, at: PixelWindow, featherPx: numb
 
 /**
  * Blends `patch` (interleaved RGB of the pixel window `patchAt`, which may extend past the
- * image) into a copy of `source` (RGB, width×height) with the weights (over the same window).
- * Pixels of weight 0, and every pixel outside the window, keep the source bytes.
+ * image) into `image` (RGB, width×height), in place, with the weights (over the same window).
+ * Pixels of weight 0, every pixel outside the window, and pixels already marked in `pasted`
+ * (by an overlapping patch) keep their bytes; the pixels blended here are marked.
  */
-export function pasteFeathered(source: Buffer, width: number, height: number, patch: Buffer, patchAt: PixelWindow, weights: Mask): Buffer {
-  const out = Buffer.from(source);
+export function pasteFeathered(
+  image: Buffer,
+  width: number,
+  height: number,
+  patch: Buffer,
+  patchAt: PixelWindow,
+  weights: Mask,
+  pasted: Uint8Array,
+): void {
   const y1 = Math.min(height, patchAt.y + patchAt.h);
   const x1 = Math.min(width, patchAt.x + patchAt.w);
   for (let y = Math.max(0, patchAt.y); y < y1; y++) {
     for (let x = Math.max(0, patchAt.x); x < x1; x++) {
       const i = (y - patchAt.y) * patchAt.w + (x - patchAt.x);
       const f = weights.data[i];
-      if (f === 0) continue;
+      if (f === 0 || pasted[y * width + x]) continue;
+      pasted[y * width + x] = 1;
       const d = (y * width + x) * 3;
       const p = i * 3;
-      for (let c = 0; c < 3; c++) out[d + c] = Math.round(source[d + c] * (1 - f) + patch[p + c] * f);
+      for (let c = 0; c < 3; c++) image[d + c] = Math.round(image[d + c] * (1 - f) + patch[p + c] * f);
     }
   }
-  return out;
 }
 

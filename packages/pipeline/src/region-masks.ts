@@ -88,25 +88,33 @@ export function poolMask(mask: Mask, factor: number, outWidth: number, outHeight
 export function blurMask(mask: Mask, sigma: number): Mask {
   if (sigma <= 0) return { ...mask, data: mask.data.slice() };
   const radius = Math.ceil(3 * sigma);
-  const kernel = Array.from({ length: 2 * radius + 1 }, (_, i) => Math.exp(-((i - radius) ** 2) / (2 * sigma * sigma)));
-  const norm = kernel.reduce((a, b) => a + b, 0);
+  const raw = Array.from({ length: 2 * radius + 1 }, (_, i) => Math.exp(-((i - radius) ** 2) / (2 * sigma * sigma)));
+  const norm = raw.reduce((a, b) => a + b, 0);
+  const kernel = Float32Array.from(raw, (v) => v / norm);
   const { width, height } = mask;
-  const pass = (src: Float32Array, horizontal: boolean) => {
+  // One 1-D pass along lines of `length` cells, `step` apart within a line, `stride` between lines.
+  const pass = (src: Float32Array, lines: number, length: number, step: number, stride: number) => {
     const dst = new Float32Array(src.length);
-    for (let y = 0; y < height; y++) {
-      for (let x = 0; x < width; x++) {
+    for (let line = 0; line < lines; line++) {
+      const base = line * stride;
+      for (let i = 0; i < length; i++) {
         let acc = 0;
-        for (let k = -radius; k <= radius; k++) {
-          const sx = horizontal ? Math.min(width - 1, Math.max(0, x + k)) : x;
-          const sy = horizontal ? y : Math.min(height - 1, Math.max(0, y + k));
-          acc += kernel[k + radius] * src[sy * width + sx];
+        if (i >= radius && i + radius < length) {
+          // Interior: no clamping.
+          for (let k = 0, at = base + (i - radius) * step; k < kernel.length; k++, at += step) acc += kernel[k] * src[at];
+        } else {
+          for (let k = -radius; k <= radius; k++) {
+            const j = i + k < 0 ? 0 : i + k >= length ? length - 1 : i + k;
+            acc += kernel[k + radius] * src[base + j * step];
+          }
         }
-        dst[y * width + x] = acc / norm;
+        dst[base + i * step] = acc;
       }
     }
     return dst;
   };
-  return { width, height, data: pass(pass(mask.data, true), false) };
+  const horizontal = pass(mask.data, height, width, 1, width);
+  return { width, height, data: pass(horizontal, width, height, width, 1) };
 }
 
 /**
@@ -128,19 +136,18 @@ export function maskCoverage(mask: Mask): number {
   return sum / mask.data.length;
 }
 
-/**
- * The window a region's lanes run on: the bounding box of its non-zero cells, grown by
- * `margin` cells of context, sizes rounded up to `alignment`, kept inside the canvas.
- * Null for an empty mask.
- */
-export function maskWindow(mask: Mask, margin: number, alignment: number): Window | null {
+/** Cells of a mask that count as set. */
+const SET = 1e-3;
+
+/** Bounding box (inclusive cells) of the set cells of a mask within a window; null if none. */
+export function maskBounds(mask: Mask, within: Window = { x: 0, y: 0, w: mask.width, h: mask.height }): Window | null {
   let minX = Infinity;
   let minY = Infinity;
   let maxX = -1;
   let maxY = -1;
-  for (let y = 0; y < mask.height; y++) {
-    for (let x = 0; x < mask.width; x++) {
-      if (mask.data[y * mask.width + x] > 1e-3) {
+  for (let y = within.y; y < within.y + within.h; y++) {
+    for (let x = within.x; x < within.x + within.w; x++) {
+      if (mask.data[y * mask.width + x] > SET) {
         minX = Math.min(minX, x);
         maxX = Math.max(maxX, x);
         minY = Math.min(minY, y);
@@ -148,16 +155,131 @@ export function maskWindow(mask: Mask, margin: number, alignment: number): Windo
       }
     }
   }
-  if (maxX < 0) return null;
-  const axis = (lo: number, hi: number, size: number) => {
-    const want = Math.min(size, Math.ceil((hi - lo + 1 + 2 * margin) / alignment) * alignment);
-    const centre = (lo + hi + 1) / 2;
-    const start = Math.min(Math.max(0, Math.round(centre - want / 2)), size - want);
+  return maxX < 0 ? null : { x: minX, y: minY, w: maxX - minX + 1, h: maxY - minY + 1 };
+}
+
+/** A box grown by `margin` cells, sizes rounded up to `alignment`, kept inside width×height. */
+export function alignWindow(box: Window, margin: number, alignment: number, width: number, height: number): Window {
+  const axis = (lo: number, size: number, limit: number) => {
+    const want = Math.min(limit, Math.ceil((size + 2 * margin) / alignment) * alignment);
+    const centre = lo + size / 2;
+    const start = Math.min(Math.max(0, Math.round(centre - want / 2)), limit - want);
     return [start, want] as const;
   };
-  const [x, w] = axis(minX, maxX, mask.width);
-  const [y, h] = axis(minY, maxY, mask.height);
+  const [x, w] = axis(box.x, box.w, width);
+  const [y, h] = axis(box.y, box.h, height);
   return { x, y, w, h };
+}
+
+/** A box grown by `margin` cells on every side, clipped to width×height (no alignment). */
+export function growWindow(box: Window, margin: number, width: number, height: number): Window {
+  const x = Math.max(0, box.x - margin);
+  const y = Math.max(0, box.y - margin);
+  return { x, y, w: Math.min(width, box.x + box.w + margin) - x, h: Math.min(height, box.y + box.h + margin) - y };
+}
+
+/**
+ * The window a region's lanes run on: the bounding box of its set cells, grown by `margin`
+ * cells of context, sizes rounded up to `alignment`, kept inside the canvas. Null for an empty mask.
+ */
+export function maskWindow(mask: Mask, margin: number, alignment: number): Window | null {
+  const bounds = maskBounds(mask);
+  return bounds && alignWindow(bounds, margin, alignment, mask.width, mask.height);
+}
+
+const overlaps = (a: Window, b: Window) => a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h;
+const union = (a: Window, b: Window): Window => {
+  const x = Math.min(a.x, b.x);
+  const y = Math.min(a.y, b.y);
+  return { x, y, w: Math.max(a.x + a.w, b.x + b.w) - x, h: Math.max(a.y + a.h, b.y + b.h) - y };
+};
+
+/**
+ * Windows covering a mask that may be scattered: one per 8-connected group of set cells (its
+ * bounding box grown and aligned as in `maskWindow`). Overlapping windows are merged only where
+ * the merged window is no larger than the two apart, so work follows the mask's area, not its
+ * extent; the windows left may overlap (their fusion weights must then be shared).
+ */
+export function maskWindows(mask: Mask, margin: number, alignment: number): Window[] {
+  const { width, height, data } = mask;
+  const seen = new Uint8Array(width * height);
+  const windows: Window[] = [];
+  for (let start = 0; start < data.length; start++) {
+    if (seen[start] || data[start] <= SET) continue;
+    const box = { x: start % width, y: Math.floor(start / width), w: 1, h: 1 };
+    const stack = [start];
+    seen[start] = 1;
+    while (stack.length > 0) {
+      const i = stack.pop()!;
+      const cx = i % width;
+      const cy = Math.floor(i / width);
+      const grown = union(box, { x: cx, y: cy, w: 1, h: 1 });
+      Object.assign(box, grown);
+      for (let dy = -1; dy <= 1; dy++) {
+        for (let dx = -1; dx <= 1; dx++) {
+          const nx = cx + dx;
+          const ny = cy + dy;
+          const j = ny * width + nx;
+          if (nx >= 0 && nx < width && ny >= 0 && ny < height && !seen[j] && data[j] > SET) {
+            seen[j] = 1;
+            stack.push(j);
+          }
+        }
+      }
+    }
+    windows.push(alignWindow(box, margin, alignment, width, height));
+  }
+  const area = (w: Window) => w.w * w.h;
+  let current = windows;
+  for (let merged = true; merged; ) {
+    merged = false;
+    const next: Window[] = [];
+    for (const win of current) {
+      const i = next.findIndex((other) => {
+        if (!overlaps(other, win)) return false;
+        return area(alignWindow(union(other, win), 0, alignment, width, height)) <= area(other) + area(win);
+      });
+      if (i < 0) next.push(win);
+      else {
+        next[i] = alignWindow(union(next[i], win), 0, alignment, width, height);
+        merged = true;
+      }
+    }
+    current = next;
+  }
+  return current;
+}
+
+/** Sets the cells of a mask that its set cells enclose (not reachable from the border). */
+export function fillHoles(mask: Mask): Mask {
+  const { width, height, data } = mask;
+  const outside = new Uint8Array(width * height);
+  const stack: number[] = [];
+  const visit = (x: number, y: number) => {
+    const i = y * width + x;
+    if (!outside[i] && data[i] <= SET) {
+      outside[i] = 1;
+      stack.push(i);
+    }
+  };
+  for (let x = 0; x < width; x++) {
+    visit(x, 0);
+    visit(x, height - 1);
+  }
+  for (let y = 0; y < height; y++) {
+    visit(0, y);
+    visit(width - 1, y);
+  }
+  while (stack.length > 0) {
+    const i = stack.pop()!;
+    const x = i % width;
+    const y = Math.floor(i / width);
+    if (x > 0) visit(x - 1, y);
+    if (x < width - 1) visit(x + 1, y);
+    if (y > 0) visit(x, y - 1);
+    if (y < height - 1) visit(x, y + 1);
+  }
+  return { width, height, data: data.map((v, i) => (outside[i] ? v : Math.max(v, 1))) };
 }
 
 /** The part of a canvas-sized mask under a window. */

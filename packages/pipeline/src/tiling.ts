@@ -18,6 +18,14 @@ function starts(length: number, size: number, maxStride: number): number[] {
   return Array.from({ length: n }, (_, i) => Math.round((i * (length - size)) / (n - 1)));
 }
 
+/** Tiles covering a window of a larger canvas: `tileCanvas` of the window, moved to its place. */
+export function tileWindow(area: Window, maxWindow: number, overlap: number, alignment: number): Tile[] {
+  return tileCanvas(area.h, area.w, maxWindow, overlap, alignment).map(({ window, weights }) => ({
+    window: { ...window, y: window.y + area.y, x: window.x + area.x },
+    weights,
+  }));
+}
+
 /**
  * Tiles covering a canvas of height×width latent cells. A canvas within `maxWindow` on both
  * sides is one tile. Otherwise windows are squares of min(height, width, maxWindow) cells
@@ -58,4 +66,19 @@ export function tileCanvas(height: number, width: number, maxWindow: number, ove
     for (let y = 0; y < win.h; y++) for (let x = 0; x < win.w; x++) weights[y * win.w + x] /= total[(win.y + y) * width + win.x + x];
     return { window: win, weights };
   });
+}
+
+/**
+ * Tiles of several windows that may overlap (edits of scattered masks): each tile's weights
+ * divided by the total weight on each cell, so that on every covered cell they sum to one.
+ */
+export function shareOverlaps(tiles: readonly Tile[], height: number, width: number): Tile[] {
+  const total = new Float32Array(height * width);
+  for (const { window: w, weights } of tiles) {
+    for (let y = 0; y < w.h; y++) for (let x = 0; x < w.w; x++) total[(w.y + y) * width + w.x + x] += weights[y * w.w + x];
+  }
+  return tiles.map(({ window: w, weights }) => ({
+    window: w,
+    weights: weights.map((v, i) => v / total[(w.y + Math.floor(i / w.w)) * width + w.x + (i % w.w)]),
+  }));
 }
