@@ -1,5 +1,9 @@
 import {
   blurMask,
+  fillHoles,
+  maskWindows,
+  shareOverlaps,
+  tileWindow,
   maskCoverage,
   maskWindow,
   poolMask,
@@ -81,5 +85,38 @@ describe('panorama tiling', () => {
     for (const v of total) expect(v).toBeCloseTo(1, 5);
     expect(tiles[0].window.x).toBe(0);
     expect(tiles[4].window.x + 64).toBe(256);
+  });
+});
+
+describe('windows of scattered masks', () => {
+  it('gives each separate part its own window, so work follows the area, not the extent', () => {
+    const mask = rasterizeRects([[2, 2, 3, 3], [50, 40, 4, 4]], 64, 64);
+    const windows = maskWindows(mask, 2, 4);
+    expect(windows).toHaveLength(2);
+    const area = windows.reduce((sum, w) => sum + w.w * w.h, 0);
+    expect(area).toBeLessThan(64 * 64 * 0.1); // the bounding box of both would be ~70% of the canvas
+    for (const w of windows) expect([w.w % 4, w.h % 4]).toEqual([0, 0]);
+  });
+
+  it('merges neighbours when one window costs no more than two', () => {
+    const mask = rasterizeRects([[10, 10, 6, 6], [15, 10, 6, 6]], 64, 64);
+    expect(maskWindows(mask, 2, 4)).toHaveLength(1);
+  });
+
+  it('fills the holes a ring-shaped mask encloses, not the outside', () => {
+    const ring = rasterizeRects([[2, 2, 6, 1], [2, 7, 6, 1], [2, 2, 1, 6], [7, 2, 1, 6]], 10, 10);
+    const filled = fillHoles(ring);
+    expect(filled.data[5 * 10 + 5]).toBe(1);
+    expect(filled.data[0]).toBe(0);
+    expect(filled.data[9 * 10 + 9]).toBe(0);
+  });
+
+  it('shares fusion weights where windows overlap, so they sum to one on every covered cell', () => {
+    const tiles = shareOverlaps([...tileWindow({ x: 0, y: 0, w: 8, h: 8 }, 64, 16, 4), ...tileWindow({ x: 4, y: 4, w: 8, h: 8 }, 64, 16, 4)], 16, 16);
+    const total = new Float32Array(256);
+    for (const { window: w, weights } of tiles) for (let i = 0; i < weights.length; i++) total[(w.y + Math.floor(i / w.w)) * 16 + w.x + (i % w.w)] += weights[i];
+    expect(total[5 * 16 + 5]).toBeCloseTo(1, 6); // covered twice
+    expect(total[1 * 16 + 1]).toBeCloseTo(1, 6); // covered once
+    expect(total[15 * 16 + 15]).toBe(0); // not covered
   });
 });
