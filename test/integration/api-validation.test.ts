@@ -2,7 +2,7 @@
  * Bad input over real HTTP: each answer is a 4xx JSON error naming the problem, and nothing
  * invalid reaches the queue.
  */
-import { Harness, TestApi, postJob } from '../support/harness';
+import { Harness, postJob, TestApi, useFarm } from '../support/harness';
 import { pngDeclaring } from '../support/png-bomb';
 
 const region = (mask: unknown) => ({ prompt: 'a red circle', mask });
@@ -10,11 +10,10 @@ const region = (mask: unknown) => ({ prompt: 'a red circle', mask });
 let farm: Harness;
 let api: TestApi;
 
-beforeAll(async () => {
-  farm = new Harness();
-  api = await farm.startApi({ bodyLimitBytes: 4096 });
-});
-afterAll(() => farm.close());
+useFarm((f, a) => {
+  farm = f;
+  api = a;
+}, { bodyLimitBytes: 4096 });
 
 const valid = { type: 'generate', prompt: 'a red circle', width: 128, height: 128, steps: 4 };
 

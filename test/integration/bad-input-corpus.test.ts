@@ -5,7 +5,7 @@
  */
 import sharp from 'sharp';
 import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
-import { Harness, TestApi, postJob, testStoreOptions, waitForJob } from '../support/harness';
+import { Harness, postJob, TestApi, testStoreOptions, useFarm, waitForJob } from '../support/harness';
 import { pngDeclaring } from '../support/png-bomb';
 
 interface Case {
@@ -118,12 +118,11 @@ function corpus(images: { png100: string; png64: string }): Case[] {
 let farm: Harness;
 let api: TestApi;
 
-beforeAll(async () => {
-  farm = new Harness();
-  api = await farm.startApi();
-  await farm.startWorker();
+useFarm(async (f, a) => {
+  farm = f;
+  api = a;
+  await f.startWorker();
 });
-afterAll(() => farm.close());
 
 async function objectCount(): Promise<number> {
   const { endpoint, region, accessKeyId, secretAccessKey, bucket } = testStoreOptions();

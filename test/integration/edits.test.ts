@@ -6,19 +6,18 @@
  */
 import sharp from 'sharp';
 import type { FarmWorker } from '@farm/worker';
-import { Harness, TestApi, download, postJob, waitForJob } from '../support/harness';
+import { download, Harness, postJob, TestApi, useFarm, waitForJob } from '../support/harness';
 import { RgbImage, decodeRgb, dominantColour } from '../support/colour-judge';
 
 let farm: Harness;
 let api: TestApi;
 let worker: FarmWorker;
 
-beforeAll(async () => {
-  farm = new Harness();
-  api = await farm.startApi();
-  worker = await farm.startWorker();
+useFarm(async (f, a) => {
+  farm = f;
+  api = a;
+  worker = await f.startWorker();
 });
-afterAll(() => farm.close());
 
 async function run(body: Record<string, unknown>): Promise<Record<string, any>> {
   const submitted = await postJob(api, body);

@@ -5,18 +5,17 @@
 import { spawnSync } from 'node:child_process';
 import sharp from 'sharp';
 import type { FarmWorker } from '@farm/worker';
-import { Harness, TestApi, postJob, waitForJob } from '../support/harness';
+import { Harness, postJob, TestApi, useFarm, waitForJob } from '../support/harness';
 
 let farm: Harness;
 let api: TestApi;
 let worker: FarmWorker;
 
-beforeAll(async () => {
-  farm = new Harness();
-  api = await farm.startApi();
-  worker = await farm.startWorker();
+useFarm(async (f, a) => {
+  farm = f;
+  api = a;
+  worker = await f.startWorker();
 });
-afterAll(() => farm.close());
 
 describe('the farm end to end', () => {
   it('generates an image and serves it through a presigned URL', async () => {

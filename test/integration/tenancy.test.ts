@@ -6,18 +6,17 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { verifyWebhook } from '@farm/platform';
-import { ADMIN_KEY, Harness, TestApi, postJob, waitForJob } from '../support/harness';
+import { ADMIN_KEY, Harness, postJob, TestApi, useFarm, waitForJob } from '../support/harness';
 
 const job = { type: 'generate', prompt: 'a red circle', width: 64, height: 64 };
 
 describe('API keys and tenants', () => {
   let farm: Harness;
   let api: TestApi;
-  beforeAll(async () => {
-    farm = new Harness();
-    api = await farm.startApi();
+  useFarm((f, a) => {
+    farm = f;
+    api = a;
   });
-  afterAll(() => farm.close());
 
   it('refuses /v1 without a key or with an unknown one (401, WWW-Authenticate)', async () => {
     for (const key of [null, 'fk_not-a-real-key-at-all']) {
@@ -62,11 +61,10 @@ describe('API keys and tenants', () => {
 describe('rate limits, quotas and idempotency', () => {
   let farm: Harness;
   let api: TestApi;
-  beforeAll(async () => {
-    farm = new Harness();
-    api = await farm.startApi({ admission: { ratePerSecond: 2, burst: 3, maxQueued: 5 } });
-  });
-  afterAll(() => farm.close());
+  useFarm((f, a) => {
+    farm = f;
+    api = a;
+  }, { admission: { ratePerSecond: 2, burst: 3, maxQueued: 5 } });
 
   it('answers 429 with Retry-After once a tenant exceeds its burst, without touching other tenants', async () => {
     const statuses = [];
@@ -165,11 +163,10 @@ describe('webhooks', () => {
 describe('fairness across tenants', () => {
   let farm: Harness;
   let api: TestApi;
-  beforeAll(async () => {
-    farm = new Harness();
-    api = await farm.startApi();
+  useFarm((f, a) => {
+    farm = f;
+    api = a;
   });
-  afterAll(() => farm.close());
 
   it('does not hold one tenant’s single job behind another tenant’s burst', async () => {
     const bursty = api;

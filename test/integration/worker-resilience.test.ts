@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { EmbeddedS3 } from '@farm/farm';
 import { DEFAULT_MODEL, FarmQueue, ModelQueues, ObjectStore, openQueue } from '@farm/platform';
-import { ADMIN_KEY, Harness, QUEUE_PREFIX, TestApi, postJob, testStoreOptions, waitForJob } from '../support/harness';
+import { ADMIN_KEY, Harness, postJob, QUEUE_PREFIX, TestApi, testStoreOptions, useFarm, waitForJob } from '../support/harness';
 
 const WORKER_MAIN = path.resolve(__dirname, '../../apps/worker/dist/main.js');
 
@@ -35,11 +35,10 @@ async function until(check: () => Promise<boolean>, timeoutMs = 30000): Promise<
 describe('worker shutdown (SIGTERM)', () => {
   let farm: Harness;
   let api: TestApi;
-  beforeAll(async () => {
-    farm = new Harness();
-    api = await farm.startApi();
+  useFarm((f, a) => {
+    farm = f;
+    api = a;
   });
-  afterAll(() => farm.close());
 
   it('hands in-flight jobs back to the queue at once, exits 0, and another worker finishes them once each', async () => {
     const ids: string[] = [];
@@ -73,11 +72,10 @@ describe('worker shutdown (SIGTERM)', () => {
 describe('a fleet of worker processes', () => {
   let farm: Harness;
   let api: TestApi;
-  beforeAll(async () => {
-    farm = new Harness();
-    api = await farm.startApi();
+  useFarm((f, a) => {
+    farm = f;
+    api = a;
   });
-  afterAll(() => farm.close());
 
   it('announces both workers, spreads jobs over them, and finishes every job exactly once', async () => {
     const workers = ['fleet-a', 'fleet-b'].map((id) => startWorkerProcess(farm, { WORKER_ID: id, MAX_IN_FLIGHT: '2' }));
@@ -203,11 +201,10 @@ describe('S3 outage', () => {
 describe('a worker killed with SIGKILL in the middle of a stream batch', () => {
   let farm: Harness;
   let api: TestApi;
-  beforeAll(async () => {
-    farm = new Harness();
-    api = await farm.startApi();
+  useFarm((f, a) => {
+    farm = f;
+    api = a;
   });
-  afterAll(() => farm.close());
 
   it('loses no job: another worker takes them over after the lock expires, one final image each', async () => {
     const ids: string[] = [];

@@ -144,6 +144,19 @@ export class Harness {
   }
 }
 
+/**
+ * Registers the hooks of a farm for the enclosing block: before its tests a Harness with its
+ * API (and whatever `setup` adds), after them everything closed.
+ */
+export function useFarm(setup: (farm: Harness, api: TestApi) => void | Promise<void>, apiOptions?: Partial<ApiDeps>): void {
+  let farm: Harness;
+  beforeAll(async () => {
+    farm = new Harness();
+    await setup(farm, await farm.startApi(apiOptions));
+  });
+  afterAll(() => farm.close());
+}
+
 /** Downloads a URL (a presigned result) as bytes. */
 export async function download(url: string): Promise<Buffer> {
   const res = await fetch(url);
