@@ -13,7 +13,7 @@ describe('job request validation', () => {
     const r = parseJobRequest(valid);
     expect(r).toEqual({
       ok: true,
-      value: { ...valid, guidanceScale: 1, format: 'png' },
+      value: { ...valid, guidanceScale: 1, format: 'png', priority: 5 },
     });
   });
 

@@ -112,7 +112,7 @@ export function jobsRoutes(deps: JobsRouteDeps): Router {
       }
     }
 
-    const admission = await deps.admission.admit(tenant);
+    const admission = await deps.admission.admit(tenant, parsed.value.priority);
     if (!admission.ok) {
       metrics.rejected.inc({ reason: admission.reason });
       res.setHeader('Retry-After', String(admission.retryAfterSeconds));
@@ -120,7 +120,7 @@ export function jobsRoutes(deps: JobsRouteDeps): Router {
     }
     const { model } = target!;
     const data: QueuedJob = { ...parsed.value, model, seed: parsed.value.seed ?? randomInt(0, 2 ** 32), tenant };
-    await deps.tenantJobs.add(tenant, jobId);
+    await deps.tenantJobs.add(tenant, data.priority, jobId);
     const job = await deps.queues.get(model)!.add(data.type, data, {
       jobId,
       priority: admission.priority,

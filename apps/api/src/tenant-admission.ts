@@ -1,11 +1,13 @@
 /**
  * Whether a tenant may submit now, and where its job goes in line. Requests per second are a
  * token bucket per tenant in Redis (atomic Lua); queued jobs are capped per tenant. Jobs are
- * ordered round-robin across tenants: a job's BullMQ priority is 1 + the tenant's unfinished
- * jobs, so one tenant's burst of 1,000 queues behind another tenant's single job.
+ * ordered round-robin across tenants, by priority within a tenant: a job's BullMQ priority is
+ * (the tenant's unfinished jobs of the same or a higher priority) × 10 + its own priority, so
+ * one tenant's burst of 1,000 queues behind another tenant's single job, and a tenant's urgent
+ * job overtakes its own backlog of ordinary ones.
  */
 import type { Redis } from 'ioredis';
-import type { TenantJobs } from '@farm/platform';
+import { PRIORITY_LEVELS, TenantJobs } from '@farm/platform';
 
 export interface AdmissionOptions {
   /** Sustained submissions per second per tenant. */
@@ -42,16 +44,19 @@ export class TenantAdmission {
     private readonly options: AdmissionOptions,
   ) {}
 
-  async admit(tenant: string, now = Date.now()): Promise<Admission> {
+  /** `priority`: 1 (first) … 10 (last). */
+  async admit(tenant: string, priority: number, now = Date.now()): Promise<Admission> {
     const { ratePerSecond, burst, maxQueued } = this.options;
     const waitMs = Number(await this.redis.eval(TOKEN_BUCKET, 1, `${this.keyPrefix}:tenant:${tenant}:bucket`, ratePerSecond, burst, now));
     if (waitMs > 0) {
       return { ok: false, reason: 'rate_limited', retryAfterSeconds: Math.ceil(waitMs / 1000), message: `over ${ratePerSecond} submissions per second` };
     }
-    const unfinished = await this.jobs.count(tenant, now);
+    const counts = await this.jobs.counts(tenant, now);
+    const unfinished = counts.reduce((a, b) => a + b, 0);
     if (unfinished >= maxQueued) {
       return { ok: false, reason: 'quota_exceeded', retryAfterSeconds: 5, message: `${unfinished} jobs unfinished; the quota is ${maxQueued}` };
     }
-    return { ok: true, priority: Math.min(MAX_PRIORITY, unfinished + 1) };
+    const ahead = counts.slice(0, priority).reduce((a, b) => a + b, 0);
+    return { ok: true, priority: Math.min(MAX_PRIORITY, ahead * PRIORITY_LEVELS + priority) };
   }
 }

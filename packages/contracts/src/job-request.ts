@@ -76,6 +76,8 @@ export function jobRequestSchema(limits: RequestLimits = DEFAULT_LIMITS) {
   const guidanceScale = z.number().min(0).max(20).default(1);
   const seed = z.int().min(0).max(0xffffffff).optional();
   const format = z.enum(IMAGE_FORMATS).default('png');
+  /** 1 (first) … 10 (last): order among the same tenant's jobs; tenants take turns whatever it is. */
+  const priority = z.int().min(1).max(10, 'priority is 1 (first) to 10 (last)').default(5);
   /** The model to run on (default: the farm's first model; edits: their source's). */
   const model = z.string().regex(/^[\w.-]{1,64}$/, 'model is 1-64 letters, digits, "_", "." or "-"').optional();
   /** Called on completion or failure, signed (Standard Webhooks). */
@@ -98,6 +100,7 @@ export function jobRequestSchema(limits: RequestLimits = DEFAULT_LIMITS) {
     format,
     regions: z.array(region).max(limits.maxRegions, `at most ${limits.maxRegions} regions`).optional(),
     model,
+    priority,
     webhook,
   });
 
@@ -119,6 +122,7 @@ export function jobRequestSchema(limits: RequestLimits = DEFAULT_LIMITS) {
       seed,
       format,
       model,
+      priority,
       webhook,
     })
     .refine((e) => e.mask !== undefined || typeof e.source === 'string', {
