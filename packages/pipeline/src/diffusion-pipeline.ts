@@ -35,7 +35,7 @@ export interface PipelineOptions extends SdModelOptions {
   tileOverlap?: number;
   /** Gaussian blur of region masks, σ in latent cells (default 1). */
   maskBlur?: number;
-  /** Context around a region's mask (beyond its blur halo), in latent cells (default 2). */
+  /** Context around a region's mask (beyond its blur halo), in latent cells (default 1). */
   regionMargin?: number;
   /** Steps during which region lanes see a plain background (default 1). */
   bootstrapSteps?: number;
@@ -148,7 +148,7 @@ export class DiffusionPipeline {
       maxWindow: options.maxWindow ?? 64,
       tileOverlap: options.tileOverlap ?? 16,
       maskBlur: options.maskBlur ?? 1,
-      regionMargin: options.regionMargin ?? 2,
+      regionMargin: options.regionMargin ?? 1,
       bootstrapSteps: options.bootstrapSteps ?? 1,
       decodeMargin: options.decodeMargin ?? 6,
       featherPx: options.featherPx ?? 8,
