@@ -19,10 +19,10 @@ useFarm(async (f, a) => {
   worker = await f.startWorker();
 });
 
-async function run(body: Record<string, unknown>): Promise<Record<string, any>> {
-  const submitted = await postJob(api, body);
+async function run(body: Record<string, unknown>, client: TestApi = api): Promise<Record<string, any>> {
+  const submitted = await postJob(client, body);
   expect(submitted.status).toBe(202);
-  const job = await waitForJob(api, submitted.body.id);
+  const job = await waitForJob(client, submitted.body.id);
   expect(job).toMatchObject({ status: 'succeeded' });
   return job;
 }
@@ -150,5 +150,25 @@ describe('prompt edits', () => {
     const unknown = await postJob(api, { type: 'edit', source: 'no-such-job', prompt: 'a red circle' });
     expect(unknown.status).toBe(400);
     expect(unknown.body.error.fields).toEqual([{ path: 'source', message: expect.stringMatching(/does not exist/) }]);
+  });
+});
+
+describe('edit affinity', () => {
+  let api: TestApi;
+  useFarm(async (f, a) => {
+    api = a;
+    await f.startWorker({ workerId: 'affinity-a', maxInFlight: 2 });
+    await f.startWorker({ workerId: 'affinity-b', maxInFlight: 2 });
+  });
+
+  it('prefers the worker that holds the source in memory, without making anyone wait long', async () => {
+    const source = await run({ ...SOURCE, seed: 31 }, api);
+    const edits = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => run({ ...MASK_EDIT, source: source.id, seed: i }, api)),
+    );
+    for (const edit of edits) {
+      expect(edit.workerId).toBe(source.workerId);
+      expect(edit.result.source).toBe('memory');
+    }
   });
 });

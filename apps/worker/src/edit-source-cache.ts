@@ -17,6 +17,8 @@ export interface SourceCacheOptions {
   ttlSeconds?: number;
   /** Sources kept in this worker's memory (default 32). */
   capacity?: number;
+  /** Called when the set of sources held in memory changes (to advertise it). */
+  onHeldChanged?: (jobIds: string[]) => void;
 }
 
 interface IndexEntry {
@@ -73,9 +75,15 @@ export class EditSourceCache {
     return { source, from: 'cache' };
   }
 
+  /** True when this worker holds the source in memory. */
+  holds(jobId: string): boolean {
+    return this.memory.has(jobId);
+  }
+
   private remember(jobId: string, source: EditSource): void {
-    this.memory.delete(jobId);
+    const known = this.memory.delete(jobId);
     this.memory.set(jobId, source);
     while (this.memory.size > this.capacity) this.memory.delete(this.memory.keys().next().value as string);
+    if (!known) this.options.onHeldChanged?.([...this.memory.keys()]);
   }
 }

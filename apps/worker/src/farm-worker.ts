@@ -19,7 +19,10 @@ import {
   WorkerRegistry,
   openQueue,
 } from '@farm/platform';
-import { FarmJob, MicroBatchFeeder, Outcome } from './micro-batch-feeder';
+import { DeferJob, FarmJob, MicroBatchFeeder, Outcome } from './micro-batch-feeder';
+
+/** How long a deferred edit waits before it is offered again. */
+const AFFINITY_RETRY_MS = 150;
 import { EditSourceCache } from './edit-source-cache';
 import { JobRenderer, reasonCode } from './render-job';
 import { startStatusServer } from './status-server';
@@ -48,6 +51,11 @@ export interface FarmWorkerOptions {
   editCacheTtlSeconds?: number;
   /** Edit sources kept in memory (default 32). */
   editCacheSize?: number;
+  /**
+   * How long after submission an edit waits for a worker that holds its source in memory, if
+   * one is alive (default 2000 ms; 0: no preference). Past that any worker takes it: no starving.
+   */
+  editAffinityMs?: number;
   /** Webhooks: the master secret (no deliveries without one), private targets allowed or not. */
   webhooks?: { secret?: string; allowPrivate: boolean };
   /** Port for /metrics and /healthz; undefined runs none (tests), 0 picks a free one. */
@@ -91,6 +99,7 @@ export class FarmWorker {
       keyPrefix: `${keyPrefix}:edit-source`,
       ttlSeconds: options.editCacheTtlSeconds,
       capacity: options.editCacheSize,
+      onHeldChanged: (ids) => void this.registry.holds(this.id, ids).catch(() => undefined),
     });
   }
 
@@ -154,7 +163,8 @@ export class FarmWorker {
     this.unsubscribeCancels = await this.cancellation.subscribe((id) => this.pipeline.cancel(id, 'canceled by the client'));
     this.feeder = new MicroBatchFeeder(
       {
-        process: (job) => {
+        process: async (job) => {
+          await this.preferHolder(job);
           // Progress updates go out one after another, so a client never sees a step go back.
           let updates = Promise.resolve();
           return renderer.render(job.id!, { ...job.data }, (step, total, preview) => {
@@ -183,6 +193,18 @@ export class FarmWorker {
     this.running = this.feeder.start();
     await this.announce();
     this.heartbeat = setInterval(() => void this.announce(), this.registry.ttlMs / 3);
+  }
+
+  /**
+   * Edit affinity: an edit whose source another live worker holds in memory goes back to the
+   * queue for a moment (no attempt spent) so that worker can take it — for at most
+   * `editAffinityMs` after submission, after which whoever fetches it serves it.
+   */
+  private async preferHolder(job: FarmJob): Promise<void> {
+    const source = job.data.type === 'edit' && typeof job.data.source === 'string' ? job.data.source : null;
+    if (!source || this.editSources.holds(source)) return;
+    if (Date.now() - job.timestamp >= (this.options.editAffinityMs ?? 2000)) return;
+    if ((await this.registry.holders(source, this.id)).length > 0) throw new DeferJob(AFFINITY_RETRY_MS);
   }
 
   /** After a job's attempt is recorded: metrics, and for final outcomes tenant bookkeeping and the webhook. */

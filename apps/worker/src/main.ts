@@ -44,6 +44,7 @@ async function main(): Promise<void> {
     progressPreviews: config.PROGRESS_PREVIEWS,
     editCacheTtlSeconds: config.EDIT_CACHE_TTL_SECONDS,
     editCacheSize: config.EDIT_CACHE_SIZE,
+    editAffinityMs: config.EDIT_AFFINITY_MS,
     webhooks: { secret: config.WEBHOOK_SECRET, allowPrivate: config.WEBHOOK_ALLOW_PRIVATE },
     statusPort: config.WORKER_METRICS_PORT,
   });

@@ -22,6 +22,14 @@ export interface FeederOptions {
   lockDurationMs?: number;
 }
 
+/** Thrown by a processor to put a job back for a while without spending an attempt (affinity). */
+export class DeferJob extends Error {
+  override readonly name = 'DeferJob';
+  constructor(readonly delayMs: number) {
+    super(`deferred for ${delayMs} ms`);
+  }
+}
+
 /** How an attempt ended (`retrying` when BullMQ will try the job again). */
 export type Outcome = { ok: true; output: JobOutput } | { ok: false; error: Error; retrying: boolean };
 
@@ -141,6 +149,10 @@ export class MicroBatchFeeder {
       output = await this.handlers.process(job, controller.signal);
     } catch (err) {
       if (controller.signal.aborted) return; // handed back or lost: not ours to fail
+      if (err instanceof DeferJob) {
+        await job.moveToDelayed(Date.now() + err.delayMs, token).catch((e) => console.error(`worker: could not defer ${job.id}: ${e.message}`));
+        return;
+      }
       const error = err instanceof Error ? err : new Error(String(err));
       try {
         await job.moveToFailed(error, token, false);

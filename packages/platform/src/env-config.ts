@@ -132,6 +132,8 @@ export const workerEnv = {
   EDIT_CACHE_TTL_SECONDS: positiveInt.default(24 * 3600),
   /** Edit sources each worker keeps in memory. */
   EDIT_CACHE_SIZE: positiveInt.default(32),
+  /** How long an edit may wait for the worker holding its source (0: no preference). */
+  EDIT_AFFINITY_MS: z.coerce.number().int().min(0).default(2000),
   /** Attach a small preview image to each step's progress (SSE `progress` events). */
   PROGRESS_PREVIEWS: bool.default(true),
   /** Lock held on a running job; extended every half of it. A dead worker's jobs return after it. */

@@ -11,6 +11,7 @@ export type { WorkerInfo };
 export class WorkerRegistry {
   private readonly seen: string;
   private readonly info: string;
+  private readonly held: string;
 
   constructor(
     private readonly redis: Redis,
@@ -20,6 +21,21 @@ export class WorkerRegistry {
   ) {
     this.seen = `${keyPrefix}:workers`;
     this.info = `${keyPrefix}:workers:info`;
+    this.held = `${keyPrefix}:workers:held`;
+  }
+
+  /** Records which edit sources (job ids) a worker holds in memory; kept out of the public listing. */
+  async holds(workerId: string, jobIds: readonly string[]): Promise<void> {
+    await this.redis.hset(this.held, workerId, JSON.stringify(jobIds));
+  }
+
+  /** Live workers other than `except` that hold the edit source `jobId`. */
+  async holders(jobId: string, except: string, now = Date.now()): Promise<string[]> {
+    const live = await this.redis.zrangebyscore(this.seen, now - this.ttlMs, '+inf');
+    const others = live.filter((id) => id !== except);
+    if (others.length === 0) return [];
+    const lists = await this.redis.hmget(this.held, ...others);
+    return others.filter((_, i) => lists[i] !== null && (JSON.parse(lists[i]!) as string[]).includes(jobId));
   }
 
   async heartbeat(worker: Omit<WorkerInfo, 'lastHeartbeat'>, now = Date.now()): Promise<void> {
@@ -29,7 +45,7 @@ export class WorkerRegistry {
   }
 
   async remove(id: string): Promise<void> {
-    await this.redis.multi().zrem(this.seen, id).hdel(this.info, id).exec();
+    await this.redis.multi().zrem(this.seen, id).hdel(this.info, id).hdel(this.held, id).exec();
   }
 
   async list(now = Date.now()): Promise<WorkerInfo[]> {
@@ -42,6 +58,6 @@ export class WorkerRegistry {
 
   private async prune(now: number): Promise<void> {
     const stale = await this.redis.zrangebyscore(this.seen, '-inf', now - this.ttlMs);
-    if (stale.length > 0) await this.redis.multi().zrem(this.seen, ...stale).hdel(this.info, ...stale).exec();
+    if (stale.length > 0) await this.redis.multi().zrem(this.seen, ...stale).hdel(this.info, ...stale).hdel(this.held, ...stale).exec();
   }
 }
