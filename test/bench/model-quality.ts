@@ -66,6 +66,14 @@ async function main(): Promise<void> {
     if (left === 'red' && right === 'blue') halvesOk++;
     if (seed === 0) samples.push({ png, caption: 'regions: red | blue' });
   }
+  // Speed: a 4-step 256×256 image, alone, median of 7 after a warm-up.
+  const times: number[] = [];
+  for (let i = 0; i <= 7; i++) {
+    const t0 = performance.now();
+    await render({ prompt: 'a red circle on a blue background', width: 256, height: 256, seed: i });
+    if (i > 0) times.push(performance.now() - t0);
+  }
+  const medianMs = times.sort((a, b) => a - b)[3];
   await pipeline.close();
 
   const pct = (k: number, of: number) => `${((100 * k) / of).toFixed(1)}%`;
@@ -73,6 +81,7 @@ async function main(): Promise<void> {
   console.log(`  background colour correct : ${pct(bgOk, total)} (${bgOk}/${total})`);
   console.log(`  shape colour correct      : ${pct(shapeOk, total)} (${shapeOk}/${total})`);
   console.log(`  region halves red | blue  : ${pct(halvesOk, seeds * 2)} (${halvesOk}/${seeds * 2})`);
+  console.log(`  4-step 256x256 image      : ${medianMs.toFixed(0)} ms median`);
   const grid = path.join(ROOT, 'models/shapes-ldm/samples-farm.png');
   await writeGrid(samples, size, grid);
   console.log(`  sample grid               : ${path.relative(ROOT, grid)}`);
