@@ -175,16 +175,18 @@ describe('fairness across tenants', () => {
     const single = await postJob(quiet, job);
     const urgent = await postJob(bursty, { ...job, priority: 1 }); // the bursty tenant's own urgent job
     await farm.startWorker({ maxInFlight: 4 }); // work starts with the whole backlog queued
-    const finishedBefore = async (owner: TestApi, id: string) => {
+    // Compared by when work started (the queue's order), which finishing times blur: small jobs
+    // fetched later can finish first, since they join the stream batch mid-flight.
+    const startedBefore = async (owner: TestApi, id: string) => {
       const done = await waitForJob(owner, id, 120000);
       expect(done.status).toBe('succeeded');
       const jobs = await Promise.all(burst.map(async ({ body }) => (await farm.queue.getJob(body.id))!));
-      return jobs.filter((j) => j.finishedOn !== undefined && j.finishedOn <= new Date(done.finishedAt).getTime()).length;
+      return jobs.filter((j) => j.processedOn !== undefined && j.processedOn < new Date(done.startedAt).getTime()).length;
     };
-    // Round-robin: the single job is in the first round, behind at most one micro-batch of the burst;
-    // and priorities order a tenant's own jobs: the urgent one overtakes its backlog.
-    expect(await finishedBefore(quiet, single.body.id)).toBeLessThanOrEqual(8);
-    expect(await finishedBefore(bursty, urgent.body.id)).toBeLessThanOrEqual(8);
+    // Round-robin: the single job is in the first round, behind at most one micro-batch (4) of the
+    // burst; and priorities order a tenant's own jobs: the urgent one overtakes its backlog.
+    expect(await startedBefore(quiet, single.body.id)).toBeLessThanOrEqual(4);
+    expect(await startedBefore(bursty, urgent.body.id)).toBeLessThanOrEqual(4);
     await Promise.all(burst.map(({ body }) => waitForJob(bursty, body.id, 120000)));
   });
 });

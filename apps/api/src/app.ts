@@ -42,7 +42,6 @@ export function createApp(deps: ApiDeps): { app: Express; metrics: ApiMetrics; k
   const metrics = new ApiMetrics(deps.queues);
   const keys = new ApiKeyStore(deps.redis, deps.keyPrefix);
   const cancellation = new JobCancellation(deps.redis, deps.keyPrefix, deps.jobRetentionSeconds);
-  const tenantJobs = new TenantJobs(deps.redis, deps.keyPrefix);
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', false);
@@ -57,8 +56,7 @@ export function createApp(deps: ApiDeps): { app: Express; metrics: ApiMetrics; k
       jobs: new JobDirectory(deps.queues, deps.store, cancellation),
       workers: new WorkerRegistry(deps.redis, deps.keyPrefix),
       cancellation,
-      tenantJobs,
-      admission: new TenantAdmission(deps.redis, deps.keyPrefix, tenantJobs, deps.admission),
+      admission: new TenantAdmission(deps.redis, deps.keyPrefix, new TenantJobs(deps.redis, deps.keyPrefix), deps.admission),
       idempotency: new IdempotencyKeys(deps.redis, deps.keyPrefix),
       metrics,
     }),

@@ -8,7 +8,6 @@ import {
   JobDirectory,
   ModelQueues,
   ObjectStore,
-  TenantJobs,
   WorkerRegistry,
   presentJob,
   tenantWebhookSecret,
@@ -31,7 +30,6 @@ export interface JobsRouteDeps {
   workers: WorkerRegistry;
   cancellation: JobCancellation;
   admission: TenantAdmission;
-  tenantJobs: TenantJobs;
   idempotency: IdempotencyKeys;
   metrics: ApiMetrics;
   limits: RequestLimits;
@@ -112,7 +110,7 @@ export function jobsRoutes(deps: JobsRouteDeps): Router {
       }
     }
 
-    const admission = await deps.admission.admit(tenant, parsed.value.priority);
+    const admission = await deps.admission.admit(tenant);
     if (!admission.ok) {
       metrics.rejected.inc({ reason: admission.reason });
       res.setHeader('Retry-After', String(admission.retryAfterSeconds));
@@ -120,10 +118,10 @@ export function jobsRoutes(deps: JobsRouteDeps): Router {
     }
     const { model } = target!;
     const data: QueuedJob = { ...parsed.value, model, seed: parsed.value.seed ?? randomInt(0, 2 ** 32), tenant };
-    await deps.tenantJobs.add(tenant, data.priority, jobId);
+    const priority = await deps.admission.place(tenant, data.priority, jobId);
     const job = await deps.queues.get(model)!.add(data.type, data, {
       jobId,
-      priority: admission.priority,
+      priority,
       attempts: deps.jobAttempts,
       backoff: { type: 'exponential', delay: deps.jobBackoffMs },
       removeOnComplete: { age: deps.jobRetentionSeconds },

@@ -19,7 +19,7 @@ export interface AdmissionOptions {
 }
 
 export type Admission =
-  | { ok: true; priority: number }
+  | { ok: true }
   | { ok: false; reason: 'rate_limited' | 'quota_exceeded'; retryAfterSeconds: number; message: string };
 
 /** BullMQ's largest priority. */
@@ -44,19 +44,25 @@ export class TenantAdmission {
     private readonly options: AdmissionOptions,
   ) {}
 
-  /** `priority`: 1 (first) … 10 (last). */
-  async admit(tenant: string, priority: number, now = Date.now()): Promise<Admission> {
+  async admit(tenant: string, now = Date.now()): Promise<Admission> {
     const { ratePerSecond, burst, maxQueued } = this.options;
     const waitMs = Number(await this.redis.eval(TOKEN_BUCKET, 1, `${this.keyPrefix}:tenant:${tenant}:bucket`, ratePerSecond, burst, now));
     if (waitMs > 0) {
       return { ok: false, reason: 'rate_limited', retryAfterSeconds: Math.ceil(waitMs / 1000), message: `over ${ratePerSecond} submissions per second` };
     }
-    const counts = await this.jobs.counts(tenant, now);
-    const unfinished = counts.reduce((a, b) => a + b, 0);
+    const unfinished = await this.jobs.count(tenant, now);
     if (unfinished >= maxQueued) {
       return { ok: false, reason: 'quota_exceeded', retryAfterSeconds: 5, message: `${unfinished} jobs unfinished; the quota is ${maxQueued}` };
     }
-    const ahead = counts.slice(0, priority).reduce((a, b) => a + b, 0);
-    return { ok: true, priority: Math.min(MAX_PRIORITY, ahead * PRIORITY_LEVELS + priority) };
+    return { ok: true };
+  }
+
+  /**
+   * Records an admitted job and returns its BullMQ priority: (the tenant's unfinished jobs of the
+   * same or a higher priority, submitted before it) × 10 + its own priority (1 … 10).
+   */
+  async place(tenant: string, priority: number, jobId: string): Promise<number> {
+    const ahead = await this.jobs.enqueue(tenant, priority, jobId);
+    return Math.min(MAX_PRIORITY, ahead * PRIORITY_LEVELS + priority);
   }
 }
