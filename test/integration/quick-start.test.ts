@@ -22,7 +22,12 @@ it('starts the farm with embedded defaults, renders a job for the printed key, a
   farm.stderr!.on('data', (d) => (output += d));
   try {
     const base = `http://127.0.0.1:${port}`;
-    for (let i = 0; i < 150 && !output.includes('metrics on'); i++) await new Promise((r) => setTimeout(r, 100));
+    // Up when the API answers its health check and the worker has said it is ready.
+    for (let i = 0; i < 600; i++) {
+      const healthy = await fetch(`${base}/healthz`).then((r) => r.ok, () => false);
+      if (healthy && output.includes('metrics on')) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
     const key = readFileSync(path.join(dataDir, 'dev-api-key'), 'utf8').trim();
     expect(output).toContain(`export FARM_API_KEY=${key}`);
     const headers = { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json' };
