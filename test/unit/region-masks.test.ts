@@ -4,7 +4,6 @@ import {
   maskWindows,
   shareOverlaps,
   tileWindow,
-  maskCoverage,
   maskWindow,
   poolMask,
   quantizeMask,
@@ -14,6 +13,7 @@ import {
 } from '@farm/pipeline';
 
 const sum = (a: Float32Array) => a.reduce((s, v) => s + v, 0);
+const coverage = (m: { data: Float32Array }) => sum(m.data) / m.data.length;
 
 describe('mask rasterization', () => {
   it('fills rectangles with fractional edges and unions overlaps', () => {
@@ -27,7 +27,7 @@ describe('mask rasterization', () => {
 
   it('fills polygons by area (a right triangle over half of a square)', () => {
     const m = rasterizePolygons([[[0, 0], [100, 0], [0, 100]]], 100, 100);
-    expect(maskCoverage(m)).toBeCloseTo(0.5, 1);
+    expect(coverage(m)).toBeCloseTo(0.5, 1);
     expect(m.data[5 * 100 + 5]).toBe(1); // near the right angle
     expect(m.data[95 * 100 + 95]).toBe(0); // beyond the hypotenuse
   });

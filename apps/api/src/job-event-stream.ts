@@ -7,7 +7,7 @@ import type { Request, Response } from 'express';
 import type { JobStatus, JobView } from '@farm/contracts';
 import type { JobEventHub, HubEvent } from './job-event-hub';
 
-export interface EventSource {
+export interface JobEventSource {
   hub: JobEventHub;
   /** The job's current JSON, or null when it no longer exists. */
   current(): Promise<JobView | null>;
@@ -16,7 +16,7 @@ export interface EventSource {
 const FINAL: ReadonlySet<JobStatus> = new Set(['succeeded', 'failed', 'canceled']);
 const HEARTBEAT_MS = 15000;
 
-export async function streamJobEvents(req: Request, res: Response, source: EventSource): Promise<void> {
+export async function streamJobEvents(req: Request, res: Response, source: JobEventSource): Promise<void> {
   res.writeHead(200, {
     'Content-Type': 'text/event-stream',
     'Cache-Control': 'no-cache, no-transform',

@@ -66,6 +66,15 @@ interface LaneGroup {
   region?: RegionLayer;
 }
 
+/** A function of one key, computed once per key. */
+function memo<K, V>(compute: (key: K) => V): (key: K) => V {
+  const cache = new Map<K, V>();
+  return (key) => {
+    if (!cache.has(key)) cache.set(key, compute(key));
+    return cache.get(key)!;
+  };
+}
+
 export function canvasComposition(options: CanvasCompositionOptions): Composition {
   const { canvas, guidance, schedule, bootstrap, keep } = options;
   const lanes: LaneSpec[] = [];
@@ -78,27 +87,15 @@ export function canvasComposition(options: CanvasCompositionOptions): Compositio
   for (const tile of options.tiles) addGroup(tile.window, options.context, { tile });
   for (const region of options.regions ?? []) addGroup(region.window, region.context, { region });
 
-  // Quantized masks, cropped to their windows, per timestep.
-  const quantized = new Map<string, Mask>();
-  const regionMask = (region: RegionLayer, index: number, t: number) => {
-    const key = `${index}@${t}`;
-    let mask = quantized.get(key);
-    if (!mask) {
-      mask = cropMask(quantizeMask(region.mask, schedule.noiseLevel(t)), region.window);
-      quantized.set(key, mask);
-    }
-    return mask;
-  };
+  // Masks quantized against each timestep's noise level, computed once per timestep.
+  const quantizedAt = (mask: Mask, win?: Window) =>
+    memo((t: number) => {
+      const q = quantizeMask(mask, schedule.noiseLevel(t));
+      return win ? cropMask(q, win) : q;
+    });
+  const regionMasks = groups.map((group) => group.region && quantizedAt(group.region.mask, group.region.window));
+  const keepMask = keep && quantizedAt(keep.mask);
   const plane = (w: Window) => w.h * w.w;
-  const keepMasks = new Map<number, Mask>();
-  const quantizedKeepMask = (t: number) => {
-    let mask = keepMasks.get(t);
-    if (!mask) {
-      mask = quantizeMask(keep!.mask, schedule.noiseLevel(t));
-      keepMasks.set(t, mask);
-    }
-    return mask;
-  };
 
   return {
     lanes,
@@ -107,8 +104,9 @@ export function canvasComposition(options: CanvasCompositionOptions): Compositio
       const inputs: Float32Array[] = new Array(lanes.length);
       groups.forEach((group, g) => {
         let input = cropWindow(sample, canvas, group.window);
-        if (group.region && bootstrap && step < bootstrap.steps) {
-          const mask = regionMask(group.region, g, t);
+        const regionMask = regionMasks[g];
+        if (regionMask && bootstrap && step < bootstrap.steps) {
+          const mask = regionMask(t);
           const a = Math.sqrt(schedule.alphaBar(t));
           const s = Math.sqrt(1 - schedule.alphaBar(t));
           const mixed = new Float32Array(input.length);
@@ -142,7 +140,7 @@ export function canvasComposition(options: CanvasCompositionOptions): Compositio
         const { window: win } = group;
         const n = plane(win);
         const weights = group.tile?.weights;
-        const mask = group.region ? regionMask(group.region, g, t) : null;
+        const mask = regionMasks[g]?.(t) ?? null;
         const strength = group.region?.strength ?? 1;
         for (let c = 0; c < canvas.channels; c++) {
           for (let y = 0; y < win.h; y++) {
@@ -159,13 +157,13 @@ export function canvasComposition(options: CanvasCompositionOptions): Compositio
           }
         }
       });
-      if (keep) {
-        const mask = quantizedKeepMask(t);
-        const plane = canvas.height * canvas.width;
+      if (keep && keepMask) {
+        const mask = keepMask(t);
+        const cells = canvas.height * canvas.width;
         for (let c = 0; c < canvas.channels; c++) {
-          for (let i = 0; i < plane; i++) {
+          for (let i = 0; i < cells; i++) {
             const m = mask.data[i];
-            x0[c * plane + i] = m * x0[c * plane + i] + (1 - m) * keep.latent[c * plane + i];
+            x0[c * cells + i] = m * x0[c * cells + i] + (1 - m) * keep.latent[c * cells + i];
           }
         }
       }

@@ -1,6 +1,6 @@
 /**
- * Rectangular windows of a latent canvas [C, H, W]: crop one out, paste one back. Lanes that
- * cover part of a canvas (regions, panorama tiles, edits) run on such crops.
+ * Rectangular windows of a latent canvas [C, H, W], and cropping one out. Lanes that cover part
+ * of a canvas (regions, panorama tiles, edits) run on such crops.
  */
 
 /** A rectangle in latent cells. */
@@ -15,10 +15,6 @@ export interface CanvasShape {
   channels: number;
   height: number;
   width: number;
-}
-
-export function fullWindow(canvas: CanvasShape): Window {
-  return { y: 0, x: 0, h: canvas.height, w: canvas.width };
 }
 
 export function isFullWindow(win: Window, canvas: CanvasShape): boolean {
@@ -36,14 +32,4 @@ export function cropWindow(data: Float32Array, canvas: CanvasShape, win: Window)
     }
   }
   return out;
-}
-
-/** Writes a window-shaped tensor into the canvas at the window's place. */
-export function pasteWindow(target: Float32Array, canvas: CanvasShape, win: Window, data: Float32Array): void {
-  for (let c = 0; c < canvas.channels; c++) {
-    for (let y = 0; y < win.h; y++) {
-      const dst = (c * canvas.height + win.y + y) * canvas.width + win.x;
-      target.set(data.subarray((c * win.h + y) * win.w, (c * win.h + y + 1) * win.w), dst);
-    }
-  }
 }

@@ -1,11 +1,10 @@
 /** A mask as a request gives it (PNG bytes, rectangles or polygons in canvas pixels) → pixel mask. */
 import sharp from 'sharp';
+import { MAX_MASK_PIXELS } from '@farm/contracts';
 import { Mask, Polygon, Rect, rasterizePolygons, rasterizeRects } from './region-masks';
 
 export type MaskSpec = { png: Buffer } | { rects: readonly Rect[] } | { polygons: readonly Polygon[] };
 
-/** Most pixels a mask image may declare (sharp refuses larger ones before decoding: no bombs). */
-const MAX_MASK_PIXELS = 4096 * 4096;
 
 /** Input that can never succeed (not an image, too many pixels): retrying will not help. */
 export class InvalidInputError extends Error {

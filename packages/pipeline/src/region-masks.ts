@@ -129,13 +129,6 @@ export function quantizeMask(blurred: Mask, noiseLevel: number): Mask {
   return { width: blurred.width, height: blurred.height, data };
 }
 
-/** Fraction of the mask's area that is set (sum / cells). */
-export function maskCoverage(mask: Mask): number {
-  let sum = 0;
-  for (const v of mask.data) sum += v;
-  return sum / mask.data.length;
-}
-
 /** Cells of a mask that count as set. */
 const SET = 1e-3;
 
