@@ -1,13 +1,17 @@
 /**
  * `npm run bench:edit`: edits cost in proportion to what changes. On one pipeline, side by side:
  *  - mask edits covering 5%, 10%, 25%, 50% of a 512×512 canvas vs regenerating the image at the
- *    same steps (speed-up, and cost per unit of mask area to show how close to linear it is);
- *  - the partial VAE decode of each edit vs decoding the whole canvas;
- *  - a prompt edit ("a red circle" → "a green circle") vs regenerating.
- * Medians of --reps runs (default 3) after a warm-up of each shape.
+ *    same steps, with a least-squares line of cost against mask area (how close to linear);
+ *  - the partial VAE decode of each edit vs decoding the whole canvas, and how far the pasted
+ *    pixels are from a full decode of the same latent;
+ *  - 8 edits of 10% submitted together vs 8 regenerations together (one shared stream batch);
+ *  - a prompt edit ("a red circle" → "a green circle") of an image whose circle covers ~10%,
+ *    vs regenerating, with the share of the image its detected mask covers.
+ * Medians of --reps runs (default 5) after a warm-up of each shape.
  */
-import { DiffusionPipeline, EditParams, GenerateParams } from '@farm/pipeline';
+import { DiffusionPipeline, EditParams, EditSource, GenerateParams, featherWeights, toRgbBytes } from '@farm/pipeline';
 import { DEFAULT_MODEL_DIR } from '@farm/worker';
+import sharp from 'sharp';
 import { intArg } from './bench-support';
 
 async function median(reps: number, work: () => Promise<unknown>): Promise<number> {
@@ -21,14 +25,27 @@ async function median(reps: number, work: () => Promise<unknown>): Promise<numbe
   return times.sort((a, b) => a - b)[Math.floor(reps / 2)];
 }
 
+/** Least squares y = a + b·x, with r². */
+function fitLine(points: ReadonlyArray<readonly [number, number]>): { a: number; b: number; r2: number } {
+  const n = points.length;
+  const mx = points.reduce((s, [x]) => s + x, 0) / n;
+  const my = points.reduce((s, [, y]) => s + y, 0) / n;
+  const sxy = points.reduce((s, [x, y]) => s + (x - mx) * (y - my), 0);
+  const sxx = points.reduce((s, [x]) => s + (x - mx) ** 2, 0);
+  const syy = points.reduce((s, [, y]) => s + (y - my) ** 2, 0);
+  const b = sxy / sxx;
+  return { a: my - b * mx, b, r2: (sxy * sxy) / (sxx * syy) };
+}
+
 async function main(): Promise<void> {
-  const reps = intArg('reps', 3);
+  const reps = intArg('reps', 5);
   const steps = intArg('steps', 4);
   const size = 512;
   const pipeline = await DiffusionPipeline.load(DEFAULT_MODEL_DIR);
+  const { vaeScale } = pipeline.model.info;
   const sourcePrompt = 'a red circle on a blue background';
   const generate: GenerateParams = { id: 'g', prompt: sourcePrompt, width: size, height: size, steps, guidanceScale: 1, seed: 4, format: 'png' };
-  const source = { ...(await pipeline.generate(generate)), prompt: sourcePrompt };
+  const source: EditSource = { ...(await pipeline.generate(generate)), prompt: sourcePrompt };
   let n = 0;
   const full = await median(reps, () => pipeline.generate({ ...generate, id: `g${n++}` }));
   const canvas = pipeline.latentCanvas(size, size);
@@ -36,26 +53,67 @@ async function main(): Promise<void> {
 
   console.log(`edit benchmark: ${size}x${size}, ${steps} steps, bundled model, CPU, median of ${reps}`);
   console.log(`  full regeneration: ${full.toFixed(0)} ms; full VAE decode: ${fullDecode.toFixed(0)} ms`);
-  console.log('  mask area | edit ms | speed-up | recomputed | decoded | partial decode ms | decode speed-up | ms per % of area');
-  for (const area of [0.05, 0.1, 0.25, 0.5]) {
+  console.log('  mask area | edit ms | speed-up | recomputed | decoded | partial decode ms | decode speed-up | max |Δ| vs full decode');
+  const points: Array<[number, number]> = [];
+  const maskEdit = (area: number): EditParams => {
     const side = Math.round(size * Math.sqrt(area));
     const at = Math.round((size - side) / 2);
-    const params: EditParams = { id: 'e', source, prompt: 'a yellow background', mask: { rects: [[at, at, side, side]] }, steps, strength: 1, guidanceScale: 1, seed: 9, format: 'png' };
+    return { id: 'e', source, prompt: 'a yellow background', mask: { rects: [[at, at, side, side]] }, steps, strength: 1, guidanceScale: 1, seed: 9, format: 'png' };
+  };
+  for (const area of [0.05, 0.1, 0.25, 0.5]) {
+    const params = maskEdit(area);
     let result = await pipeline.edit(params);
     const ms = await median(reps, async () => (result = await pipeline.edit({ ...params, id: `e${n++}` })));
+    points.push([area * 100, ms]);
     const partialDecode = await median(reps, async () => {
       for (const win of result.decodedWindows) await pipeline.model.decode(new Float32Array(canvas.channels * win.h * win.w), 1, win.h, win.w);
     });
+    // The pasted pixels against a full decode of the same latent.
+    const whole = toRgbBytes(await pipeline.model.decode(result.latent, 1, canvas.height, canvas.width), size, size, size, size);
+    const pixelMask = { width: size, height: size, data: Float32Array.from(await sharp(result.maskPng).extractChannel(0).raw().toBuffer(), (v) => v / 255) };
+    let maxDiff = 0;
+    for (const win of result.decodedWindows) {
+      const at = { x: win.x * vaeScale, y: win.y * vaeScale, w: win.w * vaeScale, h: win.h * vaeScale };
+      const weights = featherWeights(pixelMask, at, 8);
+      for (let y = 0; y < at.h; y++) {
+        for (let x = 0; x < at.w; x++) {
+          if (weights.data[y * at.w + x] < 1) continue; // fully pasted pixels: pure patch
+          const i = ((at.y + y) * size + at.x + x) * 3;
+          for (let c = 0; c < 3; c++) maxDiff = Math.max(maxDiff, Math.abs(result.rgb[i + c] - whole[i + c]));
+        }
+      }
+    }
     console.log(
-      `  ${(area * 100).toFixed(0).padStart(8)}% | ${ms.toFixed(0).padStart(7)} | ${(full / ms).toFixed(2).padStart(7)}x | ${(result.recomputedFraction * 100).toFixed(1).padStart(9)}% | ${(result.decodedFraction * 100).toFixed(1).padStart(6)}% | ${partialDecode.toFixed(0).padStart(17)} | ${(fullDecode / partialDecode).toFixed(2).padStart(14)}x | ${(ms / (area * 100)).toFixed(1)}`,
+      `  ${(area * 100).toFixed(0).padStart(8)}% | ${ms.toFixed(0).padStart(7)} | ${(full / ms).toFixed(2).padStart(7)}x | ${(result.recomputedFraction * 100).toFixed(1).padStart(9)}% | ${(result.decodedFraction * 100).toFixed(1).padStart(6)}% | ${partialDecode.toFixed(0).padStart(17)} | ${(fullDecode / partialDecode).toFixed(2).padStart(14)}x | ${maxDiff} of 255`,
     );
   }
-  const promptEdit: EditParams = { id: 'p', source, prompt: 'a green circle on a blue background', steps, strength: 0.75, guidanceScale: 1, seed: 9, format: 'png' };
+  const line = fitLine(points);
+  console.log(
+    `  cost against mask area: ${line.a.toFixed(0)} ms + ${line.b.toFixed(1)} ms per % of the canvas (r² = ${line.r2.toFixed(3)}); ` +
+      `regenerating is ${full.toFixed(0)} ms, i.e. the line reaches it at ${((full - line.a) / line.b).toFixed(0)}%`,
+  );
+
+  // A micro-batch: 8 edits of 10% at once vs 8 regenerations at once, each set in one stream batch.
+  const together = 8;
+  const editBatch = await median(reps, () => Promise.all(Array.from({ length: together }, () => pipeline.edit({ ...maskEdit(0.1), id: `b${n++}` }))));
+  const generateBatch = await median(reps, () => Promise.all(Array.from({ length: together }, () => pipeline.generate({ ...generate, id: `b${n++}` }))));
+  console.log(
+    `  ${together} at once: edits of 10% ${((together * 1000) / editBatch).toFixed(2)} images/s, regenerations ${((together * 1000) / generateBatch).toFixed(2)} images/s: ${(generateBatch / editBatch).toFixed(2)}x`,
+  );
+
+  // Prompt edit of an image with one red object over ~10% of it (a plain background, the object
+  // painted in by a mask edit), the farm finding the region itself.
+  const plain = await pipeline.generate({ ...generate, id: 'plain', prompt: 'a blue background' });
+  const painted = await pipeline.edit({ ...maskEdit(0.12), id: 'paint', source: plain, prompt: sourcePrompt, seed: 7 });
+  const objectSource: EditSource = { ...painted, prompt: sourcePrompt };
+  const promptEdit: EditParams = { id: 'p', source: objectSource, prompt: 'a green circle on a blue background', steps, strength: 0.75, guidanceScale: 1, seed: 3, format: 'png' };
   let detected = await pipeline.edit(promptEdit);
   const promptMs = await median(reps, async () => (detected = await pipeline.edit({ ...promptEdit, id: `p${n++}` })));
+  const maskPixels = await sharp(detected.maskPng).extractChannel(0).raw().toBuffer();
+  const maskShare = maskPixels.reduce((s, v) => s + (v > 127 ? 1 : 0), 0) / maskPixels.length;
   console.log(
     `  prompt edit "${sourcePrompt}" → "${promptEdit.prompt}": ${promptMs.toFixed(0)} ms, ${(full / promptMs).toFixed(2)}x faster than regenerating; ` +
-      `region recomputed ${(detected.recomputedFraction * 100).toFixed(1)}% of the canvas`,
+      `detected mask ${(maskShare * 100).toFixed(1)}% of the image, recomputed ${(detected.recomputedFraction * 100).toFixed(1)}%, decoded ${(detected.decodedFraction * 100).toFixed(1)}%`,
   );
   await pipeline.close();
 }

@@ -4,7 +4,7 @@
  * `generate` may be called concurrently and all calls share the same UNet batches.
  */
 import { KeepLayer, RegionLayer, canvasComposition } from './canvas-composition';
-import { changeMask, upsampleMask } from './change-mask';
+import { changeMask, poolLatent, probeCanvas, upsampleMask } from './change-mask';
 import { featherWeights, pasteFeathered } from './feather-paste';
 import { CanvasShape, Window, cropWindow } from './latent-window';
 import { addNoise } from './scheduler';
@@ -12,7 +12,7 @@ import type { Guidance } from './composition';
 import { GaussianRng } from './gaussian-rng';
 import { LatentPreview } from './latent-preview';
 import { InvalidInputError, MaskSpec, encodeMaskPng, rasterizeMask } from './mask-source';
-import { Mask, blurMask, fillHoles, growWindow, maskBounds, maskWindow, maskWindows, poolMask } from './region-masks';
+import { Mask, blurHalo, blurMask, clipMask, fillHoles, growWindow, maskBounds, maskWindow, maskWindows, poolMask } from './region-masks';
 import { shareOverlaps, tileWindow } from './tiling';
 import { OutputFormat, encodeImage, toRgbBytes } from './image-output';
 import { createScheduler, SchedulerName } from './scheduler-factory';
@@ -39,11 +39,14 @@ export interface PipelineOptions extends SdModelOptions {
   regionMargin?: number;
   /** Steps during which region lanes see a plain background (default 1). */
   bootstrapSteps?: number;
-  /** Latent cells decoded around an edited window: the VAE decoder's receptive field (default 6). */
+  /**
+   * Latent cells decoded around an edit's mask and feather, so the decoder sees enough context
+   * there (default 3: the pasted pixels then differ from a full decode by at most 1 level of 255).
+   */
   decodeMargin?: number;
   /** Feather of pasted edits, in pixels (default 8). */
   featherPx?: number;
-  /** Context around an edit's mask (beyond the blur halo), in latent cells (default 2). */
+  /** Context around an edit's mask (beyond the blur halo), in latent cells (default 1). */
   editMargin?: number;
   onTick?: (report: TickReport) => void;
 }
@@ -150,9 +153,9 @@ export class DiffusionPipeline {
       maskBlur: options.maskBlur ?? 1,
       regionMargin: options.regionMargin ?? 1,
       bootstrapSteps: options.bootstrapSteps ?? 1,
-      decodeMargin: options.decodeMargin ?? 6,
+      decodeMargin: options.decodeMargin ?? 3,
       featherPx: options.featherPx ?? 8,
-      editMargin: options.editMargin ?? 2,
+      editMargin: options.editMargin ?? 1,
     };
   }
 
@@ -217,9 +220,9 @@ export class DiffusionPipeline {
       coreMask = fillHoles(await this.changeMask(source.latent, canvas, source.prompt, params.prompt, params.seed));
       pixelMask = upsampleMask(coreMask, vaeScale, source.width, source.height);
     }
-    const latentMask = blurMask(coreMask, this.layout.maskBlur);
     const maskPng = await encodeMaskPng(pixelMask);
-    const windows = maskWindows(coreMask, this.layout.editMargin + Math.ceil(3 * this.layout.maskBlur), latentAlignment);
+    const windows = maskWindows(coreMask, this.layout.editMargin + blurHalo(this.layout.maskBlur), latentAlignment);
+    const latentMask = clipMask(blurMask(coreMask, this.layout.maskBlur), windows);
     const unchanged = { width: source.width, height: source.height, format: params.format, maskPng };
     if (windows.length === 0) {
       const data = await encodeImage(source.rgb, source.width, source.height, params.format);
@@ -287,23 +290,26 @@ export class DiffusionPipeline {
     return { latent, rgb, width, height, prompt };
   }
 
-  /** The latent mask of a prompt change (DiffEdit): one batched UNet call over a few noise levels. */
+  /**
+   * The latent mask of a prompt change (DiffEdit): one UNet call of two samples, the source
+   * noised to mid-level (t = 499) under the old and the new prompt, on the probe canvas.
+   */
   private async changeMask(latent: Float32Array, canvas: CanvasShape, before: string, after: string, seed: number): Promise<Mask> {
     const [old, next] = await this.textCache.get([before, after]);
-    const noise = new GaussianRng(seed ^ 0x2545f491).normals(latent.length);
-    const levels = [259, 499, 759];
-    const schedule = this.engine.scheduler.schedule;
-    const samples = levels.flatMap((t) => {
-      const xt = addNoise(schedule, latent, noise, t);
-      return [xt, xt];
-    });
-    const sample = new Float32Array(samples.length * latent.length);
-    samples.forEach((x, i) => sample.set(x, i * latent.length));
-    const context = new Float32Array(samples.length * old.length);
-    samples.forEach((_, i) => context.set(i % 2 === 0 ? old : next, i * old.length));
-    const eps = await this.model.unet(sample, levels.flatMap((t) => [t, t]), context, canvas.height, canvas.width);
-    const at = (i: number) => eps.subarray(i * latent.length, (i + 1) * latent.length);
-    return changeMask(levels.map((_, k) => [at(2 * k), at(2 * k + 1)] as const), canvas);
+    const { sampleSize, latentAlignment } = this.model.info;
+    const { factor, probe } = probeCanvas(canvas, sampleSize, latentAlignment);
+    const pooled = factor === 1 ? latent : poolLatent(latent, canvas, factor, probe);
+    const t = 499;
+    const noised = addNoise(this.engine.scheduler.schedule, pooled, new GaussianRng(seed ^ 0x2545f491).normals(pooled.length), t);
+    const sample = new Float32Array(2 * pooled.length);
+    sample.set(noised);
+    sample.set(noised, pooled.length);
+    const context = new Float32Array(2 * old.length);
+    context.set(old);
+    context.set(next, old.length);
+    const eps = await this.model.unet(sample, [t, t], context, probe.height, probe.width);
+    const mask = changeMask([[eps.subarray(0, pooled.length), eps.subarray(pooled.length)]], probe);
+    return factor === 1 ? mask : upsampleMask(mask, factor, canvas.width, canvas.height);
   }
 
   /**
@@ -370,7 +376,7 @@ export class DiffusionPipeline {
     for (const [i, region] of regions.entries()) {
       const core = poolMask(await rasterizeMask(region.mask, size.width, size.height), vaeScale, canvas.width, canvas.height);
       // The window covers the mask, its blur halo and `regionMargin` cells of context.
-      const window = maskWindow(core, this.layout.regionMargin + Math.ceil(3 * this.layout.maskBlur), latentAlignment);
+      const window = maskWindow(core, this.layout.regionMargin + blurHalo(this.layout.maskBlur), latentAlignment);
       if (window) layers.push({ context: contexts[i], mask: blurMask(core, this.layout.maskBlur), window, strength: region.strength ?? 1 });
     }
     return layers;

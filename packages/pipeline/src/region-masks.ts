@@ -129,6 +129,27 @@ export function quantizeMask(blurred: Mask, noiseLevel: number): Mask {
   return { width: blurred.width, height: blurred.height, data };
 }
 
+/**
+ * How far (in cells) a mask blurred with σ still counts once quantized: 2σ. Past it the blurred
+ * value of a straight edge is below 0.025, under the threshold of every step but the first (whose
+ * noise level is ~1), so windows cover this halo and `clipMask` drops the thin tail beyond.
+ */
+export function blurHalo(sigma: number): number {
+  return Math.ceil(2 * sigma);
+}
+
+/** The mask with every cell outside all of the windows set to zero. */
+export function clipMask(mask: Mask, windows: readonly Window[]): Mask {
+  const out = emptyMask(mask.width, mask.height);
+  for (const win of windows) {
+    for (let y = win.y; y < win.y + win.h; y++) {
+      const row = y * mask.width;
+      out.data.set(mask.data.subarray(row + win.x, row + win.x + win.w), row + win.x);
+    }
+  }
+  return out;
+}
+
 /** Cells of a mask that count as set. */
 const SET = 1e-3;
 

@@ -99,6 +99,8 @@ export interface SdModelInfo {
   vaeScale: number;
   /** Latent sides must be multiples of this for the UNet (2^(down blocks - 1)). */
   latentAlignment: number;
+  /** The latent side the UNet was trained at (config `sample_size`; 64 for SD 1.x at 512 px). */
+  sampleSize: number;
   scalingFactor: number;
 }
 
@@ -164,6 +166,7 @@ export class SdModel {
       latentChannels,
       vaeScale: await measureVaeScale(vaeDecoder, latentChannels),
       latentAlignment: Number(unetConfig.latent_alignment ?? 2 ** (unetBlocks - 1)),
+      sampleSize: Number(unetConfig.sample_size ?? 64),
       scalingFactor: Number(vaeConfig.scaling_factor ?? 0.18215),
     };
     return new SdModel(info, tokenizer, schedulerConfig, textEncoder, unet, vaeDecoder, vaeEncoder);
