@@ -5,6 +5,7 @@
 import {
   blurHalo,
   blurMask,
+  changeMap,
   changeMask,
   clipMask,
   featherWeights,
@@ -13,7 +14,7 @@ import {
   probeCanvas,
   quantizeMask,
   rasterizeRects,
-  upsampleMask,
+  upsampleMap,
 } from '@farm/pipeline';
 
 describe('feathered paste', () => {
@@ -65,19 +66,27 @@ describe('prompt-change probe', () => {
     expect(Array.from(pooled)).toEqual([2, 3.5]);
   });
 
-  it('marks (and dilates) where the two predictions differ most, and upsamples to the canvas', () => {
+  it('marks (and dilates) where the two predictions differ most', () => {
     const canvas = { channels: 2, height: 8, width: 8 };
     const before = new Float32Array(2 * 64).fill(0.1);
     const after = before.slice();
     after[3 * 8 + 4] = 2; // channel 0, cell (4, 3)
     after[64 + 3 * 8 + 4] = -1; // channel 1, same cell
     after[6 * 8 + 1] = 0.3; // a small difference elsewhere: below half the largest
-    const mask = changeMask([[before, after]], canvas, { dilate: 1 });
+    const map = changeMap([[before, after]], canvas);
+    expect(map.data[3 * 8 + 4]).toBeCloseTo(1.9 + 1.1, 5);
+    const mask = changeMask(map, { dilate: 1 });
     const set = (m: { data: Float32Array }) => Array.from(m.data.keys()).filter((i) => m.data[i] > 0);
     expect(set(mask)).toEqual([2 * 8 + 3, 2 * 8 + 4, 2 * 8 + 5, 3 * 8 + 3, 3 * 8 + 4, 3 * 8 + 5, 4 * 8 + 3, 4 * 8 + 4, 4 * 8 + 5]);
-    const up = upsampleMask(mask, 2, 16, 16);
-    expect(up.data[7 * 16 + 9]).toBe(1); // cell (4, 3) of the probe covers (8..9, 6..7)
-    expect(up.data[0]).toBe(0);
+  });
+
+  it('upsamples the change map bilinearly, so the mask keeps the canvas resolution', () => {
+    const map = { width: 2, height: 1, data: Float32Array.from([0, 4]) };
+    const up = upsampleMap(map, 2, 4, 2);
+    expect(Array.from(up.data.subarray(0, 4))).toEqual([0, 1, 3, 4]);
+    expect(Array.from(up.data.subarray(4))).toEqual([0, 1, 3, 4]);
+    // Thresholded at half the largest value, the set edge falls between probe cells, not on them.
+    expect(Array.from(changeMask(up, { dilate: 0 }).data.subarray(0, 4))).toEqual([0, 0, 1, 1]);
   });
 });
 

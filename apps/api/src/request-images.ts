@@ -14,14 +14,13 @@ interface EmbeddedImage {
 }
 
 function embeddedImages(request: JobRequest): EmbeddedImage[] {
-  if (request.type === 'generate') {
-    return (request.regions ?? []).flatMap((region, i) =>
-      'png' in region.mask ? [{ path: `regions.${i}.mask.png`, base64: region.mask.png, canvas: false }] : [],
-    );
+  const images: EmbeddedImage[] = (request.regions ?? []).flatMap((region, i) =>
+    'png' in region.mask ? [{ path: `regions.${i}.mask.png`, base64: region.mask.png, canvas: false }] : [],
+  );
+  if (request.type === 'edit') {
+    if (typeof request.source !== 'string') images.push({ path: 'source.image', base64: request.source.image, canvas: true });
+    if (request.mask && 'png' in request.mask) images.push({ path: 'mask.png', base64: request.mask.png, canvas: false });
   }
-  const images: EmbeddedImage[] = [];
-  if (typeof request.source !== 'string') images.push({ path: 'source.image', base64: request.source.image, canvas: true });
-  if (request.mask && 'png' in request.mask) images.push({ path: 'mask.png', base64: request.mask.png, canvas: false });
   return images;
 }
 

@@ -32,6 +32,10 @@ export class EmbeddedS3 {
       configureBuckets: [{ name: options.bucket }],
     });
     const bound = await server.run();
+    // Keep idle connections open longer than HTTP clients do (undici: 4 s), as S3 itself does;
+    // at Node's default of 5 s a client reusing a socket just as the server closes it gets
+    // ECONNRESET.
+    if (server.httpServer) server.httpServer.keepAliveTimeout = 65_000;
     return new EmbeddedS3(server, `http://${address}:${bound.port}`, options.bucket);
   }
 

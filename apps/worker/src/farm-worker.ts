@@ -165,13 +165,16 @@ export class FarmWorker {
       {
         process: async (job) => {
           await this.preferHolder(job);
-          // Progress updates go out one after another, so a client never sees a step go back.
+          // Progress updates go out one after another, so a client never sees a step go back,
+          // and all of them before the job completes, so the last one precedes `succeeded`.
           let updates = Promise.resolve();
-          return renderer.render(job.id!, { ...job.data }, (step, total, preview) => {
+          const output = await renderer.render(job.id!, { ...job.data }, (step, total, preview) => {
             updates = updates
               .then(async () => job.updateProgress({ step, total, ...(o.progressPreviews !== false ? { preview: await preview() } : {}) }))
               .catch(() => undefined);
           });
+          await updates;
+          return output;
         },
         settled: (job, outcome) => this.settled(job, outcome),
         abort: (jobId, reason) => this.pipeline.cancel(jobId, reason),

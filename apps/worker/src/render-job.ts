@@ -13,11 +13,12 @@ import {
   GenerateRequest,
   JobOutput,
   MaskRequest,
+  RegionRequest,
   RequestLimits,
   encodeFailure,
   parseJobRequest,
 } from '@farm/contracts';
-import type { DiffusionPipeline, EditSource, MaskSpec, ProgressListener, RenderedImage } from '@farm/pipeline';
+import type { DiffusionPipeline, EditSource, MaskSpec, ProgressListener, RegionParams, RenderedImage } from '@farm/pipeline';
 import type { ObjectStore } from '@farm/platform';
 import type { EditSourceCache } from './edit-source-cache';
 
@@ -69,6 +70,11 @@ export function toMaskSpec(mask: MaskRequest): MaskSpec {
   return 'png' in mask ? { png: Buffer.from(mask.png, 'base64') } : mask;
 }
 
+/** A request's regions with their masks as the pipeline takes them (none: an empty list). */
+function toRegionParams(regions: readonly RegionRequest[] | undefined): RegionParams[] {
+  return (regions ?? []).map((r) => ({ ...r, mask: toMaskSpec(r.mask) }));
+}
+
 /** Runs pipeline work, sorting its failures into unrecoverable input errors and retryable ones. */
 async function infer<T>(work: () => Promise<T>): Promise<T> {
   try {
@@ -97,8 +103,7 @@ export class JobRenderer {
   }
 
   private async generate(id: string, request: GenerateRequest, seed: number, onProgress: ProgressListener) {
-    const regions = request.regions?.map((r) => ({ ...r, mask: toMaskSpec(r.mask) }));
-    const image = await infer(() => this.deps.pipeline.generate({ ...request, id, seed, regions }, onProgress));
+    const image = await infer(() => this.deps.pipeline.generate({ ...request, id, seed, regions: toRegionParams(request.regions) }, onProgress));
     return this.storeResult(id, image, request.prompt);
   }
 
@@ -106,14 +111,16 @@ export class JobRenderer {
     const { source, kind } = await this.loadSource(request.source);
     this.deps.onEditSource?.(kind);
     const mask = request.mask && toMaskSpec(request.mask);
-    const strength = request.strength ?? (mask ? 1 : 0.75);
+    const regions = toRegionParams(request.regions);
+    const drawn = mask !== undefined || regions.length > 0;
+    const strength = request.strength ?? (drawn ? 1 : 0.75);
     const image = await infer(() =>
-      this.deps.pipeline.edit({ ...request, id, seed, source, mask, strength }, onProgress),
+      this.deps.pipeline.edit({ ...request, id, seed, source, mask, regions, strength }, onProgress),
     );
     const maskKey = `results/${id}.mask.png`;
     await this.put(maskKey, image.maskPng, 'image/png');
     // A mask edit keeps the source's prompt as the description of the rest; a prompt edit replaces it.
-    const output = await this.storeResult(id, image, mask ? source.prompt : request.prompt);
+    const output = await this.storeResult(id, image, drawn ? source.prompt : request.prompt);
     return {
       ...output,
       edit: { maskKey, recomputedFraction: image.recomputedFraction, decodedFraction: image.decodedFraction, source: kind },

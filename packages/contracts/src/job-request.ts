@@ -88,6 +88,8 @@ export function jobRequestSchema(limits: RequestLimits = DEFAULT_LIMITS) {
     strength: z.number().min(0).max(1).default(1),
   });
 
+  const regions = z.array(region).max(limits.maxRegions, `at most ${limits.maxRegions} regions`).optional();
+
   const generate = z.strictObject({
     type: z.literal('generate'),
     prompt: nonEmptyPrompt,
@@ -98,7 +100,7 @@ export function jobRequestSchema(limits: RequestLimits = DEFAULT_LIMITS) {
     guidanceScale,
     seed,
     format,
-    regions: z.array(region).max(limits.maxRegions, `at most ${limits.maxRegions} regions`).optional(),
+    regions,
     model,
     priority,
     webhook,
@@ -115,6 +117,8 @@ export function jobRequestSchema(limits: RequestLimits = DEFAULT_LIMITS) {
       prompt: nonEmptyPrompt,
       negativePrompt: prompt.optional(),
       mask: mask.optional(),
+      /** Region prompts painted in, each over its own mask (joined to the edit's mask). */
+      regions,
       steps,
       /** How far the changed area is re-noised: default 1 for mask edits, 0.75 for prompt edits. */
       strength: z.number().gt(0, 'strength must be above 0').max(1).optional(),
@@ -125,8 +129,8 @@ export function jobRequestSchema(limits: RequestLimits = DEFAULT_LIMITS) {
       priority,
       webhook,
     })
-    .refine((e) => e.mask !== undefined || typeof e.source === 'string', {
-      message: 'a prompt edit (no mask) needs a previous job as its source',
+    .refine((e) => e.mask !== undefined || (e.regions?.length ?? 0) > 0 || typeof e.source === 'string', {
+      message: 'a prompt edit (no mask, no regions) needs a previous job as its source',
       path: ['mask'],
     });
 

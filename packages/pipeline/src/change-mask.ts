@@ -2,7 +2,8 @@
  * Where a prompt change matters (DiffEdit, as FISEdit uses it): the UNet's noise predictions
  * for the same noised source under the old and the new prompt differ where the change applies.
  * Summed over the noise levels probed, thresholded against the largest difference and dilated
- * into a latent mask. Large canvases are probed at half resolution and the mask upsampled.
+ * into a latent mask. Large canvases are probed at half resolution, the difference map upsampled
+ * (bilinear) before thresholding so the mask keeps the canvas's resolution.
  */
 import type { CanvasShape } from './latent-window';
 import { Mask, emptyMask } from './region-masks';
@@ -14,23 +15,28 @@ export interface ChangeMaskOptions {
   dilate?: number;
 }
 
-/** `pairs`: [ε under the old prompt, ε under the new prompt] per noise level, canvas-shaped. */
-export function changeMask(pairs: ReadonlyArray<readonly [Float32Array, Float32Array]>, canvas: CanvasShape, options: ChangeMaskOptions = {}): Mask {
+/** How much the prediction changes per cell: Σ over the pairs and channels of |ε_new − ε_old|. */
+export function changeMap(pairs: ReadonlyArray<readonly [Float32Array, Float32Array]>, canvas: CanvasShape): Mask {
   const { height, width, channels } = canvas;
   const plane = height * width;
-  const diff = new Float32Array(plane);
+  const map = emptyMask(width, height);
   for (const [before, after] of pairs) {
-    for (let c = 0; c < channels; c++) for (let i = 0; i < plane; i++) diff[i] += Math.abs(after[c * plane + i] - before[c * plane + i]);
+    for (let c = 0; c < channels; c++) for (let i = 0; i < plane; i++) map.data[i] += Math.abs(after[c * plane + i] - before[c * plane + i]);
   }
-  const max = diff.reduce((m, v) => Math.max(m, v), 0);
+  return map;
+}
+
+/** The cells of a change map at or above `threshold` × its largest value, dilated. */
+export function changeMask(map: Mask, options: ChangeMaskOptions = {}): Mask {
+  const { width, height } = map;
+  const max = map.data.reduce((m, v) => Math.max(m, v), 0);
   const mask = emptyMask(width, height);
   if (max === 0) return mask;
   const threshold = (options.threshold ?? 0.5) * max;
-  const core = diff.map((v) => (v >= threshold ? 1 : 0));
   const r = options.dilate ?? 1;
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
-      if (!core[y * width + x]) continue;
+      if (map.data[y * width + x] < threshold) continue;
       for (let dy = -r; dy <= r; dy++) {
         for (let dx = -r; dx <= r; dx++) {
           const yy = y + dy;
@@ -41,6 +47,27 @@ export function changeMask(pairs: ReadonlyArray<readonly [Float32Array, Float32A
     }
   }
   return mask;
+}
+
+/** Bilinear upsampling of a map by an integer factor to width×height (cell centres aligned, edges clamped). */
+export function upsampleMap(map: Mask, factor: number, width: number, height: number): Mask {
+  const out = emptyMask(width, height);
+  const sample = (pos: number, limit: number) => {
+    const s = Math.min(limit - 1, Math.max(0, (pos + 0.5) / factor - 0.5));
+    const lo = Math.floor(s);
+    return [lo, Math.min(limit - 1, lo + 1), s - lo] as const;
+  };
+  for (let y = 0; y < height; y++) {
+    const [y0, y1, fy] = sample(y, map.height);
+    for (let x = 0; x < width; x++) {
+      const [x0, x1, fx] = sample(x, map.width);
+      const at = (yy: number, xx: number) => map.data[yy * map.width + xx];
+      const top = at(y0, x0) * (1 - fx) + at(y0, x1) * fx;
+      const bottom = at(y1, x0) * (1 - fx) + at(y1, x1) * fx;
+      out.data[y * width + x] = top * (1 - fy) + bottom * fy;
+    }
+  }
+  return out;
 }
 
 /**

@@ -4,15 +4,15 @@
  * `generate` may be called concurrently and all calls share the same UNet batches.
  */
 import { KeepLayer, RegionLayer, canvasComposition } from './canvas-composition';
-import { changeMask, poolLatent, probeCanvas, upsampleMask } from './change-mask';
+import { changeMap, changeMask, poolLatent, probeCanvas, upsampleMap, upsampleMask } from './change-mask';
 import { featherWeights, pasteFeathered } from './feather-paste';
-import { CanvasShape, Window, cropWindow } from './latent-window';
+import { CanvasShape, Window, cropWindow, pasteWindow, unionWindow } from './latent-window';
 import { addNoise } from './scheduler';
 import type { Guidance } from './composition';
 import { GaussianRng } from './gaussian-rng';
 import { LatentPreview } from './latent-preview';
 import { InvalidInputError, MaskSpec, encodeMaskPng, rasterizeMask } from './mask-source';
-import { Mask, blurHalo, blurMask, clipMask, fillHoles, growWindow, maskBounds, maskWindow, maskWindows, poolMask } from './region-masks';
+import { Mask, blurHalo, blurMask, clipMask, cropMask, fillHoles, growWindow, maskBounds, maskWindow, maskWindows, poolMask, unionMasks } from './region-masks';
 import { shareOverlaps, tileWindow } from './tiling';
 import { OutputFormat, encodeImage, toRgbBytes } from './image-output';
 import { createScheduler, SchedulerName } from './scheduler-factory';
@@ -99,8 +99,10 @@ export interface EditParams {
   /** The prompt for the masked area (mask edit), or the whole new prompt (prompt edit). */
   prompt: string;
   negativePrompt?: string;
-  /** Absent: a prompt edit, the mask found from the prompt change. */
+  /** Absent (and no regions): a prompt edit, the mask found from the prompt change. */
   mask?: MaskSpec;
+  /** Region prompts painted into the edit, each over its own mask; their masks join the edit's. */
+  regions?: readonly RegionParams[];
   steps: number;
   /** 0 < strength ≤ 1: how far the masked area is re-noised. */
   strength: number;
@@ -121,7 +123,7 @@ export interface EditedImage extends RenderedImage {
 }
 
 /** What the denoising of any job needs to know. */
-type DenoiseParams = Pick<GenerateParams, 'id' | 'prompt' | 'negativePrompt' | 'guidanceScale' | 'seed' | 'regions'> & { width: number; height: number };
+type DenoiseParams = Pick<GenerateParams, 'id' | 'prompt' | 'negativePrompt' | 'guidanceScale' | 'seed'>;
 
 /** Per step; `preview()` renders the step's x0 estimate as a small PNG data URL, on demand. */
 export type ProgressListener = (step: number, total: number, preview: () => Promise<string>) => void;
@@ -181,12 +183,14 @@ export class DiffusionPipeline {
   async generate(params: GenerateParams, onProgress?: ProgressListener): Promise<RenderedImage> {
     const canvas = this.latentCanvas(params.width, params.height);
     const rng = new GaussianRng(params.seed);
+    const { layers } = await this.regionLayers(params.regions ?? [], canvas, params);
     const latent = await this.denoise({
       params,
       canvas,
       latent: rng.normals(canvas.channels * canvas.height * canvas.width),
       timesteps: this.engine.scheduler.timesteps(params.steps),
       rng,
+      regions: layers,
       onProgress,
     });
     const scale = this.model.info.vaeScale;
@@ -197,10 +201,11 @@ export class DiffusionPipeline {
   }
 
   /**
-   * Edits a source image: re-noises and denoises only the latent window covering the mask (plus
-   * context), keeping the source latent outside the mask at every step; decodes only that window
-   * (plus the decoder's receptive field) and pastes it into the source with a feathered mask.
-   * Without a mask it is a prompt edit: the mask is where the old and new prompts disagree.
+   * Edits a source image: re-noises and denoises only the latent windows covering the mask (plus
+   * context), keeping the source latent outside the mask at every step; decodes only around the
+   * mask (plus the decoder's receptive field) and pastes it into the source with a feathered mask.
+   * The mask is the one drawn joined with the regions' masks; with neither it is a prompt edit,
+   * the mask being where the old and new prompts disagree.
    */
   async edit(params: EditParams, onProgress?: ProgressListener): Promise<EditedImage> {
     const { source } = params;
@@ -209,41 +214,49 @@ export class DiffusionPipeline {
     if (source.latent.length !== canvas.channels * cells) throw new Error('the source latent does not match the source image size');
     const { vaeScale, latentAlignment } = this.model.info;
 
-    // 1. The mask: drawn, or found from the prompt change.
+    // 1. The mask: drawn (and the regions'), or found from the prompt change.
+    const regions = await this.regionLayers(params.regions ?? [], canvas, source);
     let pixelMask: Mask;
     let coreMask: Mask;
-    if (params.mask) {
-      pixelMask = await rasterizeMask(params.mask, source.width, source.height);
+    if (params.mask || regions.pixelMasks.length > 0) {
+      const drawn = params.mask ? [await rasterizeMask(params.mask, source.width, source.height)] : [];
+      pixelMask = unionMasks([...drawn, ...regions.pixelMasks]);
       coreMask = poolMask(pixelMask, vaeScale, canvas.width, canvas.height);
     } else {
       if (source.prompt === undefined) throw new InvalidInputError('a prompt edit needs the source prompt (edit a job, not an upload)');
       coreMask = fillHoles(await this.changeMask(source.latent, canvas, source.prompt, params.prompt, params.seed));
       pixelMask = upsampleMask(coreMask, vaeScale, source.width, source.height);
     }
-    const maskPng = await encodeMaskPng(pixelMask);
     const windows = maskWindows(coreMask, this.layout.editMargin + blurHalo(this.layout.maskBlur), latentAlignment);
-    const latentMask = clipMask(blurMask(coreMask, this.layout.maskBlur), windows);
-    const unchanged = { width: source.width, height: source.height, format: params.format, maskPng };
     if (windows.length === 0) {
-      const data = await encodeImage(source.rgb, source.width, source.height, params.format);
-      return { ...unchanged, data, rgb: source.rgb, latent: source.latent, recomputedFraction: 0, decodedFraction: 0, decodedWindows: [] };
+      const [maskPng, data] = await Promise.all([encodeMaskPng(pixelMask), encodeImage(source.rgb, source.width, source.height, params.format)]);
+      return { width: source.width, height: source.height, format: params.format, maskPng, data, rgb: source.rgb, latent: source.latent, recomputedFraction: 0, decodedFraction: 0, decodedWindows: [] };
     }
 
-    // 2. Denoise the windows only (their lanes), from the source noised to the first timestep;
-    //    the source's clean latent is kept outside the mask at every step.
+    // 2. Denoise the windows' lanes on a sub-canvas (their bounding box, so per-step work follows
+    //    the edit too), from the source noised to the first timestep; the source's clean latent
+    //    is kept outside the mask at every step. The mask's PNG is encoded meanwhile.
+    const area = [...windows, ...regions.layers.map((r) => r.window)].reduce(unionWindow);
+    const local = (win: Window): Window => ({ ...win, x: win.x - area.x, y: win.y - area.y });
+    const kept = cropWindow(source.latent, canvas, area);
     const timesteps = this.engine.scheduler.timesteps(params.steps, params.strength);
     const rng = new GaussianRng(params.seed);
-    const start = addNoise(this.engine.scheduler.schedule, source.latent, rng.normals(source.latent.length), timesteps[0]);
-    const latent = await this.denoise({
-      params: { ...params, width: source.width, height: source.height },
-      canvas,
-      latent: start,
-      timesteps,
-      rng,
-      keep: { latent: source.latent, mask: latentMask },
-      windows,
-      onProgress,
-    });
+    const [maskPng, denoised] = await Promise.all([
+      encodeMaskPng(pixelMask),
+      this.denoise({
+        params,
+        canvas: { channels: canvas.channels, height: area.h, width: area.w },
+        latent: addNoise(this.engine.scheduler.schedule, kept, rng.normals(kept.length), timesteps[0]),
+        timesteps,
+        rng,
+        regions: regions.layers.map((r) => ({ ...r, mask: cropMask(r.mask, area), window: local(r.window) })),
+        keep: { latent: kept, mask: cropMask(clipMask(blurMask(coreMask, this.layout.maskBlur), windows), area) },
+        windows: windows.map(local),
+        image: { canvas, latent: source.latent, area },
+        onProgress,
+      }),
+    ]);
+    const latent = pasteWindow(source.latent.slice(), canvas, area, denoised);
 
     // 3. Decode around the mask only — per window, its bounds plus the feather plus the decoder's
     //    receptive field — and paste each patch into the source image with a feathered mask.
@@ -257,14 +270,17 @@ export class DiffusionPipeline {
       const patch = toRgbBytes(pixels, at.h, at.w, at.h, at.w);
       pasteFeathered(rgb, source.width, source.height, patch, at, featherWeights(pixelMask, at, this.layout.featherPx), pasted);
     }
-    const area = (list: Window[]) => list.reduce((sum, w) => sum + w.h * w.w, 0) / cells;
+    const share = (list: Window[]) => list.reduce((sum, w) => sum + w.h * w.w, 0) / cells;
     return {
-      ...unchanged,
+      width: source.width,
+      height: source.height,
+      format: params.format,
+      maskPng,
       data: await encodeImage(rgb, source.width, source.height, params.format),
       rgb,
       latent,
-      recomputedFraction: area(windows),
-      decodedFraction: area(decoded),
+      recomputedFraction: share(windows),
+      decodedFraction: share(decoded),
       decodedWindows: decoded,
     };
   }
@@ -308,13 +324,14 @@ export class DiffusionPipeline {
     context.set(old);
     context.set(next, old.length);
     const eps = await this.model.unet(sample, [t, t], context, probe.height, probe.width);
-    const mask = changeMask([[eps.subarray(0, pooled.length), eps.subarray(pooled.length)]], probe);
-    return factor === 1 ? mask : upsampleMask(mask, factor, canvas.width, canvas.height);
+    const map = changeMap([[eps.subarray(0, pooled.length), eps.subarray(pooled.length)]], probe);
+    return changeMask(factor === 1 ? map : upsampleMap(map, factor, canvas.width, canvas.height));
   }
 
   /**
    * One job's trip through the stream batch: conditioning, composition, denoising. Lanes cover
-   * the whole canvas, or only `windows` (edits; the rest comes from the `keep` layer).
+   * the whole canvas, or only `windows` (edits; the rest comes from the `keep` layer). An edit's
+   * canvas is a sub-canvas of its `image`, where previews paste it.
    */
   private async denoise(job: {
     params: DenoiseParams;
@@ -322,21 +339,19 @@ export class DiffusionPipeline {
     latent: Float32Array;
     timesteps: number[];
     rng: GaussianRng;
+    regions: RegionLayer[];
     keep?: KeepLayer;
     windows?: Window[];
+    image?: { canvas: CanvasShape; latent: Float32Array; area: Window };
     onProgress?: ProgressListener;
   }): Promise<Float32Array> {
-    const { params, canvas, onProgress } = job;
+    const { params, canvas, image, onProgress } = job;
     const guided = params.guidanceScale > 1;
-    const regionParams = params.regions ?? [];
-    const prompts = [params.prompt, ...regionParams.map((r) => r.prompt), ...(guided ? [params.negativePrompt ?? ''] : [])];
-    const embeddings = await this.textCache.get(prompts);
-    const guidance: Guidance = guided
-      ? { kind: 'cfg', scale: params.guidanceScale, unconditional: embeddings[prompts.length - 1] }
-      : { kind: 'none' };
-    const regions = await this.regionLayers(regionParams, embeddings.slice(1, 1 + regionParams.length), canvas, params);
+    const [context, unconditional] = await this.textCache.get([params.prompt, ...(guided ? [params.negativePrompt ?? ''] : [])]);
+    const guidance: Guidance = guided ? { kind: 'cfg', scale: params.guidanceScale, unconditional } : { kind: 'none' };
     const { maxWindow, tileOverlap, bootstrapSteps } = this.layout;
     const areas = job.windows ?? [{ x: 0, y: 0, h: canvas.height, w: canvas.width }];
+    const shown = image?.canvas ?? canvas;
     return this.engine.add({
       id: params.id,
       canvas,
@@ -344,14 +359,14 @@ export class DiffusionPipeline {
       timesteps: job.timesteps,
       composition: canvasComposition({
         canvas,
-        context: embeddings[0],
+        context,
         guidance,
         tiles: shareOverlaps(
           areas.flatMap((area) => tileWindow(area, maxWindow, tileOverlap, this.model.info.latentAlignment)),
           canvas.height,
           canvas.width,
         ),
-        regions,
+        regions: job.regions,
         schedule: this.engine.scheduler.schedule,
         bootstrap: { steps: bootstrapSteps, background: this.plainBackground, rng: new GaussianRng(params.seed ^ 0x5bd1e995) },
         keep: job.keep,
@@ -360,26 +375,33 @@ export class DiffusionPipeline {
       onStep:
         onProgress &&
         ((step, total, denoised) =>
-          onProgress(step, total, () => this.preview.dataUrl(denoised, canvas.channels, canvas.height, canvas.width))),
+          onProgress(step, total, () => {
+            const whole = image ? pasteWindow(image.latent.slice(), image.canvas, image.area, denoised) : denoised;
+            return this.preview.dataUrl(whole, shown.channels, shown.height, shown.width);
+          })),
     });
   }
 
-  /** Region masks at latent resolution (pooled, blurred) with their lane windows; empty ones dropped. */
+  /**
+   * Regions' masks rasterized at the image size, and as layers: pooled to latent cells and
+   * blurred, with their lane windows and prompts (regions whose mask is empty get no layer).
+   */
   private async regionLayers(
     regions: readonly RegionParams[],
-    contexts: Float32Array[],
-    canvas: { height: number; width: number },
+    canvas: CanvasShape,
     size: { width: number; height: number },
-  ): Promise<RegionLayer[]> {
+  ): Promise<{ layers: RegionLayer[]; pixelMasks: Mask[] }> {
     const { vaeScale, latentAlignment } = this.model.info;
+    const contexts = await this.textCache.get(regions.map((r) => r.prompt));
+    const pixelMasks = await Promise.all(regions.map((r) => rasterizeMask(r.mask, size.width, size.height)));
     const layers: RegionLayer[] = [];
-    for (const [i, region] of regions.entries()) {
-      const core = poolMask(await rasterizeMask(region.mask, size.width, size.height), vaeScale, canvas.width, canvas.height);
+    pixelMasks.forEach((pixels, i) => {
+      const core = poolMask(pixels, vaeScale, canvas.width, canvas.height);
       // The window covers the mask, its blur halo and `regionMargin` cells of context.
       const window = maskWindow(core, this.layout.regionMargin + blurHalo(this.layout.maskBlur), latentAlignment);
-      if (window) layers.push({ context: contexts[i], mask: blurMask(core, this.layout.maskBlur), window, strength: region.strength ?? 1 });
-    }
-    return layers;
+      if (window) layers.push({ context: contexts[i], mask: blurMask(core, this.layout.maskBlur), window, strength: regions[i].strength ?? 1 });
+    });
+    return { layers, pixelMasks };
   }
 
   cancel(id: string, reason?: string): boolean {

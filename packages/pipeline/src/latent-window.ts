@@ -21,6 +21,13 @@ export function isFullWindow(win: Window, canvas: CanvasShape): boolean {
   return win.y === 0 && win.x === 0 && win.h === canvas.height && win.w === canvas.width;
 }
 
+/** The smallest window holding both. */
+export function unionWindow(a: Window, b: Window): Window {
+  const x = Math.min(a.x, b.x);
+  const y = Math.min(a.y, b.y);
+  return { x, y, w: Math.max(a.x + a.w, b.x + b.w) - x, h: Math.max(a.y + a.h, b.y + b.h) - y };
+}
+
 /** Copies the window out of a canvas tensor (returns the canvas itself for a full window). */
 export function cropWindow(data: Float32Array, canvas: CanvasShape, win: Window): Float32Array {
   if (isFullWindow(win, canvas)) return data;
@@ -32,4 +39,14 @@ export function cropWindow(data: Float32Array, canvas: CanvasShape, win: Window)
     }
   }
   return out;
+}
+
+/** Writes a window-shaped tensor into a canvas tensor, in place (the inverse of `cropWindow`); returns the canvas. */
+export function pasteWindow(target: Float32Array, canvas: CanvasShape, win: Window, data: Float32Array): Float32Array {
+  for (let c = 0; c < canvas.channels; c++) {
+    for (let y = 0; y < win.h; y++) {
+      target.set(data.subarray((c * win.h + y) * win.w, (c * win.h + y + 1) * win.w), (c * canvas.height + win.y + y) * canvas.width + win.x);
+    }
+  }
+  return target;
 }

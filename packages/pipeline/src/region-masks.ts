@@ -4,7 +4,7 @@
  * quantization against the noise level, and the window (bounding box + context margin) a
  * region's lanes run on.
  */
-import type { Window } from './latent-window';
+import { Window, unionWindow } from './latent-window';
 
 /** A single-channel mask, values in [0, 1], row-major. */
 export interface Mask {
@@ -62,6 +62,13 @@ export function rasterizePolygons(polygons: readonly Polygon[], width: number, h
     }
   }
   return mask;
+}
+
+/** Union of same-sized masks: the largest value of each cell. */
+export function unionMasks(masks: readonly Mask[]): Mask {
+  const out = emptyMask(masks[0].width, masks[0].height);
+  for (const mask of masks) for (let i = 0; i < out.data.length; i++) out.data[i] = Math.max(out.data[i], mask.data[i]);
+  return out;
 }
 
 /** Average pooling by an integer factor (pixels → latent cells); sizes round up. */
@@ -202,11 +209,6 @@ export function maskWindow(mask: Mask, margin: number, alignment: number): Windo
 }
 
 const overlaps = (a: Window, b: Window) => a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h;
-const union = (a: Window, b: Window): Window => {
-  const x = Math.min(a.x, b.x);
-  const y = Math.min(a.y, b.y);
-  return { x, y, w: Math.max(a.x + a.w, b.x + b.w) - x, h: Math.max(a.y + a.h, b.y + b.h) - y };
-};
 
 /**
  * Windows covering a mask that may be scattered: one per 8-connected group of set cells (its
@@ -227,7 +229,7 @@ export function maskWindows(mask: Mask, margin: number, alignment: number): Wind
       const i = stack.pop()!;
       const cx = i % width;
       const cy = Math.floor(i / width);
-      const grown = union(box, { x: cx, y: cy, w: 1, h: 1 });
+      const grown = unionWindow(box, { x: cx, y: cy, w: 1, h: 1 });
       Object.assign(box, grown);
       for (let dy = -1; dy <= 1; dy++) {
         for (let dx = -1; dx <= 1; dx++) {
@@ -251,11 +253,11 @@ export function maskWindows(mask: Mask, margin: number, alignment: number): Wind
     for (const win of current) {
       const i = next.findIndex((other) => {
         if (!overlaps(other, win)) return false;
-        return area(alignWindow(union(other, win), 0, alignment, width, height)) <= area(other) + area(win);
+        return area(alignWindow(unionWindow(other, win), 0, alignment, width, height)) <= area(other) + area(win);
       });
       if (i < 0) next.push(win);
       else {
-        next[i] = alignWindow(union(next[i], win), 0, alignment, width, height);
+        next[i] = alignWindow(unionWindow(next[i], win), 0, alignment, width, height);
         merged = true;
       }
     }
