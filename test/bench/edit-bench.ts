@@ -7,7 +7,8 @@
  *  - 8 edits of 10% submitted together vs 8 regenerations together (one shared stream batch);
  *  - a prompt edit ("a red circle" → "a green circle") of an image whose circle covers ~10%,
  *    vs regenerating, with the share of the image its detected mask covers.
- * Medians of --reps runs (default 5) after a warm-up of each shape.
+ * Each figure is timed alternately with a regeneration (paired runs, after a warm-up of each
+ * shape); medians of --reps pairs (default 5), speed-ups as medians of the per-pair ratios.
  */
 import { DiffusionPipeline, EditParams, EditSource, GenerateParams, featherWeights, toRgbBytes } from '@farm/pipeline';
 import { DEFAULT_MODEL_DIR } from '@farm/worker';
@@ -22,7 +23,28 @@ async function median(reps: number, work: () => Promise<unknown>): Promise<numbe
     await work();
     times.push(performance.now() - t0);
   }
-  return times.sort((a, b) => a - b)[Math.floor(reps / 2)];
+  return middle(times);
+}
+
+const middle = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+
+/**
+ * `work` and `baseline` timed alternately, so both see the same machine (it is shared and its
+ * speed drifts): their medians and the median of the per-pair ratios baseline/work.
+ */
+async function paired(reps: number, work: () => Promise<unknown>, baseline: () => Promise<unknown>): Promise<{ ms: number; baseMs: number; speedup: number }> {
+  await work();
+  const times: number[] = [];
+  const baseTimes: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    let t0 = performance.now();
+    await baseline();
+    baseTimes.push(performance.now() - t0);
+    t0 = performance.now();
+    await work();
+    times.push(performance.now() - t0);
+  }
+  return { ms: middle(times), baseMs: middle(baseTimes), speedup: middle(times.map((t, i) => baseTimes[i] / t)) };
 }
 
 /** Least squares y = a + b·x, with r². */
@@ -47,9 +69,11 @@ async function main(): Promise<void> {
   const generate: GenerateParams = { id: 'g', prompt: sourcePrompt, width: size, height: size, steps, guidanceScale: 1, seed: 4, format: 'png' };
   const source: EditSource = { ...(await pipeline.generate(generate)), prompt: sourcePrompt };
   let n = 0;
-  const full = await median(reps, () => pipeline.generate({ ...generate, id: `g${n++}` }));
+  const regenerate = () => pipeline.generate({ ...generate, id: `g${n++}` });
+  const full = await median(reps, regenerate);
   const canvas = pipeline.latentCanvas(size, size);
-  const fullDecode = await median(reps, () => pipeline.model.decode(source.latent, 1, canvas.height, canvas.width));
+  const decodeAll = () => pipeline.model.decode(source.latent, 1, canvas.height, canvas.width);
+  const fullDecode = await median(reps, decodeAll);
 
   console.log(`edit benchmark: ${size}x${size}, ${steps} steps, bundled model, CPU, median of ${reps}`);
   console.log(`  full regeneration: ${full.toFixed(0)} ms; full VAE decode: ${fullDecode.toFixed(0)} ms`);
@@ -63,11 +87,15 @@ async function main(): Promise<void> {
   for (const area of [0.05, 0.1, 0.25, 0.5]) {
     const params = maskEdit(area);
     let result = await pipeline.edit(params);
-    const ms = await median(reps, async () => (result = await pipeline.edit({ ...params, id: `e${n++}` })));
+    const { ms, speedup } = await paired(reps, async () => (result = await pipeline.edit({ ...params, id: `e${n++}` })), regenerate);
     points.push([area * 100, ms]);
-    const partialDecode = await median(reps, async () => {
-      for (const win of result.decodedWindows) await pipeline.model.decode(new Float32Array(canvas.channels * win.h * win.w), 1, win.h, win.w);
-    });
+    const partialDecode = await paired(
+      reps,
+      async () => {
+        for (const win of result.decodedWindows) await pipeline.model.decode(new Float32Array(canvas.channels * win.h * win.w), 1, win.h, win.w);
+      },
+      decodeAll,
+    );
     // The pasted pixels against a full decode of the same latent.
     const whole = toRgbBytes(await pipeline.model.decode(result.latent, 1, canvas.height, canvas.width), size, size, size, size);
     const pixelMask = { width: size, height: size, data: Float32Array.from(await sharp(result.maskPng).extractChannel(0).raw().toBuffer(), (v) => v / 255) };
@@ -84,7 +112,7 @@ async function main(): Promise<void> {
       }
     }
     console.log(
-      `  ${(area * 100).toFixed(0).padStart(8)}% | ${ms.toFixed(0).padStart(7)} | ${(full / ms).toFixed(2).padStart(7)}x | ${(result.recomputedFraction * 100).toFixed(1).padStart(9)}% | ${(result.decodedFraction * 100).toFixed(1).padStart(6)}% | ${partialDecode.toFixed(0).padStart(17)} | ${(fullDecode / partialDecode).toFixed(2).padStart(14)}x | ${maxDiff} of 255`,
+      `  ${(area * 100).toFixed(0).padStart(8)}% | ${ms.toFixed(0).padStart(7)} | ${speedup.toFixed(2).padStart(7)}x | ${(result.recomputedFraction * 100).toFixed(1).padStart(9)}% | ${(result.decodedFraction * 100).toFixed(1).padStart(6)}% | ${partialDecode.ms.toFixed(0).padStart(17)} | ${partialDecode.speedup.toFixed(2).padStart(14)}x | ${maxDiff} of 255`,
     );
   }
   const line = fitLine(points);
@@ -95,10 +123,13 @@ async function main(): Promise<void> {
 
   // A micro-batch: 8 edits of 10% at once vs 8 regenerations at once, each set in one stream batch.
   const together = 8;
-  const editBatch = await median(reps, () => Promise.all(Array.from({ length: together }, () => pipeline.edit({ ...maskEdit(0.1), id: `b${n++}` }))));
-  const generateBatch = await median(reps, () => Promise.all(Array.from({ length: together }, () => pipeline.generate({ ...generate, id: `b${n++}` }))));
+  const batch = await paired(
+    reps,
+    () => Promise.all(Array.from({ length: together }, () => pipeline.edit({ ...maskEdit(0.1), id: `b${n++}` }))),
+    () => Promise.all(Array.from({ length: together }, regenerate)),
+  );
   console.log(
-    `  ${together} at once: edits of 10% ${((together * 1000) / editBatch).toFixed(2)} images/s, regenerations ${((together * 1000) / generateBatch).toFixed(2)} images/s: ${(generateBatch / editBatch).toFixed(2)}x`,
+    `  ${together} at once: edits of 10% ${((together * 1000) / batch.ms).toFixed(2)} images/s, regenerations ${((together * 1000) / batch.baseMs).toFixed(2)} images/s: ${batch.speedup.toFixed(2)}x`,
   );
 
   // Prompt edit of an image with one red object over ~10% of it (a plain background, the object
@@ -108,11 +139,11 @@ async function main(): Promise<void> {
   const objectSource: EditSource = { ...painted, prompt: sourcePrompt };
   const promptEdit: EditParams = { id: 'p', source: objectSource, prompt: 'a green circle on a blue background', steps, strength: 0.75, guidanceScale: 1, seed: 3, format: 'png' };
   let detected = await pipeline.edit(promptEdit);
-  const promptMs = await median(reps, async () => (detected = await pipeline.edit({ ...promptEdit, id: `p${n++}` })));
+  const prompt = await paired(reps, async () => (detected = await pipeline.edit({ ...promptEdit, id: `p${n++}` })), regenerate);
   const maskPixels = await sharp(detected.maskPng).extractChannel(0).raw().toBuffer();
   const maskShare = maskPixels.reduce((s, v) => s + (v > 127 ? 1 : 0), 0) / maskPixels.length;
   console.log(
-    `  prompt edit "${sourcePrompt}" → "${promptEdit.prompt}": ${promptMs.toFixed(0)} ms, ${(full / promptMs).toFixed(2)}x faster than regenerating; ` +
+    `  prompt edit "${sourcePrompt}" → "${promptEdit.prompt}": ${prompt.ms.toFixed(0)} ms, ${prompt.speedup.toFixed(2)}x faster than regenerating; ` +
       `detected mask ${(maskShare * 100).toFixed(1)}% of the image, recomputed ${(detected.recomputedFraction * 100).toFixed(1)}%, decoded ${(detected.decodedFraction * 100).toFixed(1)}%`,
   );
   await pipeline.close();

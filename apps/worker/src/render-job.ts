@@ -118,9 +118,11 @@ export class JobRenderer {
       this.deps.pipeline.edit({ ...request, id, seed, source, mask, regions, strength }, onProgress),
     );
     const maskKey = `results/${id}.mask.png`;
-    await this.put(maskKey, image.maskPng, 'image/png');
     // A mask edit keeps the source's prompt as the description of the rest; a prompt edit replaces it.
-    const output = await this.storeResult(id, image, drawn ? source.prompt : request.prompt);
+    const [, output] = await Promise.all([
+      this.put(maskKey, image.maskPng, 'image/png'),
+      this.storeResult(id, image, drawn ? source.prompt : request.prompt),
+    ]);
     return {
       ...output,
       edit: { maskKey, recomputedFraction: image.recomputedFraction, decodedFraction: image.decodedFraction, source: kind },
@@ -151,10 +153,12 @@ export class JobRenderer {
   private async storeResult(id: string, image: RenderedImage, prompt: string | undefined) {
     const key = resultKey(id, image.format);
     const contentType = CONTENT_TYPES[image.format];
-    await this.put(key, image.data, contentType);
-    await this.deps.cache
-      .put(id, { latent: image.latent, rgb: image.rgb, width: image.width, height: image.height, prompt }, key)
-      .catch((err) => console.error(`worker: could not cache ${id} for edits (edits will re-encode it): ${err.message}`));
+    await Promise.all([
+      this.put(key, image.data, contentType),
+      this.deps.cache
+        .put(id, { latent: image.latent, rgb: image.rgb, width: image.width, height: image.height, prompt }, key)
+        .catch((err) => console.error(`worker: could not cache ${id} for edits (edits will re-encode it): ${err.message}`)),
+    ]);
     return { bucket: this.deps.store.bucket, key, width: image.width, height: image.height, format: image.format, contentType };
   }
 

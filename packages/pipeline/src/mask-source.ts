@@ -34,6 +34,9 @@ export async function rasterizeMask(spec: MaskSpec, width: number, height: numbe
 /** A mask as a greyscale PNG (white = set), to show a client the mask an edit used. */
 export function encodeMaskPng(mask: Mask): Promise<Buffer> {
   const grey = Buffer.alloc(mask.data.length);
-  for (let i = 0; i < grey.length; i++) grey[i] = Math.round(Math.min(1, Math.max(0, mask.data[i])) * 255);
+  for (let i = 0; i < grey.length; i++) {
+    const v = mask.data[i];
+    grey[i] = v <= 0 ? 0 : v >= 1 ? 255 : Math.round(v * 255);
+  }
   return sharp(grey, { raw: { width: mask.width, height: mask.height, channels: 1 } }).png().toBuffer();
 }

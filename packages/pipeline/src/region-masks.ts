@@ -64,8 +64,9 @@ export function rasterizePolygons(polygons: readonly Polygon[], width: number, h
   return mask;
 }
 
-/** Union of same-sized masks: the largest value of each cell. */
+/** Union of same-sized masks: the largest value of each cell (a single mask is returned as is). */
 export function unionMasks(masks: readonly Mask[]): Mask {
+  if (masks.length === 1) return masks[0];
   const out = emptyMask(masks[0].width, masks[0].height);
   for (const mask of masks) for (let i = 0; i < out.data.length; i++) out.data[i] = Math.max(out.data[i], mask.data[i]);
   return out;
