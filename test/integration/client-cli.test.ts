@@ -213,6 +213,13 @@ describe('farm (CLI)', () => {
     const job = await client.get(summary.id);
     expect(job.result).toMatchObject({ source: 'upload' });
     expect(await sharp(readFileSync(path.join(tmp, 'edit-mask.jpg'))).metadata()).toMatchObject({ format: 'jpeg', width: 128, height: 128 });
+
+    writeFileSync(path.join(tmp, 'paint.json'), JSON.stringify([{ prompt: 'a red background', mask: { rects: [[16, 16, 48, 48]] } }]));
+    const painted = await cli(['edit', generatedId, 'a blue background', '--regions', 'paint.json', '--api', base]);
+    expect(painted.code).toBe(0);
+    const paintedJob = await client.get(JSON.parse(painted.stdout).id);
+    expect(paintedJob.request).toMatchObject({ regions: [{ prompt: 'a red background', mask: { rects: [[16, 16, 48, 48]] } }] });
+    expect(paintedJob.result?.recomputedFraction).toBeGreaterThan(0);
   });
 
   it('exits non-zero and names the field when the API refuses the request', async () => {

@@ -32,6 +32,7 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     const { api, key } = program.opts<{ api?: string; key?: string }>();
     return new FarmClient({ baseUrl: api || io.env.FARM_API_URL || DEFAULT_API_URL, apiKey: key || io.env.FARM_API_KEY, fetch: io.fetch });
   };
+  const REGIONS_HELP = 'regions.json: [{"prompt", "mask": {"rects"|"polygons"|"png"}, "strength"?}, …]';
   const renderOptions = (command: Command) =>
     command
       .option('--steps <n>', 'denoising steps (default 4)', parseInteger)
@@ -48,7 +49,7 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
       .argument('<prompt>', 'what to draw')
       .option('--width <n>', 'width in pixels, a multiple of 8 (default 512)', parseInteger)
       .option('--height <n>', 'height in pixels, a multiple of 8 (default 512)', parseInteger)
-      .option('--regions <file>', 'regions.json: [{"prompt", "mask": {"rects"|"polygons"|"png"}, "strength"?}, …]'),
+      .option('--regions <file>', REGIONS_HELP),
   ).action(async (prompt: string, options) => {
     exitCode = await generate(client(), io, prompt, options);
   });
@@ -61,6 +62,7 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
       .argument('<prompt>', 'the prompt of the masked area, or the new prompt of the whole image')
       .option('--mask <file>', 'a greyscale PNG mask (white = change)')
       .option('--rect <x,y,w,h>', 'a rectangle to change (repeatable)', collectRect)
+      .option('--regions <file>', `${REGIONS_HELP}, painted in`)
       .option('--strength <s>', 'how far the changed area is re-noised, 0 < s <= 1', parseNumber),
   ).action(async (source: string, prompt: string, options) => {
     exitCode = await edit(client(), io, source, prompt, options);

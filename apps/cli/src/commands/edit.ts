@@ -1,17 +1,19 @@
 /**
- * `farm edit <jobId|image> "prompt" [--mask mask.png | --rect x,y,w,h …] [--strength S] -o out.png`:
- * re-render part of a finished job's image (or of an uploaded one) and follow the new job.
+ * `farm edit <jobId|image> "prompt" [--mask mask.png | --rect x,y,w,h …] [--regions regions.json]
+ * [--strength S] -o out.png`: re-render part of a finished job's image (or of an uploaded one) and
+ * follow the new job.
  */
 import type { EditSubmission, FarmClient } from '@farm/client';
 import type { ImageFormat } from '@farm/contracts';
 import type { CliIo } from '../cli-io';
 import { followJob } from '../follow-job';
 import { type Rect, formatOfFile } from '../option-parsers';
-import { editSource, readBase64 } from '../request-files';
+import { editSource, readBase64, readRegions } from '../request-files';
 
 export interface EditOptions {
   mask?: string;
   rect?: Rect[];
+  regions?: string;
   strength?: number;
   steps?: number;
   seed?: number;
@@ -33,6 +35,7 @@ export async function edit(client: FarmClient, io: CliIo, source: string, prompt
     prompt,
     negativePrompt: options.negative,
     mask,
+    regions: options.regions ? await readRegions(options.regions, cwd) : undefined,
     strength: options.strength,
     steps: options.steps,
     seed: options.seed,
