@@ -1,5 +1,6 @@
 import {
   blurMask,
+  commonShape,
   fillHoles,
   maskWindows,
   shareOverlaps,
@@ -101,6 +102,14 @@ describe('windows of scattered masks', () => {
   it('merges neighbours when one window costs no more than two', () => {
     const mask = rasterizeRects([[10, 10, 6, 6], [15, 10, 6, 6]], 64, 64);
     expect(maskWindows(mask, 2, 4)).toHaveLength(1);
+  });
+
+  it('grows windows of nearly one shape to that shape (one UNet call), not windows far apart in size', () => {
+    const near = commonShape([{ x: 10, y: 10, w: 20, h: 20 }, { x: 40, y: 2, w: 20, h: 16 }], 64, 64);
+    expect(near.map((w) => [w.w, w.h])).toEqual([[20, 20], [20, 20]]);
+    expect(near[1]).toEqual({ x: 40, y: 0, w: 20, h: 20 }); // grown about its centre, kept inside the canvas
+    const apart = [{ x: 0, y: 0, w: 8, h: 8 }, { x: 20, y: 20, w: 40, h: 40 }];
+    expect(commonShape(apart, 64, 64)).toEqual(apart);
   });
 
   it('fills the holes a ring-shaped mask encloses, not the outside', () => {

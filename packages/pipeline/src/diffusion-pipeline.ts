@@ -12,7 +12,7 @@ import type { Guidance } from './composition';
 import { GaussianRng } from './gaussian-rng';
 import { LatentPreview } from './latent-preview';
 import { InvalidInputError, MaskSpec, encodeMaskPng, rasterizeMask } from './mask-source';
-import { Mask, blurHalo, blurMask, clipMask, cropMask, fillHoles, growWindow, maskBounds, maskWindow, maskWindows, poolMask, unionMasks } from './region-masks';
+import { Mask, blurHalo, blurMask, clipMask, commonShape, cropMask, fillHoles, growWindow, maskBounds, maskWindow, maskWindows, poolMask, unionMasks } from './region-masks';
 import { shareOverlaps, tileWindow } from './tiling';
 import { OutputFormat, encodeImage, toRgbBytes } from './image-output';
 import { createScheduler, SchedulerName } from './scheduler-factory';
@@ -227,7 +227,7 @@ export class DiffusionPipeline {
       coreMask = fillHoles(await this.changeMask(source.latent, canvas, source.prompt, params.prompt, params.seed));
       pixelMask = upsampleMask(coreMask, vaeScale, source.width, source.height);
     }
-    const windows = maskWindows(coreMask, this.layout.editMargin + blurHalo(this.layout.maskBlur), latentAlignment);
+    const windows = commonShape(maskWindows(coreMask, this.layout.editMargin + blurHalo(this.layout.maskBlur), latentAlignment), canvas.width, canvas.height);
     if (windows.length === 0) {
       const [maskPng, data] = await Promise.all([encodeMaskPng(pixelMask), encodeImage(source.rgb, source.width, source.height, params.format)]);
       return { width: source.width, height: source.height, format: params.format, maskPng, data, rgb: source.rgb, latent: source.latent, recomputedFraction: 0, decodedFraction: 0, decodedWindows: [] };
@@ -401,7 +401,8 @@ export class DiffusionPipeline {
       const window = maskWindow(core, this.layout.regionMargin + blurHalo(this.layout.maskBlur), latentAlignment);
       if (window) layers.push({ context: contexts[i], mask: blurMask(core, this.layout.maskBlur), window, strength: regions[i].strength ?? 1 });
     });
-    return { layers, pixelMasks };
+    const shaped = commonShape(layers.map((layer) => layer.window), canvas.width, canvas.height);
+    return { layers: layers.map((layer, i) => ({ ...layer, window: shaped[i] })), pixelMasks };
   }
 
   cancel(id: string, reason?: string): boolean {

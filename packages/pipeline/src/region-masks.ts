@@ -180,17 +180,28 @@ export function maskBounds(mask: Mask, within: Window = { x: 0, y: 0, w: mask.wi
   return maxX < 0 ? null : { x: minX, y: minY, w: maxX - minX + 1, h: maxY - minY + 1 };
 }
 
+/** Where a span of `want` cells centred on [lo, lo + size) starts, kept inside [0, limit). */
+const centredStart = (lo: number, size: number, want: number, limit: number) =>
+  Math.min(Math.max(0, Math.round(lo + size / 2 - want / 2)), limit - want);
+
 /** A box grown by `margin` cells, sizes rounded up to `alignment`, kept inside width×height. */
 export function alignWindow(box: Window, margin: number, alignment: number, width: number, height: number): Window {
-  const axis = (lo: number, size: number, limit: number) => {
-    const want = Math.min(limit, Math.ceil((size + 2 * margin) / alignment) * alignment);
-    const centre = lo + size / 2;
-    const start = Math.min(Math.max(0, Math.round(centre - want / 2)), limit - want);
-    return [start, want] as const;
-  };
-  const [x, w] = axis(box.x, box.w, width);
-  const [y, h] = axis(box.y, box.h, height);
-  return { x, y, w, h };
+  const w = Math.min(width, Math.ceil((box.w + 2 * margin) / alignment) * alignment);
+  const h = Math.min(height, Math.ceil((box.h + 2 * margin) / alignment) * alignment);
+  return { x: centredStart(box.x, box.w, w, width), y: centredStart(box.y, box.h, h, height), w, h };
+}
+
+/**
+ * Windows grown, each about its centre, to one shape — the largest height and width among them —
+ * when that adds at most a quarter to their total area: lanes of one shape share a UNet call, and
+ * every call costs a fixed overhead besides its cells. Otherwise they are returned as they are.
+ */
+export function commonShape(windows: readonly Window[], width: number, height: number): Window[] {
+  const h = Math.max(...windows.map((win) => win.h));
+  const w = Math.max(...windows.map((win) => win.w));
+  const area = windows.reduce((sum, win) => sum + win.h * win.w, 0);
+  if (windows.length < 2 || windows.length * h * w > 1.25 * area) return [...windows];
+  return windows.map((win) => ({ x: centredStart(win.x, win.w, w, width), y: centredStart(win.y, win.h, h, height), w, h }));
 }
 
 /** A box grown by `margin` cells on every side, clipped to width×height (no alignment). */
