@@ -15,6 +15,7 @@ import {
   quantizeMask,
   rasterizeRects,
   upsampleMap,
+  windowCoverage,
 } from '@farm/pipeline';
 
 describe('feathered paste', () => {
@@ -102,5 +103,12 @@ describe('masks kept inside their windows', () => {
     expect(clipped.data[(10 - halo - 1) * 32 + 12]).toBe(0);
     expect(blurred.data[(10 - halo - 1) * 32 + 12]).toBeGreaterThan(0);
     expect(clipped.data[12 * 32 + 12]).toBe(blurred.data[12 * 32 + 12]);
+  });
+});
+
+describe('recomputed share', () => {
+  it('counts cells that overlapping windows share once', () => {
+    expect(windowCoverage([{ x: 0, y: 0, w: 4, h: 4 }, { x: 2, y: 2, w: 4, h: 4 }], 8, 8)).toBe((16 + 16 - 4) / 64);
+    expect(windowCoverage([], 8, 8)).toBe(0);
   });
 });

@@ -6,7 +6,7 @@
 import { KeepLayer, RegionLayer, canvasComposition } from './canvas-composition';
 import { changeMap, changeMask, poolLatent, probeCanvas, upsampleMap, upsampleMask } from './change-mask';
 import { featherWeights, pasteFeathered } from './feather-paste';
-import { CanvasShape, Window, cropWindow, pasteWindow, unionWindow } from './latent-window';
+import { CanvasShape, Window, cropWindow, pasteWindow, unionWindow, windowCoverage } from './latent-window';
 import { addNoise } from './scheduler';
 import type { Guidance } from './composition';
 import { GaussianRng } from './gaussian-rng';
@@ -270,7 +270,6 @@ export class DiffusionPipeline {
       const patch = toRgbBytes(pixels, at.h, at.w, at.h, at.w);
       pasteFeathered(rgb, source.width, source.height, patch, at, featherWeights(pixelMask, at, this.layout.featherPx), pasted);
     }
-    const share = (list: Window[]) => list.reduce((sum, w) => sum + w.h * w.w, 0) / cells;
     return {
       width: source.width,
       height: source.height,
@@ -279,8 +278,8 @@ export class DiffusionPipeline {
       data: await encodeImage(rgb, source.width, source.height, params.format),
       rgb,
       latent,
-      recomputedFraction: share(windows),
-      decodedFraction: share(decoded),
+      recomputedFraction: windowCoverage(windows, canvas.width, canvas.height),
+      decodedFraction: windowCoverage(decoded, canvas.width, canvas.height),
       decodedWindows: decoded,
     };
   }

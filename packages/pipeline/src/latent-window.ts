@@ -28,6 +28,13 @@ export function unionWindow(a: Window, b: Window): Window {
   return { x, y, w: Math.max(a.x + a.w, b.x + b.w) - x, h: Math.max(a.y + a.h, b.y + b.h) - y };
 }
 
+/** Share of a width×height canvas that at least one of the windows covers. */
+export function windowCoverage(windows: readonly Window[], width: number, height: number): number {
+  const covered = new Uint8Array(width * height);
+  for (const win of windows) for (let y = win.y; y < win.y + win.h; y++) covered.fill(1, y * width + win.x, y * width + win.x + win.w);
+  return covered.reduce((sum, v) => sum + v, 0) / covered.length;
+}
+
 /** Copies the window out of a canvas tensor (returns the canvas itself for a full window). */
 export function cropWindow(data: Float32Array, canvas: CanvasShape, win: Window): Float32Array {
   if (isFullWindow(win, canvas)) return data;
