@@ -6,14 +6,15 @@
  *    pixels are from a full decode of the same latent;
  *  - 8 edits of 10% submitted together vs 8 regenerations together (one shared stream batch);
  *  - a prompt edit ("a red circle" → "a green circle") of an image whose circle covers ~10%,
- *    vs regenerating, with the share of the image its detected mask covers.
+ *    vs regenerating, with the share of the image its detected mask covers;
+ *  - a 10% mask edit vs a regeneration through the whole farm (HTTP API, a worker process).
  * Each figure is timed alternately with a regeneration (paired runs, after a warm-up of each
  * shape); medians of --reps pairs (default 5), speed-ups as medians of the per-pair ratios.
  */
 import { DiffusionPipeline, EditParams, EditSource, GenerateParams, featherWeights, toRgbBytes } from '@farm/pipeline';
 import { DEFAULT_MODEL_DIR } from '@farm/worker';
 import sharp from 'sharp';
-import { intArg } from './bench-support';
+import { intArg, runJob, startLocalFarm } from './bench-support';
 
 async function median(reps: number, work: () => Promise<unknown>): Promise<number> {
   await work();
@@ -147,6 +148,29 @@ async function main(): Promise<void> {
       `detected mask ${(maskShare * 100).toFixed(1)}% of the image, recomputed ${(detected.recomputedFraction * 100).toFixed(1)}%, decoded ${(detected.decodedFraction * 100).toFixed(1)}%`,
   );
   await pipeline.close();
+
+  // The same through the whole farm, as a client sees it: the HTTP API and one worker process
+  // (S3 uploads, progress previews and all); each job's computeMs, edits and regenerations alternating.
+  const farm = await startLocalFarm({ port: intArg('port', 18093) });
+  try {
+    const sourceJob = await runJob(farm, { type: 'generate', prompt: sourcePrompt, width: size, height: size, steps, seed: 4 });
+    const rect = maskEdit(0.1).mask;
+    const edits: number[] = [];
+    const regenerations: number[] = [];
+    for (let i = 0; i <= reps; i++) {
+      const edited = await runJob(farm, { type: 'edit', source: sourceJob.id, prompt: 'a yellow background', mask: rect, steps, seed: 9 + i });
+      const regenerated = await runJob(farm, { type: 'generate', prompt: sourcePrompt, width: size, height: size, steps, seed: 9 + i });
+      if (i === 0) continue; // warm-up
+      edits.push(edited.timings.computeMs);
+      regenerations.push(regenerated.timings.computeMs);
+    }
+    console.log(
+      `  through the farm (HTTP, one worker): regeneration ${middle(regenerations)} ms, mask edit of 10% ${middle(edits)} ms of compute: ` +
+        `${middle(regenerations.map((r, i) => r / edits[i])).toFixed(2)}x`,
+    );
+  } finally {
+    await farm.close();
+  }
 }
 
 main().catch((err) => {
