@@ -88,6 +88,10 @@ function corpus(images: { png100: string; png64: string }): Case[] {
     { name: 'edit strength 1.5', body: edit({ source: { image: images.png64 }, mask: { rects: [[0, 0, 8, 8]] }, strength: 1.5 }) },
     { name: 'edit with width', body: edit({ source: { image: images.png64 }, mask: { rects: [[0, 0, 8, 8]] }, width: 64 }) },
     { name: 'edit mask png not an image', body: edit({ source: { image: images.png64 }, mask: { png: Buffer.from('x').toString('base64') } }) },
+    { name: 'edit region mask png not an image', body: edit({ source: { image: images.png64 }, regions: [{ prompt: 'a red circle', mask: { png: Buffer.from('x').toString('base64') } }] }) },
+    { name: 'edit region without prompt', body: edit({ source: { image: images.png64 }, regions: [{ mask: { rects: [[0, 0, 8, 8]] } }] }) },
+    { name: 'edit regions not an array', body: edit({ source: { image: images.png64 }, regions: { prompt: 'a red circle', mask: { rects: [[0, 0, 8, 8]] } } }) },
+    { name: 'edit with no regions and no mask of an upload', body: edit({ source: { image: images.png64 }, regions: [] }) },
   );
   // Webhooks.
   for (const webhook of ['not a url', 'ftp://example.com/x', 'http://user:pw@example.com/x', 'javascript:alert(1)', 42, 'http://' + 'a'.repeat(3000) + '.com']) {
