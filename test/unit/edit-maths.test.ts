@@ -73,7 +73,7 @@ describe('prompt-change probe', () => {
     const after = before.slice();
     after[3 * 8 + 4] = 2; // channel 0, cell (4, 3)
     after[64 + 3 * 8 + 4] = -1; // channel 1, same cell
-    after[6 * 8 + 1] = 0.3; // a small difference elsewhere: below half the largest
+    after[6 * 8 + 1] = 0.3; // a small difference elsewhere: below the threshold
     const map = changeMap([[before, after]], canvas);
     expect(map.data[3 * 8 + 4]).toBeCloseTo(1.9 + 1.1, 5);
     const mask = changeMask(map, { dilate: 1 });
@@ -86,7 +86,7 @@ describe('prompt-change probe', () => {
     const up = upsampleMap(map, 2, 4, 2);
     expect(Array.from(up.data.subarray(0, 4))).toEqual([0, 1, 3, 4]);
     expect(Array.from(up.data.subarray(4))).toEqual([0, 1, 3, 4]);
-    // Thresholded at half the largest value, the set edge falls between probe cells, not on them.
+    // Thresholded (at 0.35 of the largest value), the set edge falls between probe cells, not on them.
     expect(Array.from(changeMask(up, { dilate: 0 }).data.subarray(0, 4))).toEqual([0, 0, 1, 1]);
   });
 });

@@ -9,7 +9,11 @@ import type { CanvasShape } from './latent-window';
 import { Mask, emptyMask } from './region-masks';
 
 export interface ChangeMaskOptions {
-  /** Fraction of the largest difference above which a cell changes (default 0.5, as DiffEdit). */
+  /**
+   * Fraction of the largest difference from which a cell changes (default 0.35). DiffEdit uses ½
+   * on an average of ten noise draws; from the single draw probed here, ½ left 12% of the changed
+   * object's pixels out on the bundled model and 0.35 left 5%, for 5% more of the rest.
+   */
   threshold?: number;
   /** Cells added around the detected area (default 1). */
   dilate?: number;
@@ -32,7 +36,7 @@ export function changeMask(map: Mask, options: ChangeMaskOptions = {}): Mask {
   const max = map.data.reduce((m, v) => Math.max(m, v), 0);
   const mask = emptyMask(width, height);
   if (max === 0) return mask;
-  const threshold = (options.threshold ?? 0.5) * max;
+  const threshold = (options.threshold ?? 0.35) * max;
   const r = options.dilate ?? 1;
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
