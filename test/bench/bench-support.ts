@@ -1,11 +1,13 @@
-/** Shared pieces of the benchmarks: a throwaway local farm (real processes) and timing helpers. */
+/** Shared pieces of the benchmarks: a throwaway local farm (real processes), timing helpers, captioned sample grids. */
 import { ChildProcess, fork } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import sharp from 'sharp';
 import { EmbeddedS3 } from '@farm/farm';
 
-const ROOT = path.resolve(__dirname, '../../..');
+/** The repository's root. */
+export const ROOT = path.resolve(__dirname, '../../..');
 
 /** The benchmark tenant's key (registered through API_KEYS). */
 const BENCH_KEY = 'fk_benchmark-tenant-key-0000000000';
@@ -80,4 +82,30 @@ export async function runJob(farm: LocalFarm, body: unknown): Promise<Record<str
 export function intArg(name: string, fallback: number): number {
   const found = process.argv.find((a) => a.startsWith(`--${name}=`));
   return found ? Number(found.split('=')[1]) : fallback;
+}
+
+/** Samples in a grid, each with its caption underneath (SVG text through sharp). */
+export async function writeGrid(samples: Array<{ png: Buffer; caption: string }>, size: number, file: string, cols = 4): Promise<void> {
+  const cellW = Math.max(size, 256) + 16;
+  const cellH = size + 40;
+  const rows = Math.ceil(samples.length / cols);
+  const escape = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
+  const layers = samples.flatMap(({ png, caption }, i) => {
+    const left = (i % cols) * cellW + 8;
+    const top = Math.floor(i / cols) * cellH + 4;
+    const words = caption.split(' ');
+    const half = Math.ceil(words.length / 2);
+    const lines = [words.slice(0, half).join(' '), words.slice(half).join(' ')];
+    const svg = `<svg width="${cellW}" height="34" xmlns="http://www.w3.org/2000/svg"><style>text{font:11px sans-serif;fill:#222}</style>${lines
+      .map((l, k) => `<text x="0" y="${13 + k * 14}">${escape(l)}</text>`)
+      .join('')}</svg>`;
+    return [
+      { input: png, left, top },
+      { input: Buffer.from(svg), left, top: top + size + 2 },
+    ];
+  });
+  await sharp({ create: { width: cols * cellW, height: rows * cellH, channels: 3, background: '#ffffff' } })
+    .composite(layers)
+    .png()
+    .toFile(file);
 }

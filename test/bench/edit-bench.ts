@@ -7,14 +7,16 @@
  *  - 8 edits of 10% submitted together vs 8 regenerations together (one shared stream batch);
  *  - a prompt edit ("a red circle" → "a green circle") of an image whose circle covers ~10%,
  *    vs regenerating, with the share of the image its detected mask covers;
- *  - a 10% mask edit vs a regeneration through the whole farm (HTTP API, a worker process).
+ *  - a 10% mask edit vs a regeneration through the whole farm (HTTP API, a worker process);
+ * and writes a captioned grid of edits of one image to models/shapes-ldm/edits-farm.png.
  * Each figure is timed alternately with a regeneration (paired runs, after a warm-up of each
  * shape); medians of --reps pairs (default 5), speed-ups as medians of the per-pair ratios.
  */
 import { DiffusionPipeline, EditParams, EditSource, GenerateParams, featherWeights, toRgbBytes } from '@farm/pipeline';
+import path from 'node:path';
 import { DEFAULT_MODEL_DIR } from '@farm/worker';
 import sharp from 'sharp';
-import { intArg, runJob, startLocalFarm } from './bench-support';
+import { ROOT, intArg, runJob, startLocalFarm, writeGrid } from './bench-support';
 
 async function median(reps: number, work: () => Promise<unknown>): Promise<number> {
   await work();
@@ -71,15 +73,16 @@ async function main(): Promise<void> {
   const source: EditSource = { ...(await pipeline.generate(generate)), prompt: sourcePrompt };
   let n = 0;
   const regenerate = () => pipeline.generate({ ...generate, id: `g${n++}` });
-  const full = await median(reps, regenerate);
+  await regenerate(); // warm-up
   const canvas = pipeline.latentCanvas(size, size);
   const decodeAll = () => pipeline.model.decode(source.latent, 1, canvas.height, canvas.width);
   const fullDecode = await median(reps, decodeAll);
 
   console.log(`edit benchmark: ${size}x${size}, ${steps} steps, bundled model, CPU, median of ${reps}`);
-  console.log(`  full regeneration: ${full.toFixed(0)} ms; full VAE decode: ${fullDecode.toFixed(0)} ms`);
+  console.log(`  full VAE decode: ${fullDecode.toFixed(0)} ms; every edit timed alternately with a regeneration`);
   console.log('  mask area | edit ms | speed-up | recomputed | decoded | partial decode ms | decode speed-up | max |Δ| vs full decode');
   const points: Array<[number, number]> = [];
+  const regenerations: number[] = [];
   const maskEdit = (area: number): EditParams => {
     const side = Math.round(size * Math.sqrt(area));
     const at = Math.round((size - side) / 2);
@@ -88,8 +91,9 @@ async function main(): Promise<void> {
   for (const area of [0.05, 0.1, 0.25, 0.5]) {
     const params = maskEdit(area);
     let result = await pipeline.edit(params);
-    const { ms, speedup } = await paired(reps, async () => (result = await pipeline.edit({ ...params, id: `e${n++}` })), regenerate);
+    const { ms, baseMs, speedup } = await paired(reps, async () => (result = await pipeline.edit({ ...params, id: `e${n++}` })), regenerate);
     points.push([area * 100, ms]);
+    regenerations.push(baseMs);
     const partialDecode = await paired(
       reps,
       async () => {
@@ -117,6 +121,7 @@ async function main(): Promise<void> {
     );
   }
   const line = fitLine(points);
+  const full = middle(regenerations);
   console.log(
     `  cost against mask area: ${line.a.toFixed(0)} ms + ${line.b.toFixed(1)} ms per % of the canvas (r² = ${line.r2.toFixed(3)}); ` +
       `regenerating is ${full.toFixed(0)} ms, i.e. the line reaches it at ${((full - line.a) / line.b).toFixed(0)}%`,
@@ -147,6 +152,7 @@ async function main(): Promise<void> {
     `  prompt edit "${sourcePrompt}" → "${promptEdit.prompt}": ${prompt.ms.toFixed(0)} ms, ${prompt.speedup.toFixed(2)}x faster than regenerating; ` +
       `detected mask ${(maskShare * 100).toFixed(1)}% of the image, recomputed ${(detected.recomputedFraction * 100).toFixed(1)}%, decoded ${(detected.decodedFraction * 100).toFixed(1)}%`,
   );
+  await writeEditSamples(pipeline);
   await pipeline.close();
 
   // The same through the whole farm, as a client sees it: the HTTP API and one worker process
@@ -155,22 +161,55 @@ async function main(): Promise<void> {
   try {
     const sourceJob = await runJob(farm, { type: 'generate', prompt: sourcePrompt, width: size, height: size, steps, seed: 4 });
     const rect = maskEdit(0.1).mask;
-    const edits: number[] = [];
-    const regenerations: number[] = [];
+    const farmEdits: number[] = [];
+    const farmRegenerations: number[] = [];
     for (let i = 0; i <= reps; i++) {
       const edited = await runJob(farm, { type: 'edit', source: sourceJob.id, prompt: 'a yellow background', mask: rect, steps, seed: 9 + i });
       const regenerated = await runJob(farm, { type: 'generate', prompt: sourcePrompt, width: size, height: size, steps, seed: 9 + i });
       if (i === 0) continue; // warm-up
-      edits.push(edited.timings.computeMs);
-      regenerations.push(regenerated.timings.computeMs);
+      farmEdits.push(edited.timings.computeMs);
+      farmRegenerations.push(regenerated.timings.computeMs);
     }
     console.log(
-      `  through the farm (HTTP, one worker): regeneration ${middle(regenerations)} ms, mask edit of 10% ${middle(edits)} ms of compute: ` +
-        `${middle(regenerations.map((r, i) => r / edits[i])).toFixed(2)}x`,
+      `  through the farm (HTTP, one worker): regeneration ${middle(farmRegenerations)} ms, mask edit of 10% ${middle(farmEdits)} ms of compute: ` +
+        `${middle(farmRegenerations.map((r, i) => r / farmEdits[i])).toFixed(2)}x`,
     );
   } finally {
     await farm.close();
   }
+}
+
+/** One 256×256 source and its edits, with the masks they used: models/shapes-ldm/edits-farm.png. */
+async function writeEditSamples(pipeline: DiffusionPipeline): Promise<void> {
+  const prompt = 'a red circle on a blue background';
+  const base = { steps: 4, guidanceScale: 1, format: 'png' as const };
+  const generated = await pipeline.generate({ ...base, id: 's', prompt, width: 256, height: 256, seed: 21 });
+  const source: EditSource = { ...generated, prompt };
+  const edit = (params: Partial<EditParams> & Pick<EditParams, 'prompt'>) => pipeline.edit({ ...base, id: 'x', source, strength: 1, seed: 5, ...params });
+  const masked = await edit({ prompt: 'a yellow background', mask: { rects: [[24, 24, 120, 96]] } });
+  const painted = await edit({
+    prompt: 'a blue background',
+    regions: [
+      { prompt: 'a white circle on a black background', mask: { rects: [[16, 150, 96, 96]] } },
+      { prompt: 'a yellow background', mask: { polygons: [[[150, 150], [250, 170], [200, 250]]] } },
+    ],
+  });
+  const changed = await edit({ prompt: 'a green circle on a blue background', strength: 0.75, seed: 1 });
+  const file = path.join(ROOT, 'models/shapes-ldm/edits-farm.png');
+  await writeGrid(
+    [
+      { png: generated.data, caption: `source: "${prompt}"` },
+      { png: masked.data, caption: 'mask edit (rectangle): "a yellow background"' },
+      { png: masked.maskPng, caption: `its mask; ${(masked.recomputedFraction * 100).toFixed(0)}% of the canvas recomputed` },
+      { png: painted.data, caption: 'regions painted in: white circle on black; yellow' },
+      { png: changed.data, caption: 'prompt edit: "a green circle on a blue background"' },
+      { png: changed.maskPng, caption: `the mask it found; ${(changed.recomputedFraction * 100).toFixed(0)}% recomputed` },
+    ],
+    256,
+    file,
+    3,
+  );
+  console.log(`  edit samples: ${path.relative(ROOT, file)}`);
 }
 
 main().catch((err) => {

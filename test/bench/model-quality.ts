@@ -10,13 +10,11 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import sharp from 'sharp';
 import { DiffusionPipeline, GenerateParams } from '@farm/pipeline';
 import { DEFAULT_MODEL_DIR } from '@farm/worker';
 import { backgroundColour, decodeRgb, dominantColour } from '../support/colour-judge';
-import { intArg } from './bench-support';
+import { ROOT, intArg, writeGrid } from './bench-support';
 
-const ROOT = path.resolve(__dirname, '../../..');
 type Triple = [shapeColour: string, shape: string, background: string];
 
 async function main(): Promise<void> {
@@ -85,33 +83,6 @@ async function main(): Promise<void> {
   const grid = path.join(ROOT, 'models/shapes-ldm/samples-farm.png');
   await writeGrid(samples, size, grid);
   console.log(`  sample grid               : ${path.relative(ROOT, grid)}`);
-}
-
-/** Samples in a grid, each with its caption underneath (SVG text through sharp). */
-async function writeGrid(samples: Array<{ png: Buffer; caption: string }>, size: number, file: string): Promise<void> {
-  const cols = 4;
-  const cellW = 2 * size + 16;
-  const cellH = size + 40;
-  const rows = Math.ceil(samples.length / cols);
-  const escape = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
-  const layers = samples.flatMap(({ png, caption }, i) => {
-    const left = (i % cols) * cellW + 8;
-    const top = Math.floor(i / cols) * cellH + 4;
-    const words = caption.split(' ');
-    const half = Math.ceil(words.length / 2);
-    const lines = [words.slice(0, half).join(' '), words.slice(half).join(' ')];
-    const svg = `<svg width="${cellW}" height="34" xmlns="http://www.w3.org/2000/svg"><style>text{font:11px sans-serif;fill:#222}</style>${lines
-      .map((l, k) => `<text x="0" y="${13 + k * 14}">${escape(l)}</text>`)
-      .join('')}</svg>`;
-    return [
-      { input: png, left, top },
-      { input: Buffer.from(svg), left, top: top + size + 2 },
-    ];
-  });
-  await sharp({ create: { width: cols * cellW, height: rows * cellH, channels: 3, background: '#ffffff' } })
-    .composite(layers)
-    .png()
-    .toFile(file);
 }
 
 main().catch((err) => {
