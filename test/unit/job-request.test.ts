@@ -1,4 +1,4 @@
-import { DEFAULT_LIMITS, decodeFailure, encodeFailure, parseJobRequest } from '@farm/contracts';
+import { DEFAULT_LIMITS, decodeFailure, encodeFailure, isPromptEdit, parseJobRequest } from '@farm/contracts';
 
 const valid = { type: 'generate', prompt: 'a red circle', width: 256, height: 128, steps: 4 };
 
@@ -49,6 +49,22 @@ describe('job request validation', () => {
   it('honours configured limits', () => {
     const r = parseJobRequest({ ...valid, width: 1024 }, { ...DEFAULT_LIMITS, maxSize: 512 });
     expect(r.ok).toBe(false);
+  });
+});
+
+describe('edit kinds', () => {
+  const upload = { type: 'edit', source: { image: 'aGVsbG8=' }, prompt: 'a red circle' };
+  const rect = { rects: [[0, 0, 8, 8]] };
+
+  it('is a prompt edit with neither a mask nor regions, and only a job can be its source', () => {
+    expect(isPromptEdit({})).toBe(true);
+    expect(isPromptEdit({ regions: [] })).toBe(true);
+    expect(isPromptEdit({ mask: rect })).toBe(false);
+    expect(isPromptEdit({ regions: [{ prompt: 'x', mask: rect }] })).toBe(false);
+    expect(problems(upload)).toEqual([{ path: 'mask', message: expect.stringMatching(/previous job/) }]);
+    expect(problems({ ...upload, regions: [] })).toEqual([{ path: 'mask', message: expect.stringMatching(/previous job/) }]);
+    expect(parseJobRequest({ ...upload, regions: [{ prompt: 'a red circle', mask: rect }] }).ok).toBe(true);
+    expect(parseJobRequest({ ...upload, source: 'job-1' }).ok).toBe(true);
   });
 });
 

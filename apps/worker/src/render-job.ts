@@ -16,6 +16,7 @@ import {
   RegionRequest,
   RequestLimits,
   encodeFailure,
+  isPromptEdit,
   parseJobRequest,
 } from '@farm/contracts';
 import type { DiffusionPipeline, EditSource, MaskSpec, ProgressListener, RegionParams, RenderedImage } from '@farm/pipeline';
@@ -111,17 +112,16 @@ export class JobRenderer {
     const { source, kind } = await this.loadSource(request.source);
     this.deps.onEditSource?.(kind);
     const mask = request.mask && toMaskSpec(request.mask);
-    const regions = toRegionParams(request.regions);
-    const drawn = mask !== undefined || regions.length > 0;
-    const strength = request.strength ?? (drawn ? 1 : 0.75);
+    const promptEdit = isPromptEdit(request);
+    const strength = request.strength ?? (promptEdit ? 0.75 : 1);
     const image = await infer(() =>
-      this.deps.pipeline.edit({ ...request, id, seed, source, mask, regions, strength }, onProgress),
+      this.deps.pipeline.edit({ ...request, id, seed, source, mask, regions: toRegionParams(request.regions), strength }, onProgress),
     );
     const maskKey = `results/${id}.mask.png`;
     // A mask edit keeps the source's prompt as the description of the rest; a prompt edit replaces it.
     const [, output] = await Promise.all([
       this.put(maskKey, image.maskPng, 'image/png'),
-      this.storeResult(id, image, drawn ? source.prompt : request.prompt),
+      this.storeResult(id, image, promptEdit ? request.prompt : source.prompt),
     ]);
     return {
       ...output,

@@ -129,7 +129,7 @@ export function jobRequestSchema(limits: RequestLimits = DEFAULT_LIMITS) {
       priority,
       webhook,
     })
-    .refine((e) => e.mask !== undefined || (e.regions?.length ?? 0) > 0 || typeof e.source === 'string', {
+    .refine((e) => !isPromptEdit(e) || typeof e.source === 'string', {
       message: 'a prompt edit (no mask, no regions) needs a previous job as its source',
       path: ['mask'],
     });
@@ -138,6 +138,14 @@ export function jobRequestSchema(limits: RequestLimits = DEFAULT_LIMITS) {
     error: (issue) =>
       issue.code === 'invalid_union' ? 'type must be one of: generate, edit' : undefined,
   });
+}
+
+/**
+ * An edit with neither a mask nor regions is a prompt edit: the farm finds what to change from the
+ * prompt's difference to its source's (so its source must be a job, and its default strength is lower).
+ */
+export function isPromptEdit(edit: { mask?: unknown; regions?: readonly unknown[] }): boolean {
+  return edit.mask === undefined && (edit.regions?.length ?? 0) === 0;
 }
 
 /** A validated request, defaults filled in. */

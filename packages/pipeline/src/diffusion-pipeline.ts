@@ -3,6 +3,7 @@
  * shared denoising loop, VAE decoding and image encoding. One instance per worker process;
  * `generate` may be called concurrently and all calls share the same UNet batches.
  */
+import { isPromptEdit } from '@farm/contracts';
 import { KeepLayer, RegionLayer, canvasComposition } from './canvas-composition';
 import { changeMap, changeMask, poolLatent, probeCanvas, upsampleMap, upsampleMask } from './change-mask';
 import { featherWeights, pasteFeathered } from './feather-paste';
@@ -218,7 +219,7 @@ export class DiffusionPipeline {
     const regions = await this.regionLayers(params.regions ?? [], canvas, source);
     let pixelMask: Mask;
     let coreMask: Mask;
-    if (params.mask || regions.pixelMasks.length > 0) {
+    if (!isPromptEdit(params)) {
       const drawn = params.mask ? [await rasterizeMask(params.mask, source.width, source.height)] : [];
       pixelMask = unionMasks([...drawn, ...regions.pixelMasks]);
       coreMask = poolMask(pixelMask, vaeScale, canvas.width, canvas.height);
@@ -227,10 +228,11 @@ export class DiffusionPipeline {
       coreMask = fillHoles(await this.changeMask(source.latent, canvas, source.prompt, params.prompt, params.seed));
       pixelMask = upsampleMask(coreMask, vaeScale, source.width, source.height);
     }
+    const frame = { width: source.width, height: source.height, format: params.format };
     const windows = commonShape(maskWindows(coreMask, this.layout.editMargin + blurHalo(this.layout.maskBlur), latentAlignment), canvas.width, canvas.height);
     if (windows.length === 0) {
       const [maskPng, data] = await Promise.all([encodeMaskPng(pixelMask), encodeImage(source.rgb, source.width, source.height, params.format)]);
-      return { width: source.width, height: source.height, format: params.format, maskPng, data, rgb: source.rgb, latent: source.latent, recomputedFraction: 0, decodedFraction: 0, decodedWindows: [] };
+      return { ...frame, maskPng, data, rgb: source.rgb, latent: source.latent, recomputedFraction: 0, decodedFraction: 0, decodedWindows: [] };
     }
 
     // 2. Denoise the windows' lanes on a sub-canvas (their bounding box, so per-step work follows
@@ -271,9 +273,7 @@ export class DiffusionPipeline {
       pasteFeathered(rgb, source.width, source.height, patch, at, featherWeights(pixelMask, at, this.layout.featherPx), pasted);
     }
     return {
-      width: source.width,
-      height: source.height,
-      format: params.format,
+      ...frame,
       maskPng,
       data: await encodeImage(rgb, source.width, source.height, params.format),
       rgb,
