@@ -3,6 +3,7 @@ import {
   commonShape,
   fillHoles,
   maskWindows,
+  mergeWindows,
   shareOverlaps,
   tileWindow,
   maskWindow,
@@ -102,6 +103,15 @@ describe('windows of scattered masks', () => {
   it('merges neighbours when one window costs no more than two', () => {
     const mask = rasterizeRects([[10, 10, 6, 6], [15, 10, 6, 6]], 64, 64);
     expect(maskWindows(mask, 2, 4)).toHaveLength(1);
+  });
+
+  it('merges overlapping windows whose bounding box is no larger than the two, keeps the rest', () => {
+    const a = { x: 26, y: 20, w: 25, h: 25 };
+    const b = { x: 17, y: 28, w: 25, h: 23 }; // overlaps a: box 34×31 = 1054 cells < 625 + 575
+    expect(mergeWindows([a, b])).toEqual([{ x: 17, y: 20, w: 34, h: 31 }]);
+    const corner = { x: 50, y: 44, w: 25, h: 25 }; // overlaps a's corner only: their box would be 49×49
+    expect(mergeWindows([a, corner])).toHaveLength(2);
+    expect(mergeWindows([a, { x: 0, y: 0, w: 4, h: 4 }])).toHaveLength(2); // apart
   });
 
   it('grows windows of nearly one shape to that shape (one UNet call), not windows far apart in size', () => {

@@ -13,7 +13,7 @@ import type { Guidance } from './composition';
 import { GaussianRng } from './gaussian-rng';
 import { LatentPreview } from './latent-preview';
 import { InvalidInputError, MaskSpec, encodeMaskPng, rasterizeMask } from './mask-source';
-import { Mask, blurHalo, blurMask, clipMask, commonShape, cropMask, fillHoles, growWindow, maskBounds, maskWindow, maskWindows, poolMask, unionMasks } from './region-masks';
+import { Mask, blurHalo, blurMask, clipMask, commonShape, cropMask, fillHoles, growWindow, maskBounds, maskWindow, maskWindows, mergeWindows, poolMask, unionMasks } from './region-masks';
 import { shareOverlaps, tileWindow } from './tiling';
 import { OutputFormat, encodeImage, toRgbBytes } from './image-output';
 import { createScheduler, SchedulerName } from './scheduler-factory';
@@ -261,9 +261,10 @@ export class DiffusionPipeline {
     const latent = pasteWindow(source.latent.slice(), canvas, area, denoised);
 
     // 3. Decode around the mask only — per window, its bounds plus the feather plus the decoder's
-    //    receptive field — and paste each patch into the source image with a feathered mask.
+    //    receptive field, overlapping ones merged — and paste each patch into the source image
+    //    with a feathered mask.
     const reach = Math.ceil(this.layout.featherPx / vaeScale) + this.layout.decodeMargin;
-    const decoded = windows.map((win) => growWindow(maskBounds(coreMask, win)!, reach, canvas.width, canvas.height));
+    const decoded = mergeWindows(windows.map((win) => growWindow(maskBounds(coreMask, win)!, reach, canvas.width, canvas.height)));
     const rgb = Buffer.from(source.rgb);
     const pasted = new Uint8Array(source.width * source.height);
     for (const dwin of decoded) {

@@ -221,12 +221,35 @@ export function maskWindow(mask: Mask, margin: number, alignment: number): Windo
 }
 
 const overlaps = (a: Window, b: Window) => a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h;
+const area = (win: Window) => win.w * win.h;
+
+/**
+ * Overlapping windows merged into one — `shape` of their bounding box — wherever that is no
+ * larger than the two apart (it saves a call and the cells computed twice); the others are kept.
+ */
+export function mergeWindows(windows: readonly Window[], shape: (box: Window) => Window = (box) => box): Window[] {
+  let current = [...windows];
+  for (let merged = true; merged; ) {
+    merged = false;
+    const next: Window[] = [];
+    for (const win of current) {
+      const i = next.findIndex((other) => overlaps(other, win) && area(shape(unionWindow(other, win))) <= area(other) + area(win));
+      if (i < 0) next.push(win);
+      else {
+        next[i] = shape(unionWindow(next[i], win));
+        merged = true;
+      }
+    }
+    current = next;
+  }
+  return current;
+}
 
 /**
  * Windows covering a mask that may be scattered: one per 8-connected group of set cells (its
- * bounding box grown and aligned as in `maskWindow`). Overlapping windows are merged only where
- * the merged window is no larger than the two apart, so work follows the mask's area, not its
- * extent; the windows left may overlap (their fusion weights must then be shared).
+ * bounding box grown and aligned as in `maskWindow`), overlapping ones merged as in
+ * `mergeWindows`, so work follows the mask's area, not its extent; the windows left may overlap
+ * (their fusion weights must then be shared).
  */
 export function maskWindows(mask: Mask, margin: number, alignment: number): Window[] {
   const { width, height, data } = mask;
@@ -257,25 +280,7 @@ export function maskWindows(mask: Mask, margin: number, alignment: number): Wind
     }
     windows.push(alignWindow(box, margin, alignment, width, height));
   }
-  const area = (w: Window) => w.w * w.h;
-  let current = windows;
-  for (let merged = true; merged; ) {
-    merged = false;
-    const next: Window[] = [];
-    for (const win of current) {
-      const i = next.findIndex((other) => {
-        if (!overlaps(other, win)) return false;
-        return area(alignWindow(unionWindow(other, win), 0, alignment, width, height)) <= area(other) + area(win);
-      });
-      if (i < 0) next.push(win);
-      else {
-        next[i] = alignWindow(unionWindow(next[i], win), 0, alignment, width, height);
-        merged = true;
-      }
-    }
-    current = next;
-  }
-  return current;
+  return mergeWindows(windows, (box) => alignWindow(box, 0, alignment, width, height));
 }
 
 /** Sets the cells of a mask that its set cells enclose (not reachable from the border). */
