@@ -7,12 +7,26 @@
  *  - 8 edits of 10% submitted together vs 8 regenerations together (one shared stream batch);
  *  - a prompt edit ("a red circle" → "a green circle") of an image whose circle covers ~10%,
  *    vs regenerating, with the share of the image its detected mask covers;
+ *  - the bounds of both: the same UNet steps and decodes on the masks' bounding boxes alone;
  *  - a 10% mask edit vs a regeneration through the whole farm (HTTP API, a worker process);
  * and writes a captioned grid of edits of one image to models/shapes-ldm/edits-farm.png.
  * Each figure is timed alternately with a regeneration (paired runs, after a warm-up of each
  * shape); medians of --reps pairs (default 5), speed-ups as medians of the per-pair ratios.
  */
-import { DiffusionPipeline, EditParams, EditSource, GenerateParams, featherWeights, toRgbBytes } from '@farm/pipeline';
+import {
+  CanvasShape,
+  DiffusionPipeline,
+  EditParams,
+  EditSource,
+  GenerateParams,
+  Window,
+  featherWeights,
+  commonShape,
+  maskWindows,
+  poolMask,
+  probeCanvas,
+  toRgbBytes,
+} from '@farm/pipeline';
 import path from 'node:path';
 import { DEFAULT_MODEL_DIR } from '@farm/worker';
 import sharp from 'sharp';
@@ -125,21 +139,12 @@ async function main(): Promise<void> {
   // The bound on any windowed edit of this model here: the UNet at every step and the decoder on
   // nothing but the 10% mask's bounding box (rounded up to the UNet's alignment), with no
   // context, blur halo, fusion, paste or encoding.
-  const [context] = await pipeline.textCache.get(['a yellow background']);
-  const [x, y, w, h] = maskRect(0.1);
   const { latentAlignment } = pipeline.model.info;
+  const [x, y, w, h] = maskRect(0.1);
   const cells = (from: number, extent: number) => Math.ceil((from + extent) / vaeScale) - Math.floor(from / vaeScale);
   const aligned = (from: number, extent: number) => Math.ceil(cells(from, extent) / latentAlignment) * latentAlignment;
-  const box = { h: aligned(y, h), w: aligned(x, w) };
-  const boxLatent = new Float32Array(canvas.channels * box.h * box.w);
-  const bound = await paired(
-    reps,
-    async () => {
-      for (let step = 0; step < steps; step++) await pipeline.model.unet(boxLatent, [499], context, box.h, box.w);
-      await pipeline.model.decode(boxLatent, 1, box.h, box.w);
-    },
-    regenerate,
-  );
+  const box = { x: 0, y: 0, h: aligned(y, h), w: aligned(x, w) };
+  const bound = await paired(reps, () => boxesOnly(pipeline, [box], steps), regenerate);
   console.log(
     `  bound at 10%: ${steps} UNet calls and a decode on the mask's bounding box alone (${box.h}x${box.w} cells, nothing else) take ${bound.ms.toFixed(0)} ms: ${bound.speedup.toFixed(2)}x`,
   );
@@ -175,6 +180,16 @@ async function main(): Promise<void> {
     `  prompt edit "${sourcePrompt}" → "${promptEdit.prompt}": ${prompt.ms.toFixed(0)} ms, ${prompt.speedup.toFixed(2)}x faster than regenerating; ` +
       `detected mask ${(maskShare * 100).toFixed(1)}% of the image, recomputed ${(detected.recomputedFraction * 100).toFixed(1)}%, decoded ${(detected.decodedFraction * 100).toFixed(1)}%`,
   );
+  // Its bound: the probe, then the UNet and the decoder on the detected parts' bounding boxes alone
+  // (grown to one shape where the pipeline would, so they share each step's call).
+  const detectedCells = poolMask({ width: size, height: size, data: Float32Array.from(maskPixels, (v) => v / 255) }, vaeScale, canvas.width, canvas.height);
+  const boxes = commonShape(maskWindows(detectedCells, 0, latentAlignment), canvas.width, canvas.height);
+  const { probe } = probeCanvas(canvas, pipeline.model.info.sampleSize, latentAlignment);
+  const promptBound = await paired(reps, () => boxesOnly(pipeline, boxes, steps, probe), regenerate);
+  console.log(
+    `  its bound: the probe (2 samples on ${probe.height}x${probe.width} cells), then ${steps} UNet calls and decodes on the detected parts' boxes alone ` +
+      `(${boxes.map((b) => `${b.h}x${b.w}`).join(', ')}) take ${promptBound.ms.toFixed(0)} ms: ${promptBound.speedup.toFixed(2)}x`,
+  );
   await writeEditSamples(pipeline);
   await pipeline.close();
 
@@ -200,6 +215,30 @@ async function main(): Promise<void> {
   } finally {
     await farm.close();
   }
+}
+
+/**
+ * The least an edit confined to `boxes` can compute: the prompt-change probe if asked (one UNet
+ * call of two samples), then per step one UNet call per box shape, then a decode of each box.
+ */
+async function boxesOnly(pipeline: DiffusionPipeline, boxes: readonly Window[], steps: number, probe?: CanvasShape): Promise<void> {
+  const { model } = pipeline;
+  const channels = model.info.latentChannels;
+  const [context] = await pipeline.textCache.get(['a yellow background']);
+  const run = (n: number, h: number, w: number) => {
+    const repeated = new Float32Array(n * context.length);
+    for (let i = 0; i < n; i++) repeated.set(context, i * context.length);
+    return model.unet(new Float32Array(n * channels * h * w), new Array(n).fill(499), repeated, h, w);
+  };
+  if (probe) await run(2, probe.height, probe.width);
+  const shapes = new Map<string, { h: number; w: number; n: number }>();
+  for (const { h, w } of boxes) {
+    const shape = shapes.get(`${h}x${w}`) ?? { h, w, n: 0 };
+    shape.n++;
+    shapes.set(`${h}x${w}`, shape);
+  }
+  for (let step = 0; step < steps; step++) for (const { h, w, n } of shapes.values()) await run(n, h, w);
+  for (const { h, w } of boxes) await model.decode(new Float32Array(channels * h * w), 1, h, w);
 }
 
 /** One 256×256 source and its edits, with the masks they used: models/shapes-ldm/edits-farm.png. */
