@@ -144,8 +144,9 @@ export class SdModel {
       graphOptimizationLevel: 'all',
       // Intra-op threads block as soon as a run ends instead of spin-waiting: every session has
       // its own pool, and threads still spinning after a UNet call took the cores from the
-      // decoder that follows it, from the JS thread and from image encoding (on 2 cores a
-      // decode after the UNet ran 1.5× slower; the UNet calls themselves lost nothing measurable).
+      // decoder that follows it, from the JS thread and from image encoding. On 2 cores a decode
+      // after the UNet ran 1.5× slower and the whole farm (`npm run bench:e2e`) made a quarter
+      // fewer images/s; the UNet calls themselves lost nothing measurable.
       extra: { session: { intra_op: { allow_spinning: '0' } } },
       ...(options.threads ? { intraOpNumThreads: options.threads } : {}),
     };
