@@ -19,12 +19,14 @@ import {
   EditParams,
   EditSource,
   GenerateParams,
+  Mask,
   Window,
-  featherWeights,
   commonShape,
+  featherWeights,
   maskWindows,
   poolMask,
   probeCanvas,
+  rasterizeRects,
   toRgbBytes,
 } from '@farm/pipeline';
 import path from 'node:path';
@@ -139,11 +141,9 @@ async function main(): Promise<void> {
   // The bound on any windowed edit of this model here: the UNet at every step and the decoder on
   // nothing but the 10% mask's bounding box (rounded up to the UNet's alignment), with no
   // context, blur halo, fusion, paste or encoding.
-  const { latentAlignment } = pipeline.model.info;
-  const [x, y, w, h] = maskRect(0.1);
-  const cells = (from: number, extent: number) => Math.ceil((from + extent) / vaeScale) - Math.floor(from / vaeScale);
-  const aligned = (from: number, extent: number) => Math.ceil(cells(from, extent) / latentAlignment) * latentAlignment;
-  const box = { x: 0, y: 0, h: aligned(y, h), w: aligned(x, w) };
+  const boxesOf = (pixels: Mask) =>
+    commonShape(maskWindows(poolMask(pixels, vaeScale, canvas.width, canvas.height), 0, pipeline.model.info.latentAlignment), canvas.width, canvas.height);
+  const [box] = boxesOf(rasterizeRects([maskRect(0.1)], size, size));
   const bound = await paired(reps, () => boxesOnly(pipeline, [box], steps), regenerate);
   console.log(
     `  bound at 10%: ${steps} UNet calls and a decode on the mask's bounding box alone (${box.h}x${box.w} cells, nothing else) take ${bound.ms.toFixed(0)} ms: ${bound.speedup.toFixed(2)}x`,
@@ -182,9 +182,8 @@ async function main(): Promise<void> {
   );
   // Its bound: the probe, then the UNet and the decoder on the detected parts' bounding boxes alone
   // (grown to one shape where the pipeline would, so they share each step's call).
-  const detectedCells = poolMask({ width: size, height: size, data: Float32Array.from(maskPixels, (v) => v / 255) }, vaeScale, canvas.width, canvas.height);
-  const boxes = commonShape(maskWindows(detectedCells, 0, latentAlignment), canvas.width, canvas.height);
-  const { probe } = probeCanvas(canvas, pipeline.model.info.sampleSize, latentAlignment);
+  const boxes = boxesOf({ width: size, height: size, data: Float32Array.from(maskPixels, (v) => v / 255) });
+  const { probe } = probeCanvas(canvas, pipeline.model.info.sampleSize, pipeline.model.info.latentAlignment);
   const promptBound = await paired(reps, () => boxesOnly(pipeline, boxes, steps, probe), regenerate);
   console.log(
     `  its bound: the probe (2 samples on ${probe.height}x${probe.width} cells), then ${steps} UNet calls and decodes on the detected parts' boxes alone ` +
