@@ -180,6 +180,9 @@ export function maskBounds(mask: Mask, within: Window = { x: 0, y: 0, w: mask.wi
   return maxX < 0 ? null : { x: minX, y: minY, w: maxX - minX + 1, h: maxY - minY + 1 };
 }
 
+/** Cells a window covers. */
+const area = (win: Window) => win.w * win.h;
+
 /** Where a span of `want` cells centred on [lo, lo + size) starts, kept inside [0, limit). */
 const centredStart = (lo: number, size: number, want: number, limit: number) =>
   Math.min(Math.max(0, Math.round(lo + size / 2 - want / 2)), limit - want);
@@ -199,8 +202,8 @@ export function alignWindow(box: Window, margin: number, alignment: number, widt
 export function commonShape(windows: readonly Window[], width: number, height: number): Window[] {
   const h = Math.max(...windows.map((win) => win.h));
   const w = Math.max(...windows.map((win) => win.w));
-  const area = windows.reduce((sum, win) => sum + win.h * win.w, 0);
-  if (windows.length < 2 || windows.length * h * w > 1.25 * area) return [...windows];
+  const total = windows.reduce((sum, win) => sum + area(win), 0);
+  if (windows.length < 2 || windows.length * h * w > 1.25 * total) return [...windows];
   return windows.map((win) => ({ x: centredStart(win.x, win.w, w, width), y: centredStart(win.y, win.h, h, height), w, h }));
 }
 
@@ -221,7 +224,6 @@ export function maskWindow(mask: Mask, margin: number, alignment: number): Windo
 }
 
 const overlaps = (a: Window, b: Window) => a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h;
-const area = (win: Window) => win.w * win.h;
 
 /**
  * Overlapping windows merged into one — `shape` of their bounding box — wherever that is no

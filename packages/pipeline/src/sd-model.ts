@@ -146,7 +146,7 @@ export class SdModel {
       // its own pool, and threads still spinning after a UNet call took the cores from the
       // decoder that follows it, from the JS thread and from image encoding. On 2 cores a decode
       // after the UNet ran 1.5× slower and the whole farm (`npm run bench:e2e`) made a quarter
-      // fewer images/s; the UNet calls themselves lost nothing measurable.
+      // fewer images/s; the UNet calls' own times moved within the machine's noise.
       extra: { session: { intra_op: { allow_spinning: '0' } } },
       ...(options.threads ? { intraOpNumThreads: options.threads } : {}),
     };
