@@ -9,15 +9,16 @@ export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 
 export interface LocalRedis {
   url: string;
-  /** The redis-server we started, if we had to. */
-  child: ChildProcess | null;
+  /** Whether we started a redis-server child. */
+  started: boolean;
 }
 
-export async function ensureRedis(configuredUrl: string | undefined): Promise<LocalRedis> {
+/** `adopt` receives the redis-server child as soon as it is spawned, if one is. */
+export async function ensureRedis(configuredUrl: string | undefined, adopt: (child: ChildProcess) => void): Promise<LocalRedis> {
   const url = configuredUrl ?? DEFAULT_REDIS_URL;
   try {
     await checkRedis(url);
-    return { url, child: null };
+    return { url, started: false };
   } catch (err) {
     if (configuredUrl) throw err;
   }
@@ -27,11 +28,12 @@ export async function ensureRedis(configuredUrl: string | undefined): Promise<Lo
   const child = spawn('redis-server', ['--port', '6379', '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
     stdio: 'ignore',
   });
+  adopt(child);
   for (let i = 0; i < 50; i++) {
     await new Promise((r) => setTimeout(r, 100));
     try {
       await checkRedis(url, 500);
-      return { url, child };
+      return { url, started: true };
     } catch {
       if (child.exitCode !== null) break;
     }
