@@ -25,6 +25,7 @@ import {
   featherWeights,
   maskWindows,
   poolMask,
+  pixelWindow,
   probeCanvas,
   rasterizeRects,
   toRgbBytes,
@@ -124,7 +125,7 @@ async function main(): Promise<void> {
     const pixelMask = { width: size, height: size, data: Float32Array.from(await sharp(result.maskPng).extractChannel(0).raw().toBuffer(), (v) => v / 255) };
     let maxDiff = 0;
     for (const win of result.decodedWindows) {
-      const at = { x: win.x * vaeScale, y: win.y * vaeScale, w: win.w * vaeScale, h: win.h * vaeScale };
+      const at = pixelWindow(win, vaeScale);
       const weights = featherWeights(pixelMask, at, 8);
       for (let y = 0; y < at.h; y++) {
         for (let x = 0; x < at.w; x++) {

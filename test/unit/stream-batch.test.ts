@@ -1,6 +1,7 @@
 /**
  * The shared stream batch on the real bundled model (onnxruntime-node): batch invariance,
- * jobs joining mid-flight, packing into as few UNet calls as the maximum batch allows.
+ * jobs joining mid-flight, packing into as few UNet calls as the maximum batch allows, probes
+ * sharing a tick's calls with denoising jobs.
  */
 import {
   CanvasShape,
@@ -120,6 +121,29 @@ describe('StreamBatch', () => {
     await expect(drop).rejects.toThrow('user canceled');
     const reference = await new StreamBatch(model, scheduler).add(request('keep', 5, 0));
     expect(maxAbsDiff(await keep, reference)).toBeLessThan(1e-4);
+    expect(engine.size).toBe(0);
+  });
+
+  it('runs a probe inside a tick, sharing its UNet call with a job of the same shape', async () => {
+    const sizes: number[] = [];
+    const engine = new StreamBatch(recording(model, sizes), scheduler);
+    const input = new GaussianRng(3).normals(canvas.channels * canvas.height * canvas.width);
+    const window = { x: 0, y: 0, h: canvas.height, w: canvas.width };
+    const probe = {
+      id: 'probe',
+      canvas,
+      timestep: 499,
+      lanes: [{ window, context: contexts[0] }, { window, context: contexts[1] }],
+      inputs: [input, input],
+    };
+    const [predictions] = await Promise.all([engine.probe(probe), engine.add(request('job', 1, 0))]);
+    // Tick 1: the job's lane and the probe's two in one call; then the job alone.
+    expect(sizes).toEqual([3, 1, 1, 1]);
+    const direct = await model.unet(new Float32Array([...input, ...input]), [499, 499], new Float32Array([...contexts[0], ...contexts[1]]), 16, 16);
+    expect(predictions).toHaveLength(2);
+    expect(maxAbsDiff(predictions[0], direct.subarray(0, input.length))).toBeLessThan(1e-4);
+    expect(maxAbsDiff(predictions[1], direct.subarray(input.length))).toBeLessThan(1e-4);
+    expect(maxAbsDiff(predictions[0], predictions[1])).toBeGreaterThan(0.01); // the prompts differ
     expect(engine.size).toBe(0);
   });
 });

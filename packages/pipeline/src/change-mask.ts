@@ -3,10 +3,18 @@
  * for the same noised source under the old and the new prompt differ where the change applies.
  * Summed over the noise levels probed, thresholded against the largest difference and dilated
  * into a latent mask. Large canvases are probed at half resolution, the difference map upsampled
- * (bilinear) before thresholding so the mask keeps the canvas's resolution.
+ * (bilinear) before thresholding so the mask keeps the canvas's resolution. The probe itself is
+ * stream-batch work: two lanes of the noised source, one under each prompt, at one timestep.
  */
+import { GaussianRng } from './gaussian-rng';
 import type { CanvasShape } from './latent-window';
+import type { NoiseSchedule } from './noise-schedule';
 import { Mask, emptyMask } from './region-masks';
+import { addNoise } from './scheduler';
+import type { ProbeRequest } from './stream-batch';
+
+/** The noise level probed: mid-way (DiffEdit probes around half of the schedule). */
+const PROBE_TIMESTEP = 499;
 
 export interface ChangeMaskOptions {
   /**
@@ -115,4 +123,46 @@ export function upsampleMask(mask: Mask, factor: number, width: number, height: 
     }
   }
   return out;
+}
+
+export interface ChangeProbeParams {
+  id: string;
+  /** The source's clean latent over `canvas`. */
+  latent: Float32Array;
+  canvas: CanvasShape;
+  /** Text embeddings of the old and the new prompt. */
+  before: Float32Array;
+  after: Float32Array;
+  /** The model's native latent size and window alignment (they decide the probe canvas). */
+  nativeSize: number;
+  alignment: number;
+  schedule: NoiseSchedule;
+  /** The edit's seed: the probe's noise is drawn from it. */
+  seed: number;
+}
+
+/**
+ * The prompt-change probe (DiffEdit): the source, pooled to the probe canvas and noised to
+ * mid-level, under the old and the new prompt — and how its two predictions become the change mask
+ * over the canvas (before holes are filled).
+ */
+export function changeProbe(params: ChangeProbeParams): { request: ProbeRequest; mask: (predictions: readonly Float32Array[]) => Mask } {
+  const { canvas } = params;
+  const { factor, probe } = probeCanvas(canvas, params.nativeSize, params.alignment);
+  const pooled = factor === 1 ? params.latent : poolLatent(params.latent, canvas, factor, probe);
+  const noised = addNoise(params.schedule, pooled, new GaussianRng(params.seed ^ 0x2545f491).normals(pooled.length), PROBE_TIMESTEP);
+  const window = { x: 0, y: 0, h: probe.height, w: probe.width };
+  return {
+    request: {
+      id: params.id,
+      canvas: probe,
+      timestep: PROBE_TIMESTEP,
+      lanes: [{ window, context: params.before }, { window, context: params.after }],
+      inputs: [noised, noised],
+    },
+    mask: ([before, after]) => {
+      const map = changeMap([[before, after]], probe);
+      return changeMask(factor === 1 ? map : upsampleMap(map, factor, canvas.width, canvas.height));
+    },
+  };
 }

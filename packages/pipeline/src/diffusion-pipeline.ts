@@ -1,25 +1,30 @@
 /**
- * Text-to-image on top of the stream batch: prompt embeddings (cached), the job's noise, the
- * shared denoising loop, VAE decoding and image encoding. One instance per worker process;
- * `generate` may be called concurrently and all calls share the same UNet batches.
+ * The pipeline's façade: text-to-image and edits on top of the stream batch. It resolves a
+ * request's prompts (cached embeddings) and masks, hands the planning to pure units (region
+ * layers, the edit plan), runs the denoising, the prompt-change probe and the windowed decode
+ * as work of the shared stream batch and the VAE, and encodes the result. One instance per
+ * worker process; `generate` and `edit` may be called concurrently and share the UNet batches.
  */
 import { isPromptEdit } from '@farm/contracts';
 import { KeepLayer, RegionLayer, canvasComposition } from './canvas-composition';
-import { changeMap, changeMask, poolLatent, probeCanvas, upsampleMap, upsampleMask } from './change-mask';
-import { featherWeights, pasteFeathered } from './feather-paste';
-import { CanvasShape, Window, cropWindow, pasteWindow, unionWindow, windowCoverage } from './latent-window';
-import { addNoise } from './scheduler';
+import { changeProbe } from './change-mask';
 import type { Guidance } from './composition';
+import { EditLayout, EditMasks, drawnEditMasks, planEdit, promptEditMasks } from './edit-plan';
 import { GaussianRng } from './gaussian-rng';
+import { OutputFormat, encodeImage } from './image-output';
+import { CanvasShape, Window, cropWindow, pasteWindow } from './latent-window';
 import { LatentPreview } from './latent-preview';
 import { InvalidInputError, MaskSpec, encodeMaskPng, rasterizeMask } from './mask-source';
-import { Mask, blurHalo, blurMask, clipMask, commonShape, cropMask, fillHoles, growWindow, maskBounds, maskWindow, maskWindows, mergeWindows, poolMask, unionMasks } from './region-masks';
-import { shareOverlaps, tileWindow } from './tiling';
-import { OutputFormat, encodeImage, toRgbBytes } from './image-output';
+import { toPlanarTensor, toRgbBytes } from './pixel-tensor';
+import type { Mask } from './region-masks';
+import { RegionLayout, regionLayers } from './region-layers';
+import { addNoise } from './scheduler';
 import { createScheduler, SchedulerName } from './scheduler-factory';
 import { SdModel, SdModelOptions } from './sd-model';
 import { StreamBatch, TickReport } from './stream-batch';
 import { TextEmbeddingCache } from './text-embedding-cache';
+import { shareOverlaps, tileWindow } from './tiling';
+import { decodeWindowsInto } from './windowed-decode';
 
 export interface PipelineOptions extends SdModelOptions {
   /** Most lanes per UNet call (default 8). */
@@ -132,9 +137,12 @@ export type ProgressListener = (step: number, total: number, preview: () => Prom
 export class DiffusionPipeline {
   readonly engine: StreamBatch;
   readonly textCache: TextEmbeddingCache;
+  /** The options' layout settings with their defaults, and the model's pixels per cell and window alignment. */
   private readonly layout: Required<
     Pick<PipelineOptions, 'maxWindow' | 'tileOverlap' | 'maskBlur' | 'regionMargin' | 'bootstrapSteps' | 'decodeMargin' | 'featherPx' | 'editMargin'>
-  >;
+  > &
+    RegionLayout &
+    EditLayout;
 
   private constructor(
     readonly model: SdModel,
@@ -159,6 +167,8 @@ export class DiffusionPipeline {
       decodeMargin: options.decodeMargin ?? 3,
       featherPx: options.featherPx ?? 8,
       editMargin: options.editMargin ?? 1,
+      vaeScale: model.info.vaeScale,
+      alignment: model.info.latentAlignment,
     };
   }
 
@@ -211,77 +221,53 @@ export class DiffusionPipeline {
   async edit(params: EditParams, onProgress?: ProgressListener): Promise<EditedImage> {
     const { source } = params;
     const canvas = this.latentCanvas(source.width, source.height);
-    const cells = canvas.height * canvas.width;
-    if (source.latent.length !== canvas.channels * cells) throw new Error('the source latent does not match the source image size');
-    const { vaeScale, latentAlignment } = this.model.info;
+    if (source.latent.length !== canvas.channels * canvas.height * canvas.width) throw new Error('the source latent does not match the source image size');
 
-    // 1. The mask: drawn (and the regions'), or found from the prompt change.
+    // 1. The mask — drawn (and the regions'), or found from the prompt change — and the plan.
     const regions = await this.regionLayers(params.regions ?? [], canvas, source);
-    let pixelMask: Mask;
-    let coreMask: Mask;
-    if (!isPromptEdit(params)) {
-      const drawn = params.mask ? [await rasterizeMask(params.mask, source.width, source.height)] : [];
-      pixelMask = unionMasks([...drawn, ...regions.pixelMasks]);
-      coreMask = poolMask(pixelMask, vaeScale, canvas.width, canvas.height);
-    } else {
-      if (source.prompt === undefined) throw new InvalidInputError('a prompt edit needs the source prompt (edit a job, not an upload)');
-      coreMask = fillHoles(await this.changeMask(source.latent, canvas, source.prompt, params.prompt, params.seed));
-      pixelMask = upsampleMask(coreMask, vaeScale, source.width, source.height);
-    }
+    const masks = await this.editMasks(params, canvas, regions.pixelMasks);
+    const plan = planEdit(masks.core, regions.layers, canvas, this.layout);
     const frame = { width: source.width, height: source.height, format: params.format };
-    const windows = commonShape(maskWindows(coreMask, this.layout.editMargin + blurHalo(this.layout.maskBlur), latentAlignment), canvas.width, canvas.height);
-    if (windows.length === 0) {
-      const [maskPng, data] = await Promise.all([encodeMaskPng(pixelMask), encodeImage(source.rgb, source.width, source.height, params.format)]);
+    if (!plan) {
+      const [maskPng, data] = await Promise.all([encodeMaskPng(masks.pixel), encodeImage(source.rgb, source.width, source.height, params.format)]);
       return { ...frame, maskPng, data, rgb: source.rgb, latent: source.latent, recomputedFraction: 0, decodedFraction: 0, decodedWindows: [] };
     }
 
-    // 2. Denoise the windows' lanes on a sub-canvas (their bounding box, so per-step work follows
-    //    the edit too), from the source noised to the first timestep; the source's clean latent
-    //    is kept outside the mask at every step. The mask's PNG is encoded meanwhile.
-    const area = [...windows, ...regions.layers.map((r) => r.window)].reduce(unionWindow);
-    const local = (win: Window): Window => ({ ...win, x: win.x - area.x, y: win.y - area.y });
+    // 2. Denoise the plan's lanes on its sub-canvas, from the source noised to the first timestep;
+    //    the source's clean latent is kept outside the mask at every step. The mask's PNG is
+    //    encoded meanwhile.
+    const { area } = plan;
     const kept = cropWindow(source.latent, canvas, area);
     const timesteps = this.engine.scheduler.timesteps(params.steps, params.strength);
     const rng = new GaussianRng(params.seed);
     const [maskPng, denoised] = await Promise.all([
-      encodeMaskPng(pixelMask),
+      encodeMaskPng(masks.pixel),
       this.denoise({
         params,
         canvas: { channels: canvas.channels, height: area.h, width: area.w },
         latent: addNoise(this.engine.scheduler.schedule, kept, rng.normals(kept.length), timesteps[0]),
         timesteps,
         rng,
-        regions: regions.layers.map((r) => ({ ...r, mask: cropMask(r.mask, area), window: local(r.window) })),
-        keep: { latent: kept, mask: cropMask(clipMask(blurMask(coreMask, this.layout.maskBlur), windows), area) },
-        windows: windows.map(local),
+        regions: plan.regions,
+        keep: { latent: kept, mask: plan.keepMask },
+        windows: plan.localWindows,
         image: { canvas, latent: source.latent, area },
         onProgress,
       }),
     ]);
     const latent = pasteWindow(source.latent.slice(), canvas, area, denoised);
 
-    // 3. Decode around the mask only — per window, its bounds plus the feather plus the decoder's
-    //    receptive field, overlapping ones merged — and paste each patch into the source image
-    //    with a feathered mask.
-    const reach = Math.ceil(this.layout.featherPx / vaeScale) + this.layout.decodeMargin;
-    const decoded = mergeWindows(windows.map((win) => growWindow(maskBounds(coreMask, win)!, reach, canvas.width, canvas.height)));
-    const rgb = Buffer.from(source.rgb);
-    const pasted = new Uint8Array(source.width * source.height);
-    for (const dwin of decoded) {
-      const pixels = await this.model.decode(cropWindow(latent, canvas, dwin), 1, dwin.h, dwin.w);
-      const at = { x: dwin.x * vaeScale, y: dwin.y * vaeScale, w: dwin.w * vaeScale, h: dwin.h * vaeScale };
-      const patch = toRgbBytes(pixels, at.h, at.w, at.h, at.w);
-      pasteFeathered(rgb, source.width, source.height, patch, at, featherWeights(pixelMask, at, this.layout.featherPx), pasted);
-    }
+    // 3. Decode the plan's windows only and paste them into the source image, feathered.
+    const rgb = await decodeWindowsInto(this.model, latent, canvas, plan.decodeWindows, source, { ...this.layout, pixelMask: masks.pixel });
     return {
       ...frame,
       maskPng,
       data: await encodeImage(rgb, source.width, source.height, params.format),
       rgb,
       latent,
-      recomputedFraction: windowCoverage(windows, canvas.width, canvas.height),
-      decodedFraction: windowCoverage(decoded, canvas.width, canvas.height),
-      decodedWindows: decoded,
+      recomputedFraction: plan.recomputedFraction,
+      decodedFraction: plan.decodedFraction,
+      decodedWindows: plan.decodeWindows,
     };
   }
 
@@ -294,38 +280,35 @@ export class DiffusionPipeline {
     const scale = this.model.info.vaeScale;
     const ph = canvas.height * scale;
     const pw = canvas.width * scale;
-    const chw = new Float32Array(3 * ph * pw);
-    for (let y = 0; y < ph; y++) {
-      const sy = Math.min(y, height - 1);
-      for (let x = 0; x < pw; x++) {
-        const s = (sy * width + Math.min(x, width - 1)) * 3;
-        for (let c = 0; c < 3; c++) chw[(c * ph + y) * pw + x] = rgb[s + c] / 127.5 - 1;
-      }
-    }
-    const latent = await this.model.encode(chw, 1, ph, pw);
+    const latent = await this.model.encode(toPlanarTensor(rgb, width, height, ph, pw), 1, ph, pw);
     return { latent, rgb, width, height, prompt };
   }
 
   /**
-   * The latent mask of a prompt change (DiffEdit): one UNet call of two samples, the source
-   * noised to mid-level (t = 499) under the old and the new prompt, on the probe canvas.
+   * An edit's masks: the drawn mask joined with the regions', or, for a prompt edit, where the
+   * old and new prompts disagree (the change probe, run in the stream batch).
    */
-  private async changeMask(latent: Float32Array, canvas: CanvasShape, before: string, after: string, seed: number): Promise<Mask> {
-    const [old, next] = await this.textCache.get([before, after]);
-    const { sampleSize, latentAlignment } = this.model.info;
-    const { factor, probe } = probeCanvas(canvas, sampleSize, latentAlignment);
-    const pooled = factor === 1 ? latent : poolLatent(latent, canvas, factor, probe);
-    const t = 499;
-    const noised = addNoise(this.engine.scheduler.schedule, pooled, new GaussianRng(seed ^ 0x2545f491).normals(pooled.length), t);
-    const sample = new Float32Array(2 * pooled.length);
-    sample.set(noised);
-    sample.set(noised, pooled.length);
-    const context = new Float32Array(2 * old.length);
-    context.set(old);
-    context.set(next, old.length);
-    const eps = await this.model.unet(sample, [t, t], context, probe.height, probe.width);
-    const map = changeMap([[eps.subarray(0, pooled.length), eps.subarray(pooled.length)]], probe);
-    return changeMask(factor === 1 ? map : upsampleMap(map, factor, canvas.width, canvas.height));
+  private async editMasks(params: EditParams, canvas: CanvasShape, regionMasks: readonly Mask[]): Promise<EditMasks> {
+    const { source } = params;
+    const { vaeScale, alignment } = this.layout;
+    if (!isPromptEdit(params)) {
+      const drawn = params.mask ? [await rasterizeMask(params.mask, source.width, source.height)] : [];
+      return drawnEditMasks([...drawn, ...regionMasks], canvas, vaeScale);
+    }
+    if (source.prompt === undefined) throw new InvalidInputError('a prompt edit needs the source prompt (edit a job, not an upload)');
+    const [before, after] = await this.textCache.get([source.prompt, params.prompt]);
+    const probe = changeProbe({
+      id: probeId(params.id),
+      latent: source.latent,
+      canvas,
+      before,
+      after,
+      nativeSize: this.model.info.sampleSize,
+      alignment,
+      schedule: this.engine.scheduler.schedule,
+      seed: params.seed,
+    });
+    return promptEditMasks(probe.mask(await this.engine.probe(probe.request)), vaeScale, source.width, source.height);
   }
 
   /**
@@ -391,25 +374,23 @@ export class DiffusionPipeline {
     canvas: CanvasShape,
     size: { width: number; height: number },
   ): Promise<{ layers: RegionLayer[]; pixelMasks: Mask[] }> {
-    const { vaeScale, latentAlignment } = this.model.info;
-    const contexts = await this.textCache.get(regions.map((r) => r.prompt));
-    const pixelMasks = await Promise.all(regions.map((r) => rasterizeMask(r.mask, size.width, size.height)));
-    const layers: RegionLayer[] = [];
-    pixelMasks.forEach((pixels, i) => {
-      const core = poolMask(pixels, vaeScale, canvas.width, canvas.height);
-      // The window covers the mask, its blur halo and `regionMargin` cells of context.
-      const window = maskWindow(core, this.layout.regionMargin + blurHalo(this.layout.maskBlur), latentAlignment);
-      if (window) layers.push({ context: contexts[i], mask: blurMask(core, this.layout.maskBlur), window, strength: regions[i].strength ?? 1 });
-    });
-    const shaped = commonShape(layers.map((layer) => layer.window), canvas.width, canvas.height);
-    return { layers: layers.map((layer, i) => ({ ...layer, window: shaped[i] })), pixelMasks };
+    const [contexts, pixelMasks] = await Promise.all([
+      this.textCache.get(regions.map((r) => r.prompt)),
+      Promise.all(regions.map((r) => rasterizeMask(r.mask, size.width, size.height))),
+    ]);
+    const inputs = regions.map((r, i) => ({ context: contexts[i], pixelMask: pixelMasks[i], strength: r.strength ?? 1 }));
+    return { layers: regionLayers(inputs, canvas, this.layout), pixelMasks };
   }
 
+  /** Cancels a job, whether it is denoising or probing. */
   cancel(id: string, reason?: string): boolean {
-    return this.engine.cancel(id, reason);
+    return this.engine.cancel(id, reason) || this.engine.cancel(probeId(id), reason);
   }
 
   close(): Promise<void> {
     return this.model.release();
   }
 }
+
+/** The stream-batch id of a prompt edit's probe. */
+const probeId = (jobId: string) => `${jobId}:probe`;

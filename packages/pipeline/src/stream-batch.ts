@@ -2,12 +2,14 @@
  * The shared stream batch: every denoising job in a worker, whatever its prompt, size or step,
  * advances one step per tick, and each tick packs all of their lanes into as few UNet calls as
  * the maximum batch allows (lanes grouped by window shape; one timestep per sample). A job
- * added while others are mid-flight joins at the next tick.
+ * added while others are mid-flight joins at the next tick. Besides denoising jobs the batch
+ * takes probes: fixed inputs evaluated once, at one timestep, whose lanes share the tick's UNet
+ * calls like any other (the prompt-edit probe) and whose predictions are handed back as they are.
  *
  * The engine's state is one map of typed job states; it has no clock and no I/O of its own:
  * the UNet is injected.
  */
-import type { Composition } from './composition';
+import type { Composition, LaneSpec } from './composition';
 import { GaussianRng } from './gaussian-rng';
 import type { CanvasShape } from './latent-window';
 import type { Scheduler } from './scheduler';
@@ -29,6 +31,17 @@ export interface DenoiseRequest {
   rng: GaussianRng;
   /** Called after each step with the x0 estimate of that step. */
   onStep?: (step: number, total: number, denoised: Float32Array) => void;
+}
+
+/** One UNet evaluation of fixed inputs, without denoising: resolves with each lane's noise prediction. */
+export interface ProbeRequest {
+  id: string;
+  /** The canvas the lanes' windows lie on (its channels are the inputs'). */
+  canvas: CanvasShape;
+  timestep: number;
+  lanes: readonly LaneSpec[];
+  /** Each lane's input, window-shaped. */
+  inputs: readonly Float32Array[];
 }
 
 export interface StreamBatchOptions {
@@ -54,13 +67,26 @@ export class CanceledError extends Error {
   override readonly name = 'CanceledError';
 }
 
-interface JobState {
+interface DenoiseState {
+  kind: 'denoise';
   request: DenoiseRequest;
   latent: Float32Array;
   step: number;
   resolve: (latent: Float32Array) => void;
   reject: (err: Error) => void;
 }
+
+interface ProbeState {
+  kind: 'probe';
+  request: ProbeRequest;
+  resolve: (predictions: Float32Array[]) => void;
+  reject: (err: Error) => void;
+}
+
+type JobState = DenoiseState | ProbeState;
+
+const lanesOf = (job: JobState): readonly LaneSpec[] => (job.kind === 'probe' ? job.request.lanes : job.request.composition.lanes);
+const timestepOf = (job: JobState): number => (job.kind === 'probe' ? job.request.timestep : job.request.timesteps[job.step]);
 
 interface PendingLane {
   job: JobState;
@@ -69,7 +95,7 @@ interface PendingLane {
 
 /** One job's lanes in this tick: their inputs, then their predictions. */
 interface TickLanes {
-  inputs: Float32Array[];
+  inputs: readonly Float32Array[];
   predictions: Float32Array[];
 }
 
@@ -104,7 +130,7 @@ export class StreamBatch {
   /** Lanes the next tick will run. */
   get laneCount(): number {
     let n = 0;
-    for (const job of this.jobs.values()) n += job.request.composition.lanes.length;
+    for (const job of this.jobs.values()) n += lanesOf(job).length;
     return n;
   }
 
@@ -116,7 +142,18 @@ export class StreamBatch {
     if (this.jobs.has(request.id)) return Promise.reject(new Error(`job ${request.id} is already denoising`));
     if (request.timesteps.length === 0) return Promise.reject(new Error('a job needs at least one timestep'));
     const done = new Promise<Float32Array>((resolve, reject) => {
-      this.jobs.set(request.id, { request, latent: request.latent, step: 0, resolve, reject });
+      this.jobs.set(request.id, { kind: 'denoise', request, latent: request.latent, step: 0, resolve, reject });
+    });
+    void this.pump();
+    return done;
+  }
+
+  /** Adds a probe; it runs at the next tick. Resolves with each lane's noise prediction. */
+  probe(request: ProbeRequest): Promise<Float32Array[]> {
+    if (this.jobs.has(request.id)) return Promise.reject(new Error(`job ${request.id} is already in the batch`));
+    if (request.inputs.length !== request.lanes.length) return Promise.reject(new Error('a probe needs one input per lane'));
+    const done = new Promise<Float32Array[]>((resolve, reject) => {
+      this.jobs.set(request.id, { kind: 'probe', request, resolve, reject });
     });
     void this.pump();
     return done;
@@ -153,15 +190,14 @@ export class StreamBatch {
     const groups = new Map<string, { cells: number; lanes: PendingLane[] }>();
     const failed = new Map<JobState, Error>();
     for (const job of jobs) {
-      const { composition, timesteps } = job.request;
       try {
-        const inputs = composition.inputs(job.latent, timesteps[job.step], job.step);
+        const inputs = job.kind === 'probe' ? job.request.inputs : job.request.composition.inputs(job.latent, timestepOf(job), job.step);
         lanes.set(job, { inputs, predictions: new Array(inputs.length) });
       } catch (err) {
         failed.set(job, err instanceof Error ? err : new Error(String(err)));
         continue;
       }
-      composition.lanes.forEach((lane, index) => {
+      lanesOf(job).forEach((lane, index) => {
         const key = `${lane.window.h}x${lane.window.w}`;
         const group = groups.get(key) ?? { cells: lane.window.h * lane.window.w, lanes: [] };
         group.lanes.push({ job, index });
@@ -202,7 +238,11 @@ export class StreamBatch {
         continue;
       }
       try {
-        if (this.advance(job, lanes.get(job)!)) finished++;
+        if (job.kind === 'probe') {
+          this.jobs.delete(job.request.id);
+          job.resolve(lanes.get(job)!.predictions);
+          finished++;
+        } else if (this.advance(job, lanes.get(job)!)) finished++;
       } catch (err) {
         this.jobs.delete(job.request.id);
         job.reject(err instanceof Error ? err : new Error(String(err)));
@@ -212,19 +252,18 @@ export class StreamBatch {
   }
 
   private async runChunk(chunk: PendingLane[], lanes: Map<JobState, TickLanes>): Promise<void> {
-    const first = chunk[0].job.request.composition.lanes[chunk[0].index].window;
-    const { h, w } = first;
+    const first = lanesOf(chunk[0].job)[chunk[0].index];
+    const { h, w } = first.window;
     const channels = chunk[0].job.request.canvas.channels;
     const laneSize = channels * h * w;
-    const contextSize = chunk[0].job.request.composition.lanes[chunk[0].index].context.length;
+    const contextSize = first.context.length;
     const sample = new Float32Array(chunk.length * laneSize);
     const context = new Float32Array(chunk.length * contextSize);
     const timesteps: number[] = [];
     chunk.forEach(({ job, index }, i) => {
-      const lane = job.request.composition.lanes[index];
       sample.set(lanes.get(job)!.inputs[index], i * laneSize);
-      context.set(lane.context, i * contextSize);
-      timesteps.push(job.request.timesteps[job.step]);
+      context.set(lanesOf(job)[index].context, i * contextSize);
+      timesteps.push(timestepOf(job));
     });
     const out = await this.runner.unet(sample, timesteps, context, h, w);
     chunk.forEach(({ job, index }, i) => {
@@ -233,7 +272,7 @@ export class StreamBatch {
   }
 
   /** Fuses a job's lane predictions into x0 and moves it to its next timestep; true when done. */
-  private advance(job: JobState, { inputs, predictions }: TickLanes): boolean {
+  private advance(job: DenoiseState, { inputs, predictions }: TickLanes): boolean {
     const { request } = job;
     const t = request.timesteps[job.step];
     const last = job.step === request.timesteps.length - 1;
