@@ -1,90 +1,125 @@
 /**
- * `npm run bench:load`: the API under a loopback load, then the farm draining it. Concurrent
- * clients submit --jobs small jobs (default 2000) in bursts, with no worker running, so the API
- * alone is measured (submissions/s, latency percentiles); then one worker drains the queue and
- * the run checks that every accepted job succeeded, none twice, none lost.
+ * `npm run bench:load`: `POST /v1/jobs` under wrk, side by side with its simplest peer — express +
+ * express.json + one BullMQ `Queue.add` of the same body (load-peer.ts) — in the same run, with
+ * the same load generator, body and connections. The API runs as shipped (its own process,
+ * authentication, rate limits, quotas, fair ordering; limits set high enough not to refuse), once
+ * plain and once with a fresh `Idempotency-Key` per request; no worker runs, so the API alone is
+ * measured. Rounds alternate peer and API so that the shared machine's noise hits both; the
+ * ratio is API requests/s ÷ peer requests/s, per round. Then every accepted submission is
+ * checked to be in its queue exactly once.
  *
- * Options: --jobs=N --clients=N (default 32) --burst=N (jobs per client burst, default 25) --port=P
+ * Needs wrk (Debian: apt-get install wrk). Options: --connections=N (default 32) --duration=S
+ * (seconds per measurement, default 8) --rounds=N (default 3) --port=P
  */
+import { execFileSync, fork } from 'node:child_process';
+import path from 'node:path';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { DEFAULT_MODEL, modelQueueName } from '@farm/platform';
-import { authed, intArg, sleep, startLocalFarm } from './bench-support';
+import { intArg, startLocalFarm } from './bench-support';
 
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
+interface WrkFigures {
+  requests: number;
+  durationUs: number;
+  non2xx: number;
+  timeouts: number;
+  socketErrors: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
 }
 
-async function main(): Promise<void> {
-  const jobs = intArg('jobs', 2000);
-  const clients = intArg('clients', 32);
-  const burst = intArg('burst', 25);
-  const farm = await startLocalFarm({
-    port: intArg('port', 18081),
-    workers: 0,
-    env: { TENANT_RATE_PER_SECOND: '100000', TENANT_BURST: '100000', TENANT_MAX_QUEUED: '100000' },
-  });
-  const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', { maxRetriesPerRequest: null });
-  const queue = new Queue(modelQueueName(farm.queueName, DEFAULT_MODEL), { connection: redis, prefix: '{farm}' });
-  try {
-    const latencies: number[] = [];
-    const accepted: string[] = [];
-    const statuses = new Map<number, number>();
-    let next = 0;
-    const t0 = performance.now();
-    await Promise.all(
-      Array.from({ length: clients }, async (_, c) => {
-        while (next < jobs) {
-          // A burst: up to `burst` submissions back to back, then a short pause.
-          for (let b = 0; b < burst && next < jobs; b++) {
-            const i = next++;
-            const started = performance.now();
-            const res = await fetch(`${farm.base}/v1/jobs`, authed(farm, {
-              method: 'POST',
-              body: JSON.stringify({ type: 'generate', prompt: `a red circle on a blue background`, width: 64, height: 64, steps: 1, seed: i }),
-            }));
-            latencies.push(performance.now() - started);
-            statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
-            if (res.status === 202) accepted.push(((await res.json()) as { id: string }).id);
-            else await res.body?.cancel();
-          }
-          await sleep(5 + (c % 5));
-        }
-      }),
-    );
-    const submitS = (performance.now() - t0) / 1000;
-    latencies.sort((a, b) => a - b);
+const TENANTS = ['bench-a', 'bench-b', 'bench-c', 'bench-d'];
+const BODY = JSON.stringify({ type: 'generate', prompt: 'a red circle on a blue background', width: 64, height: 64, steps: 1 });
 
-    const t1 = performance.now();
-    farm.startWorker('drain', { MAX_IN_FLIGHT: '32', MAX_UNET_BATCH: '32', PROGRESS_PREVIEWS: 'false' });
-    for (;;) {
-      const counts = await queue.getJobCounts('completed', 'failed');
-      if (counts.completed + counts.failed >= accepted.length) break;
-      await sleep(500);
-    }
-    const drainS = (performance.now() - t1) / 1000;
-    const counts = await queue.getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'completed', 'failed');
-    let twice = 0;
-    let missing = 0;
-    for (let i = 0; i < accepted.length; i += 200) {
-      const batch = await Promise.all(accepted.slice(i, i + 200).map((id) => queue.getJob(id)));
-      for (const job of batch) {
-        if (!job || job.finishedOn === undefined || job.returnvalue == null) missing++;
-        else if (job.attemptsMade !== 1) twice++;
+function wrk(url: string, connections: number, seconds: number, env: Record<string, string>): WrkFigures {
+  const out = execFileSync(
+    'wrk',
+    ['-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '5s', '-s', path.join(__dirname, '../../bench/wrk-submit.lua'), url],
+    { env: { ...process.env, WRK_BODY: BODY, ...env }, encoding: 'utf8' },
+  );
+  return JSON.parse(out.trim().split('\n').pop()!) as WrkFigures;
+}
+
+const rps = (f: WrkFigures) => f.requests / (f.durationUs / 1e6);
+const ms = (us: number) => (us / 1000).toFixed(1);
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const describe = (f: WrkFigures) =>
+  `${rps(f).toFixed(0).padStart(6)} req/s, p50 ${ms(f.p50)} ms, p90 ${ms(f.p90)} ms, p99 ${ms(f.p99)} ms` +
+  (f.non2xx + f.timeouts + f.socketErrors > 0 ? ` (non-2xx ${f.non2xx}, timeouts ${f.timeouts}, socket errors ${f.socketErrors})` : '');
+
+async function main(): Promise<void> {
+  const connections = intArg('connections', 32);
+  const seconds = intArg('duration', 8);
+  const rounds = intArg('rounds', 3);
+  const port = intArg('port', 18081);
+  const keys = TENANTS.map((t) => `fk_${t}-benchmark-key-000000000000`);
+  const farm = await startLocalFarm({
+    port,
+    workers: 0,
+    env: {
+      API_KEYS: TENANTS.map((t, i) => `${t}:${keys[i]}`).join(','),
+      TENANT_RATE_PER_SECOND: '1000000',
+      TENANT_BURST: '1000000',
+      TENANT_MAX_QUEUED: '10000000',
+    },
+  });
+  const peerQueueName = `${farm.queueName}-peer`;
+  const peer = fork(path.join(__dirname, 'load-peer.js'), [String(port + 1), peerQueueName], { stdio: 'inherit' });
+  await new Promise((resolve) => peer.once('message', resolve));
+  const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', { maxRetriesPerRequest: null });
+  const apiQueue = new Queue(modelQueueName(farm.queueName, DEFAULT_MODEL), { connection: redis, prefix: '{farm}' });
+  const peerQueue = new Queue(peerQueueName, { connection: redis, prefix: '{farm}' });
+  const targets = {
+    peer: { url: `http://127.0.0.1:${port + 1}`, env: { WRK_KEYS: keys.join(',') } },
+    api: { url: farm.base, env: { WRK_KEYS: keys.join(',') } },
+    'api + Idempotency-Key': { url: farm.base, env: { WRK_KEYS: keys.join(','), WRK_IDEMPOTENT: '1' } },
+  };
+  type Target = keyof typeof targets;
+  const results: Record<Target, WrkFigures[]> = { peer: [], api: [], 'api + Idempotency-Key': [] };
+  try {
+    // Warm-up (JIT, connections, caches): counted in the queue check below, not in the figures.
+    const warmUp = Object.fromEntries(
+      Object.entries(targets).map(([name, t]) => [name, wrk(t.url, connections, 2, { ...t.env, WRK_NONCE: `warm-${name.length}` })]),
+    ) as Record<Target, WrkFigures>;
+    console.log(`load benchmark: POST /v1/jobs, wrk -t1 -c${connections} -d${seconds}s, body ${BODY}`);
+    for (let round = 1; round <= rounds; round++) {
+      for (const [name, t] of Object.entries(targets) as Array<[Target, (typeof targets)[Target]]>) {
+        const figures = wrk(t.url, connections, seconds, { ...t.env, WRK_NONCE: `round-${round}` });
+        results[name].push(figures);
+        console.log(`  round ${round} ${name.padEnd(22)}: ${describe(figures)}`);
       }
     }
-    console.log(`load benchmark: ${jobs} submissions by ${clients} concurrent clients in bursts of ${burst}, loopback, API process alone (no worker running)`);
-    console.log(`  answers            : ${[...statuses].map(([s, n]) => `${n}x ${s}`).join(', ')}`);
-    console.log(`  submissions/s      : ${(jobs / submitS).toFixed(0)} (${submitS.toFixed(2)} s)`);
-    console.log(`  submit latency ms  : p50 ${percentile(latencies, 0.5).toFixed(1)}, p95 ${percentile(latencies, 0.95).toFixed(1)}, p99 ${percentile(latencies, 0.99).toFixed(1)}, max ${latencies[latencies.length - 1].toFixed(1)}`);
-    console.log(`  drained by 1 worker: ${accepted.length} jobs in ${drainS.toFixed(1)} s (${(accepted.length / drainS).toFixed(1)} images/s, 64x64, 1 step)`);
-    console.log(`  final counts       : ${JSON.stringify(counts)}`);
-    console.log(`  accepted but lost  : ${missing}; run more than once: ${twice}`);
-    if (missing > 0 || twice > 0 || counts.failed > 0) process.exitCode = 1;
+    console.log('medians over the rounds:');
+    for (const name of Object.keys(results) as Target[]) {
+      const f = results[name];
+      console.log(`  ${name.padEnd(30)}: ${median(f.map(rps)).toFixed(0).padStart(6)} req/s, p50 ${ms(median(f.map((x) => x.p50)))} ms, p99 ${ms(median(f.map((x) => x.p99)))} ms`);
+    }
+    for (const name of ['api', 'api + Idempotency-Key'] as const) {
+      const ratios = results[name].map((f, i) => rps(f) / rps(results.peer[i]));
+      console.log(`  ratio ${name} / peer${' '.repeat(22 - name.length)}: ${median(ratios).toFixed(2)} (per round: ${ratios.map((r) => r.toFixed(2)).join(', ')})`);
+    }
+
+    // Every accepted submission is in its queue. wrk counts the answers it read; requests still in
+    // flight when a run stops may be queued unanswered, up to one per connection and run.
+    for (const [name, f] of Object.entries(warmUp)) console.log(`  warm-up ${name.padEnd(20)}: ${describe(f)}`);
+    const runs = [warmUp.api, warmUp['api + Idempotency-Key'], ...results.api, ...results['api + Idempotency-Key']];
+    const accepted = runs.reduce((sum, f) => sum + f.requests - f.non2xx, 0);
+    const refused = runs.reduce((sum, f) => sum + f.non2xx + f.timeouts, 0);
+    const queued = await apiQueue.count();
+    const inQueue = queued >= accepted && queued <= accepted + connections * runs.length;
+    console.log(`  API: ${accepted} submissions answered 2xx, ${refused} refused or timed out, ${queued} jobs queued (${inQueue ? 'all accepted ones there' : 'MISMATCH'})`);
+    if (refused > 0 || !inQueue) process.exitCode = 1;
   } finally {
-    await queue.close();
-    redis.disconnect();
+    peer.kill('SIGTERM');
+    await Promise.all([apiQueue.obliterate({ force: true }), peerQueue.obliterate({ force: true })]);
+    await Promise.all([apiQueue.close(), peerQueue.close()]);
     await farm.close();
+    // The farm's own keys (tenants' buckets and lines, idempotency claims, API keys) under its prefix.
+    const stream = redis.scanStream({ match: `{farm}:${farm.queueName}*`, count: 1000 });
+    for await (const batch of stream) if ((batch as string[]).length > 0) await redis.del(...(batch as string[]));
+    redis.disconnect();
   }
 }
 

@@ -5,7 +5,9 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { verifyWebhook } from '@farm/platform';
+import { parseJobRequest } from '@farm/contracts';
+import { IdempotencyKeys, TenantAdmission } from '@farm/api';
+import { JobLocator, TenantJobs, verifyWebhook } from '@farm/platform';
 import { ADMIN_KEY, Harness, postJob, TestApi, useFarm, waitForJob } from '../support/harness';
 
 const job = { type: 'generate', prompt: 'a red circle', width: 64, height: 64 };
@@ -65,6 +67,8 @@ describe('rate limits, quotas and idempotency', () => {
     farm = f;
     api = a;
   }, { admission: { ratePerSecond: 2, burst: 3, maxQueued: 5 } });
+  /** The ids of a tenant's queued jobs. */
+  const jobsOf = async (tenant: string) => (await farm.queue.getJobs()).filter((j) => j.data.tenant === tenant).map((j) => j.id);
 
   it('answers 429 with Retry-After once a tenant exceeds its burst, without touching other tenants', async () => {
     const statuses = [];
@@ -90,17 +94,109 @@ describe('rate limits, quotas and idempotency', () => {
     expect(over.body.error.code).toBe('quota_exceeded');
   });
 
-  it('returns the same job for the same Idempotency-Key and body, 409 for another body', async () => {
+  it('returns the same job for the same Idempotency-Key and request, whatever its key order or spelled-out defaults; 409 for another', async () => {
     const tenant = await farm.tenant(api, 'tenant-idem');
     const first = await postJob(tenant, job, { 'Idempotency-Key': 'order-42' });
     const again = await postJob(tenant, job, { 'Idempotency-Key': 'order-42' });
     expect(first.status).toBe(202);
     expect(again.status).toBe(200);
     expect(again.body.id).toBe(first.body.id);
+    // The same request: keys in another order, defaults (steps, format, priority, model…) spelled out.
+    const reordered = { height: 64, width: 64, prompt: 'a red circle', type: 'generate' };
+    const spelledOut = { ...job, steps: 4, guidanceScale: 1, format: 'png', priority: 5, model: 'shapes-ldm' };
+    for (const same of [reordered, spelledOut]) {
+      const res = await postJob(tenant, same, { 'Idempotency-Key': 'order-42' });
+      expect([res.status, res.body.id]).toEqual([200, first.body.id]);
+    }
     const different = await postJob(tenant, { ...job, prompt: 'a blue circle' }, { 'Idempotency-Key': 'order-42' });
     expect(different.status).toBe(409);
     expect(different.body.error.code).toBe('idempotency_conflict');
-    expect(await farm.queue.count()).toBeGreaterThan(0);
+    expect(await jobsOf('tenant-idem')).toEqual([first.body.id]);
+  });
+
+  it('does not let a 429 claim an Idempotency-Key: the retry after Retry-After creates the job', async () => {
+    const tenant = await farm.tenant(api, 'tenant-idem-429');
+    for (let i = 0; i < 3; i++) expect((await postJob(tenant, { ...job, seed: i })).status).toBe(202); // the burst
+    const limited = await postJob(tenant, job, { 'Idempotency-Key': 'after-429' });
+    expect([limited.status, limited.body.error.code]).toEqual([429, 'rate_limited']);
+    await new Promise((r) => setTimeout(r, Number(limited.headers.get('retry-after')) * 1000));
+    const retry = await postJob(tenant, job, { 'Idempotency-Key': 'after-429' });
+    expect(retry.status).toBe(202);
+    expect((await postJob(tenant, job, { 'Idempotency-Key': 'after-429' })).body.id).toBe(retry.body.id);
+    expect((await jobsOf('tenant-idem-429')).filter((id) => id === retry.body.id)).toHaveLength(1);
+  });
+
+  it('does not let a quota refusal claim an Idempotency-Key either', async () => {
+    const tenant = await farm.tenant(api, 'tenant-idem-quota');
+    const queued: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      queued.push((await postJob(tenant, { ...job, seed: i })).body.id);
+      await new Promise((r) => setTimeout(r, 500)); // stay under the rate limit
+    }
+    const over = await postJob(tenant, job, { 'Idempotency-Key': 'after-quota' });
+    expect([over.status, over.body.error.code]).toEqual([429, 'quota_exceeded']);
+    await new TenantJobs(farm.redis, farm.keyPrefix).finished('tenant-idem-quota', 5, queued[0]); // what a worker does when a job ends
+    const retry = await postJob(tenant, job, { 'Idempotency-Key': 'after-quota' });
+    expect(retry.status).toBe(202);
+    expect(await jobsOf('tenant-idem-quota')).toEqual(expect.arrayContaining([...queued, retry.body.id]));
+    expect(await jobsOf('tenant-idem-quota')).toHaveLength(6);
+  });
+
+  it('completes a submission whose API died between admitting it and queueing it, on the retry with its key', async () => {
+    // What a crash between the two steps leaves: the admission (claim, place, locator), no job.
+    const admission = new TenantAdmission(farm.redis, farm.keyPrefix, new JobLocator(farm.redis, farm.keyPrefix), { ratePerSecond: 100, burst: 100, maxQueued: 100 });
+    const idempotency = new IdempotencyKeys(farm.keyPrefix, 3600);
+    const request = parseJobRequest(job);
+    if (!request.ok) throw new Error('the test job is invalid');
+    const admitted = await admission.admit({
+      tenant: 'tenant-idem-crash',
+      jobId: 'crashed-before-queueing',
+      model: 'shapes-ldm',
+      priority: 5,
+      locatorTtlSeconds: 3600,
+      idempotency: { key: idempotency.redisKey('tenant-idem-crash', 'crash-1'), fingerprint: IdempotencyKeys.fingerprint({ ...request.value, model: 'shapes-ldm' }), ttlSeconds: 3600 },
+    });
+    expect(admitted.kind).toBe('admitted');
+    const tenant = await farm.tenant(api, 'tenant-idem-crash');
+    const retry = await postJob(tenant, job, { 'Idempotency-Key': 'crash-1' });
+    expect([retry.status, retry.body.id, retry.body.status]).toEqual([200, 'crashed-before-queueing', 'queued']);
+    expect(await jobsOf('tenant-idem-crash')).toEqual(['crashed-before-queueing']);
+  });
+});
+
+describe('atomic admission', () => {
+  let farm: Harness;
+  let api: TestApi;
+  useFarm((f, a) => {
+    farm = f;
+    api = a;
+  }, { admission: { ratePerSecond: 1000, burst: 1000, maxQueued: 50 } });
+
+  it('accepts exactly the quota of 180 concurrent submissions', async () => {
+    const answers = await Promise.all(Array.from({ length: 180 }, (_, i) => postJob(api, { ...job, seed: i })));
+    const accepted = answers.filter((a) => a.status === 202);
+    expect(accepted).toHaveLength(50);
+    expect(answers.filter((a) => a.status === 429 && a.body.error.code === 'quota_exceeded')).toHaveLength(130);
+    expect(await farm.queue.count()).toBe(50);
+  });
+
+  it('leaves no trace of a withdrawn admission (a job that never reached its queue)', async () => {
+    const locator = new JobLocator(farm.redis, farm.keyPrefix);
+    const admission = new TenantAdmission(farm.redis, farm.keyPrefix, locator, { ratePerSecond: 100, burst: 100, maxQueued: 100 });
+    const submission = {
+      tenant: 'tenant-withdrawn',
+      jobId: 'never-queued',
+      model: 'shapes-ldm',
+      priority: 5,
+      locatorTtlSeconds: 3600,
+      idempotency: { key: new IdempotencyKeys(farm.keyPrefix, 3600).redisKey('tenant-withdrawn', 'w-1'), fingerprint: 'f', ttlSeconds: 3600 },
+    };
+    expect((await admission.admit(submission)).kind).toBe('admitted');
+    await admission.withdraw(submission, farm.queue.toKey('never-queued'));
+    const lines = new TenantJobs(farm.redis, farm.keyPrefix).keys('tenant-withdrawn');
+    expect(await Promise.all(lines.map((key) => farm.redis.zcard(key)))).toEqual(Array(10).fill(0));
+    expect(await locator.modelOf('never-queued')).toBeNull();
+    expect(await farm.redis.exists(submission.idempotency.key)).toBe(0);
   });
 });
 

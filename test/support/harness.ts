@@ -1,7 +1,7 @@
 /**
  * Builds real farm pieces for a test: its own queue name (so runs and files never collide),
  * the API listening on a free port, an in-process worker on the bundled model, the S3 store
- * started by global-setup. `close()` removes the queue's keys.
+ * started by global-setup. `close()` removes every key of the farm.
  */
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
@@ -137,8 +137,12 @@ export class Harness {
     await Promise.all(this.workers.map((w) => w.stop(2000)));
     await Promise.all(this.servers.map((s) => new Promise((r) => { s.closeAllConnections(); s.close(r); })));
     await this.events.close();
-    await this.queue.obliterate({ force: true }).catch(() => undefined);
     await this.queue.close();
+    // Every key of this farm — queues, tenants' lines and buckets, claims, locators, API keys,
+    // cancellations, edit sources — lives under its prefix.
+    for await (const batch of this.redis.scanStream({ match: `${this.keyPrefix}*`, count: 1000 })) {
+      if ((batch as string[]).length > 0) await this.redis.unlink(...(batch as string[]));
+    }
     this.store.close();
     for (const client of this.redisClients) client.disconnect();
   }

@@ -8,11 +8,12 @@ import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
 import { decodeFailure, describeIssues } from '@farm/contracts';
-import type { ApiKeyStore, ModelQueues } from '@farm/platform';
+import type { ApiKeyStore, JobDirectory, ModelQueues } from '@farm/platform';
 import { HttpError } from './http-errors';
 
 export interface AdminRouteDeps {
   queues: ModelQueues;
+  jobs: JobDirectory;
   keys: ApiKeyStore;
 }
 
@@ -54,8 +55,7 @@ export function adminRoutes(deps: AdminRouteDeps, mountPath: string): Router {
   });
 
   router.post('/dead-letter/:id/retry', async (req, res) => {
-    const jobs = await Promise.all(deps.queues.all().map((q) => q.getJob(req.params.id)));
-    const job = jobs.find((j) => j !== undefined);
+    const job = await (await deps.jobs.queueOf(req.params.id))?.getJob(req.params.id);
     if (!job || (await job.getState()) !== 'failed') throw new HttpError(404, 'not_found', `no failed job with id ${req.params.id}`);
     await job.retry('failed');
     res.status(202).json({ id: job.id, status: 'queued' });

@@ -6,7 +6,7 @@
 import express, { Express } from 'express';
 import type { Redis } from 'ioredis';
 import type { RequestLimits } from '@farm/contracts';
-import { ApiKeyStore, JobCancellation, JobDirectory, ModelQueues, ObjectStore, TenantJobs, WorkerRegistry } from '@farm/platform';
+import { ApiKeyStore, JobCancellation, JobDirectory, JobLocator, ModelQueues, ObjectStore, WorkerRegistry } from '@farm/platform';
 import { adminRoutes } from './admin-routes';
 import { ApiMetrics } from './api-metrics';
 import { AuthMode, adminAuth, tenantAuth } from './auth';
@@ -48,20 +48,22 @@ export function createApp(deps: ApiDeps): { app: Express; metrics: ApiMetrics; k
   app.use(metrics.middleware());
   app.use(express.json({ limit: deps.bodyLimitBytes, strict: false }));
 
+  const locator = new JobLocator(deps.redis, deps.keyPrefix);
+  const jobs = new JobDirectory(deps.queues, deps.store, cancellation, locator);
   app.use(
     '/v1',
     tenantAuth(deps.auth, keys),
     jobsRoutes({
       ...deps,
-      jobs: new JobDirectory(deps.queues, deps.store, cancellation),
+      jobs,
       workers: new WorkerRegistry(deps.redis, deps.keyPrefix),
       cancellation,
-      admission: new TenantAdmission(deps.redis, deps.keyPrefix, new TenantJobs(deps.redis, deps.keyPrefix), deps.admission),
-      idempotency: new IdempotencyKeys(deps.redis, deps.keyPrefix),
+      admission: new TenantAdmission(deps.redis, deps.keyPrefix, locator, deps.admission),
+      idempotency: new IdempotencyKeys(deps.keyPrefix, deps.jobRetentionSeconds),
       metrics,
     }),
   );
-  app.use('/admin', adminAuth(deps.adminKey), adminRoutes({ queues: deps.queues, keys }, '/admin'));
+  app.use('/admin', adminAuth(deps.adminKey), adminRoutes({ queues: deps.queues, jobs, keys }, '/admin'));
 
   const openapi = openApiDocument(deps.limits);
   app.get('/openapi.json', (_req, res) => {

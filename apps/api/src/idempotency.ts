@@ -1,31 +1,33 @@
 /**
- * `Idempotency-Key` on submit: the first request with a key claims it (per tenant, for a day);
- * the same key with the same body answers with the same job; with another body, 409.
+ * `Idempotency-Key` on submit: the first request with a key claims it for its tenant (admission
+ * does that, in the same atomic step that accepts the job); the same key with the same request
+ * answers with the same job, with another request 409. "The same request" is judged on the
+ * request as parsed — defaults applied, model resolved — in its RFC 8785 canonical JSON, so key
+ * order and spelled-out defaults do not matter. A claim lasts a day, or the job's retention if
+ * shorter: it never outlives its job.
  */
 import { createHash } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import canonicalize from 'canonicalize';
+import type { JobRequest } from '@farm/contracts';
 
-export type Claim = { kind: 'new' } | { kind: 'replay'; jobId: string } | { kind: 'conflict' };
+const DAY_SECONDS = 24 * 3600;
 
 export class IdempotencyKeys {
-  constructor(
-    private readonly redis: Redis,
-    private readonly keyPrefix: string,
-    private readonly ttlSeconds = 24 * 3600,
-  ) {}
+  readonly ttlSeconds: number;
 
-  static fingerprint(body: unknown): string {
-    return createHash('sha256').update(JSON.stringify(body)).digest('hex');
+  constructor(
+    private readonly keyPrefix: string,
+    jobRetentionSeconds: number,
+  ) {
+    this.ttlSeconds = Math.min(DAY_SECONDS, jobRetentionSeconds);
   }
 
-  /** Claims `key` for `jobId` unless it was claimed before. */
-  async claim(tenant: string, key: string, fingerprint: string, jobId: string): Promise<Claim> {
-    const redisKey = `${this.keyPrefix}:idempotency:${tenant}:${createHash('sha256').update(key).digest('hex')}`;
-    const set = await this.redis.set(redisKey, JSON.stringify({ fingerprint, jobId }), 'EX', this.ttlSeconds, 'NX');
-    if (set === 'OK') return { kind: 'new' };
-    const raw = await this.redis.get(redisKey);
-    if (!raw) return this.claim(tenant, key, fingerprint, jobId); // expired in between
-    const earlier = JSON.parse(raw) as { fingerprint: string; jobId: string };
-    return earlier.fingerprint === fingerprint ? { kind: 'replay', jobId: earlier.jobId } : { kind: 'conflict' };
+  /** The claim's Redis key (the client's key is hashed: any visible ASCII, bounded length). */
+  redisKey(tenant: string, key: string): string {
+    return `${this.keyPrefix}:idempotency:${tenant}:${createHash('sha256').update(key).digest('hex')}`;
+  }
+
+  static fingerprint(request: JobRequest & { model: string }): string {
+    return createHash('sha256').update(canonicalize(request)!).digest('hex');
   }
 }

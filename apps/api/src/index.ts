@@ -1,2 +1,4 @@
 export { createApp, ApiDeps } from './app';
 export { JobEventHub } from './job-event-hub';
+export { TenantAdmission } from './tenant-admission';
+export { IdempotencyKeys } from './idempotency';

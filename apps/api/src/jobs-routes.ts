@@ -20,7 +20,7 @@ import { IdempotencyKeys } from './idempotency';
 import type { JobEventHub } from './job-event-hub';
 import { streamJobEvents } from './job-event-stream';
 import { checkRequestImages } from './request-images';
-import type { TenantAdmission } from './tenant-admission';
+import type { Submission, TenantAdmission } from './tenant-admission';
 
 export interface JobsRouteDeps {
   queues: ModelQueues;
@@ -40,6 +40,9 @@ export interface JobsRouteDeps {
 }
 
 const FINAL = new Set(['succeeded', 'failed', 'canceled']);
+
+/** A job's locator outlives its retention by this much. */
+const LOCATOR_MARGIN_SECONDS = 24 * 3600;
 
 export function jobsRoutes(deps: JobsRouteDeps): Router {
   const router = Router();
@@ -81,55 +84,82 @@ export function jobsRoutes(deps: JobsRouteDeps): Router {
     return problem ? [{ path: 'webhook', message: problem }] : [];
   };
 
+  /** Puts an admitted job in its model's queue (BullMQ keeps the first of two adds of one id). */
+  const enqueue = (model: string, data: QueuedJob, jobId: string, queuePriority: number) =>
+    deps.queues.get(model)!.add(data.type, data, {
+      jobId,
+      priority: queuePriority,
+      attempts: deps.jobAttempts,
+      backoff: { type: 'exponential', delay: deps.jobBackoffMs },
+      removeOnComplete: { age: deps.jobRetentionSeconds },
+      removeOnFail: { age: deps.jobRetentionSeconds },
+    });
+
   router.post('/jobs', async (req, res) => {
     const tenant = tenantOf(res);
     if (!req.is('application/json')) {
       metrics.rejected.inc({ reason: 'content_type' });
       throw new HttpError(415, 'unsupported_media_type', 'send the job as JSON with Content-Type: application/json');
     }
+    const idempotencyKey = req.header('Idempotency-Key');
+    if (idempotencyKey !== undefined && !/^[\x21-\x7e]{1,255}$/.test(idempotencyKey)) {
+      throw new HttpError(400, 'invalid_request', 'Idempotency-Key must be 1-255 visible ASCII characters');
+    }
     const parsed = parseJobRequest(req.body, deps.limits);
-    const target = parsed.ok ? await resolveModel(parsed.value, tenant) : null;
-    const problems = parsed.ok
-      ? [...(await checkRequestImages(parsed.value, deps.limits)), ...target!.problems, ...(await checkWebhook(parsed.value))]
-      : parsed.problems;
-    if (!parsed.ok || problems.length > 0) {
+    if (!parsed.ok) {
+      metrics.rejected.inc({ reason: 'validation' });
+      throw new HttpError(400, 'invalid_request', parsed.problems.map((p) => `${p.path}: ${p.message}`).join('; '), parsed.problems);
+    }
+    const [target, imageProblems, webhookProblems] = await Promise.all([
+      resolveModel(parsed.value, tenant),
+      checkRequestImages(parsed.value, deps.limits),
+      checkWebhook(parsed.value),
+    ]);
+    const problems = [...imageProblems, ...target.problems, ...webhookProblems];
+    if (problems.length > 0) {
       metrics.rejected.inc({ reason: 'validation' });
       throw new HttpError(400, 'invalid_request', problems.map((p) => `${p.path}: ${p.message}`).join('; '), problems);
     }
 
-    const jobId = randomUUID();
-    const idempotencyKey = req.header('Idempotency-Key');
-    if (idempotencyKey !== undefined) {
-      if (!/^[\x21-\x7e]{1,255}$/.test(idempotencyKey)) throw new HttpError(400, 'invalid_request', 'Idempotency-Key must be 1-255 visible ASCII characters');
-      const claim = await deps.idempotency.claim(tenant, idempotencyKey, IdempotencyKeys.fingerprint(req.body), jobId);
-      if (claim.kind === 'conflict') throw new HttpError(409, 'idempotency_conflict', 'this Idempotency-Key was used with another request body');
-      if (claim.kind === 'replay') {
-        const earlier = await jobs.find(claim.jobId, tenant);
-        if (!earlier) throw new HttpError(409, 'idempotency_in_progress', 'a request with this Idempotency-Key is still being submitted');
+    const request = { ...parsed.value, model: target.model };
+    const submission: Submission = {
+      tenant,
+      jobId: randomUUID(),
+      model: target.model,
+      priority: request.priority,
+      locatorTtlSeconds: deps.jobRetentionSeconds + LOCATOR_MARGIN_SECONDS,
+      idempotency:
+        idempotencyKey === undefined
+          ? undefined
+          : { key: deps.idempotency.redisKey(tenant, idempotencyKey), fingerprint: IdempotencyKeys.fingerprint(request), ttlSeconds: deps.idempotency.ttlSeconds },
+    };
+    const data: QueuedJob = { ...request, seed: request.seed ?? randomInt(0, 2 ** 32), tenant };
+    const admission = await deps.admission.admit(submission);
+    switch (admission.kind) {
+      case 'refused':
+        metrics.rejected.inc({ reason: admission.reason });
+        res.setHeader('Retry-After', String(admission.retryAfterSeconds));
+        throw new HttpError(429, admission.reason, admission.message);
+      case 'conflict':
+        throw new HttpError(409, 'idempotency_conflict', 'this Idempotency-Key was used with another request');
+      case 'replay': {
+        // The earlier request's job; if its add never happened (it failed, or is still under
+        // way), this one makes it, with the earlier job's id and place.
+        const { jobId, queuePriority } = admission.earlier;
+        if (!(await jobs.find(jobId, tenant))) await enqueue(target.model, data, jobId, queuePriority);
+        const earlier = await load(jobId, tenant);
         return res.status(200).location(earlier.links.self).json(earlier);
       }
+      case 'admitted': {
+        const job = await enqueue(target.model, data, submission.jobId, admission.queuePriority).catch(async (err: unknown) => {
+          await deps.admission.withdraw(submission, deps.queues.get(target.model)!.toKey(submission.jobId));
+          throw err;
+        });
+        metrics.submitted.inc({ type: data.type });
+        const view = await presentJob(job, 'queued', deps.store, JOBS_PATH);
+        return res.status(202).location(view.links.self).json(view);
+      }
     }
-
-    const admission = await deps.admission.admit(tenant);
-    if (!admission.ok) {
-      metrics.rejected.inc({ reason: admission.reason });
-      res.setHeader('Retry-After', String(admission.retryAfterSeconds));
-      throw new HttpError(429, admission.reason, admission.message);
-    }
-    const { model } = target!;
-    const data: QueuedJob = { ...parsed.value, model, seed: parsed.value.seed ?? randomInt(0, 2 ** 32), tenant };
-    const priority = await deps.admission.place(tenant, data.priority, jobId);
-    const job = await deps.queues.get(model)!.add(data.type, data, {
-      jobId,
-      priority,
-      attempts: deps.jobAttempts,
-      backoff: { type: 'exponential', delay: deps.jobBackoffMs },
-      removeOnComplete: { age: deps.jobRetentionSeconds },
-      removeOnFail: { age: deps.jobRetentionSeconds },
-    });
-    metrics.submitted.inc({ type: data.type });
-    const view = await presentJob(job, 'queued', deps.store, JOBS_PATH);
-    res.status(202).location(view.links.self).json(view);
   });
 
   router.get('/jobs/:id', async (req, res) => {

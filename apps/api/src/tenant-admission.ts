@@ -1,13 +1,17 @@
 /**
- * Whether a tenant may submit now, and where its job goes in line. Requests per second are a
- * token bucket per tenant in Redis (atomic Lua); queued jobs are capped per tenant. Jobs are
- * ordered round-robin across tenants, by priority within a tenant: a job's BullMQ priority is
- * (the tenant's unfinished jobs of the same or a higher priority) × 10 + its own priority, so
- * one tenant's burst of 1,000 queues behind another tenant's single job, and a tenant's urgent
- * job overtakes its own backlog of ordinary ones.
+ * Admission of a submission, in one atomic step in Redis (one Lua script): the Idempotency-Key
+ * claim, the tenant's rate limit (a token bucket) and quota (unfinished jobs), the job's place in
+ * its tenant's line, and the job's locator. Either all of it happens or — when the request is
+ * refused — none of it, so concurrent submissions cannot overshoot a quota and a refused request
+ * leaves no trace (no claim, no token spent). Time is Redis' own, the same for every API replica.
+ *
+ * Jobs are ordered round-robin across tenants, by priority within a tenant: a job's BullMQ priority
+ * is (the tenant's unfinished jobs of the same or a higher priority) × 10 + its own priority, so
+ * one tenant's burst of 1,000 queues behind another tenant's single job, and a tenant's urgent job
+ * overtakes its own backlog of ordinary ones.
  */
-import type { Redis } from 'ioredis';
-import { PRIORITY_LEVELS, TenantJobs } from '@farm/platform';
+import type { Redis, Result } from 'ioredis';
+import { JobLocator, PRIORITY_LEVELS, TenantJobs } from '@farm/platform';
 
 export interface AdmissionOptions {
   /** Sustained submissions per second per tenant. */
@@ -18,51 +22,142 @@ export interface AdmissionOptions {
   maxQueued: number;
 }
 
+export interface Submission {
+  tenant: string;
+  jobId: string;
+  model: string;
+  /** The request's priority, 1 (first) … 10 (last). */
+  priority: number;
+  /** How long the job's locator is kept (the job's retention and a margin). */
+  locatorTtlSeconds: number;
+  /** The Idempotency-Key's Redis key, the request's fingerprint and how long the claim holds. */
+  idempotency?: { key: string; fingerprint: string; ttlSeconds: number };
+}
+
+/** An earlier submission with the same Idempotency-Key and fingerprint: its job, model and queue priority. */
+export interface EarlierSubmission {
+  jobId: string;
+  model: string;
+  queuePriority: number;
+}
+
 export type Admission =
-  | { ok: true }
-  | { ok: false; reason: 'rate_limited' | 'quota_exceeded'; retryAfterSeconds: number; message: string };
+  | { kind: 'admitted'; queuePriority: number }
+  | { kind: 'refused'; reason: 'rate_limited' | 'quota_exceeded'; retryAfterSeconds: number; message: string }
+  | { kind: 'replay'; earlier: EarlierSubmission }
+  | { kind: 'conflict' };
 
 /** BullMQ's largest priority. */
 const MAX_PRIORITY = 2 ** 21;
 
-const TOKEN_BUCKET = `
-local rate, burst, now = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
-local tokens = tonumber(state[1]) or burst
-local ts = tonumber(state[2]) or now
-tokens = math.min(burst, tokens + (now - ts) / 1000 * rate)
-if tokens < 1 then return math.ceil((1 - tokens) / rate * 1000) end
-redis.call('HSET', KEYS[1], 'tokens', tokens - 1, 'ts', now)
+/** Lines' entries older than this are dropped, so a lost job cannot hold a quota forever. */
+const MAX_AGE_US = 24 * 3600 * 1e6;
+
+/**
+ * KEYS: token bucket, the tenant's lines for priorities 1…10, job locator[, idempotency claim].
+ * ARGV: rate/s, burst, max unfinished, job id, priority, model, locator ttl s, max age us
+ *       [, fingerprint, claim ttl s].
+ */
+const ADMIT = `
+local levels = ${PRIORITY_LEVELS}
+local claimKey = KEYS[levels + 3]
+if claimKey then
+  local earlier = redis.call('HMGET', claimKey, 'fingerprint', 'jobId', 'model', 'priority')
+  if earlier[1] then
+    if earlier[1] ~= ARGV[9] then return {'conflict'} end
+    return {'replay', earlier[2], earlier[3], tonumber(earlier[4])}
+  end
+end
+local t = redis.call('TIME')
+local nowUs = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local nowMs = nowUs / 1000
+local rate, burst, maxQueued = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local bucket = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = math.min(burst, (tonumber(bucket[1]) or burst) + math.max(0, nowMs - (tonumber(bucket[2]) or nowMs)) / 1000 * rate)
+if tokens < 1 then return {'rate_limited', math.ceil((1 - tokens) / rate * 1000)} end
+local priority = tonumber(ARGV[5])
+local unfinished, ahead = 0, 0
+for level = 1, levels do
+  redis.call('ZREMRANGEBYSCORE', KEYS[level + 1], '-inf', nowUs - tonumber(ARGV[8]))
+  local n = redis.call('ZCARD', KEYS[level + 1])
+  unfinished = unfinished + n
+  if level <= priority then ahead = ahead + n end
+end
+if unfinished >= maxQueued then return {'quota_exceeded', unfinished} end
+redis.call('HSET', KEYS[1], 'tokens', tokens - 1, 'ts', nowMs)
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
-return 0`;
+redis.call('ZADD', KEYS[priority + 1], nowUs, ARGV[4])
+redis.call('SET', KEYS[levels + 2], ARGV[6], 'EX', ARGV[7])
+local queuePriority = math.min(${MAX_PRIORITY}, ahead * levels + priority)
+if claimKey then
+  redis.call('HSET', claimKey, 'fingerprint', ARGV[9], 'jobId', ARGV[4], 'model', ARGV[6], 'priority', queuePriority)
+  redis.call('EXPIRE', claimKey, ARGV[10])
+end
+return {'admitted', queuePriority}`;
+
+/**
+ * Undoes an admission whose job never reached its queue (the add failed): its place in line, its
+ * locator and its claim — unless the job is there after all (the add succeeded, its answer lost).
+ * KEYS: the job's hash, its line, its locator[, its claim]. ARGV: job id.
+ */
+const WITHDRAW = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('DEL', KEYS[3])
+if KEYS[4] and redis.call('HGET', KEYS[4], 'jobId') == ARGV[1] then redis.call('DEL', KEYS[4]) end
+return 1`;
+
+declare module 'ioredis' {
+  interface RedisCommander<Context> {
+    farmAdmit(numKeys: number, ...keysAndArgs: Array<string | number>): Result<Array<string | number>, Context>;
+    farmWithdraw(numKeys: number, ...keysAndArgs: string[]): Result<number, Context>;
+  }
+}
 
 export class TenantAdmission {
+  private readonly jobs: TenantJobs;
+
   constructor(
     private readonly redis: Redis,
     private readonly keyPrefix: string,
-    private readonly jobs: TenantJobs,
+    private readonly locator: JobLocator,
     private readonly options: AdmissionOptions,
-  ) {}
-
-  async admit(tenant: string, now = Date.now()): Promise<Admission> {
-    const { ratePerSecond, burst, maxQueued } = this.options;
-    const waitMs = Number(await this.redis.eval(TOKEN_BUCKET, 1, `${this.keyPrefix}:tenant:${tenant}:bucket`, ratePerSecond, burst, now));
-    if (waitMs > 0) {
-      return { ok: false, reason: 'rate_limited', retryAfterSeconds: Math.ceil(waitMs / 1000), message: `over ${ratePerSecond} submissions per second` };
-    }
-    const unfinished = await this.jobs.count(tenant, now);
-    if (unfinished >= maxQueued) {
-      return { ok: false, reason: 'quota_exceeded', retryAfterSeconds: 5, message: `${unfinished} jobs unfinished; the quota is ${maxQueued}` };
-    }
-    return { ok: true };
+  ) {
+    this.jobs = new TenantJobs(redis, keyPrefix);
+    // Sent by hash (EVALSHA), loaded on first use.
+    redis.defineCommand('farmAdmit', { lua: ADMIT });
+    redis.defineCommand('farmWithdraw', { lua: WITHDRAW });
   }
 
-  /**
-   * Records an admitted job and returns its BullMQ priority: (the tenant's unfinished jobs of the
-   * same or a higher priority, submitted before it) × 10 + its own priority (1 … 10).
-   */
-  async place(tenant: string, priority: number, jobId: string): Promise<number> {
-    const ahead = await this.jobs.enqueue(tenant, priority, jobId);
-    return Math.min(MAX_PRIORITY, ahead * PRIORITY_LEVELS + priority);
+  private bucketKey(tenant: string): string {
+    return `${this.keyPrefix}:tenant:${tenant}:bucket`;
+  }
+
+  async admit(s: Submission): Promise<Admission> {
+    const { ratePerSecond, burst, maxQueued } = this.options;
+    const keys = [this.bucketKey(s.tenant), ...this.jobs.keys(s.tenant), this.locator.key(s.jobId), ...(s.idempotency ? [s.idempotency.key] : [])];
+    const args = [ratePerSecond, burst, maxQueued, s.jobId, s.priority, s.model, s.locatorTtlSeconds, MAX_AGE_US];
+    if (s.idempotency) args.push(s.idempotency.fingerprint, s.idempotency.ttlSeconds);
+    const [kind, ...rest] = await this.redis.farmAdmit(keys.length, ...keys, ...args);
+    switch (kind) {
+      case 'admitted':
+        return { kind, queuePriority: Number(rest[0]) };
+      case 'rate_limited':
+        return { kind: 'refused', reason: kind, retryAfterSeconds: Math.ceil(Number(rest[0]) / 1000), message: `over ${ratePerSecond} submissions per second` };
+      case 'quota_exceeded':
+        return { kind: 'refused', reason: kind, retryAfterSeconds: 5, message: `${rest[0]} jobs unfinished; the quota is ${maxQueued}` };
+      case 'replay':
+        return { kind, earlier: { jobId: String(rest[0]), model: String(rest[1]), queuePriority: Number(rest[2]) } };
+      case 'conflict':
+        return { kind };
+      default:
+        throw new Error(`admission script answered ${kind}`);
+    }
+  }
+
+  /** Undoes `admit` for a job that did not reach its queue (`jobKey`: its BullMQ hash). Best effort. */
+  async withdraw(s: Submission, jobKey: string): Promise<void> {
+    const keys = [jobKey, this.jobs.key(s.tenant, s.priority), this.locator.key(s.jobId), ...(s.idempotency ? [s.idempotency.key] : [])];
+    await this.redis.farmWithdraw(keys.length, ...keys, s.jobId).catch(() => undefined);
   }
 }

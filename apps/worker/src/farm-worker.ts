@@ -12,6 +12,7 @@ import {
   FarmQueue,
   JobCancellation,
   JobDirectory,
+  JobLocator,
   ModelQueues,
   ObjectStore,
   TenantJobs,
@@ -140,7 +141,7 @@ export class FarmWorker {
         connection: o.redis,
         prefix: o.queuePrefix,
         queueName: this.queue.name,
-        jobs: new JobDirectory(this.ownQueue, o.store, this.cancellation),
+        jobs: new JobDirectory(this.ownQueue, o.store, this.cancellation, new JobLocator(o.redis, `${o.queuePrefix}:${o.queueName}`)),
         masterSecret: o.webhooks.secret,
         allowPrivate: o.webhooks.allowPrivate,
       });

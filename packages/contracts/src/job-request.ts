@@ -164,9 +164,14 @@ export interface FieldProblem {
 
 export type ParseResult<T> = { ok: true; value: T } | { ok: false; problems: FieldProblem[] };
 
+/** Schemas built once per limits object: building one costs far more than a parse. */
+const schemas = new WeakMap<RequestLimits, ReturnType<typeof jobRequestSchema>>();
+
 /** Validates a request body and names every offending field. */
-export function parseJobRequest(body: unknown, limits?: RequestLimits): ParseResult<JobRequest> {
-  const parsed = jobRequestSchema(limits).safeParse(body);
+export function parseJobRequest(body: unknown, limits: RequestLimits = DEFAULT_LIMITS): ParseResult<JobRequest> {
+  let schema = schemas.get(limits);
+  if (!schema) schemas.set(limits, (schema = jobRequestSchema(limits)));
+  const parsed = schema.safeParse(body);
   if (parsed.success) return { ok: true, value: parsed.data };
   return { ok: false, problems: describeIssues(parsed.error.issues) };
 }

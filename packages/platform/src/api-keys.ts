@@ -1,9 +1,12 @@
 /**
  * API keys → tenants. Only a key's SHA-256 is stored (a Redis hash under the farm's prefix);
- * the key itself is shown once, when it is created.
+ * the key itself is shown once, when it is created. Known keys are remembered for a few seconds
+ * (an LRU in memory), so an authenticated request costs no Redis round trip; unknown keys are
+ * always asked for. A key revoked on one API replica still works on another for that long.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { LRUCache } from 'lru-cache';
 
 export interface KeyOwner {
   tenant: string;
@@ -23,12 +26,16 @@ export function keysMatch(presented: string, expected: string): boolean {
 
 export class ApiKeyStore {
   private readonly key: string;
+  private readonly known: LRUCache<string, KeyOwner>;
 
   constructor(
     private readonly redis: Redis,
     keyPrefix: string,
+    /** How long a known key is remembered (default 5 s). */
+    cacheTtlMs = 5000,
   ) {
     this.key = `${keyPrefix}:api-keys`;
+    this.known = new LRUCache({ max: 10000, ttl: cacheTtlMs });
   }
 
   /** A new random key for the tenant; returned once, stored hashed. */
@@ -45,11 +52,18 @@ export class ApiKeyStore {
   }
 
   async lookup(key: string): Promise<KeyOwner | null> {
-    const raw = await this.redis.hget(this.key, hashKey(key));
-    return raw ? (JSON.parse(raw) as KeyOwner) : null;
+    const hash = hashKey(key);
+    const cached = this.known.get(hash);
+    if (cached) return cached;
+    const raw = await this.redis.hget(this.key, hash);
+    if (!raw) return null;
+    const owner = JSON.parse(raw) as KeyOwner;
+    this.known.set(hash, owner);
+    return owner;
   }
 
   async revoke(key: string): Promise<boolean> {
+    this.known.delete(hashKey(key));
     return (await this.redis.hdel(this.key, hashKey(key))) === 1;
   }
 }

@@ -8,6 +8,7 @@ export * from './job-cancellation';
 export * from './api-keys';
 export * from './tenant-jobs';
 export * from './job-presenter';
+export * from './job-locator';
 export * from './job-directory';
 export * from './webhook-target';
 export * from './webhook-signature';

@@ -1,11 +1,13 @@
 /**
  * Looking jobs up as a tenant sees them — another tenant's job is as absent as a missing one —
- * in the public job JSON, with cancellations taken into account.
+ * in the public job JSON, with cancellations taken into account. The job's queue comes from its
+ * locator (one key read), not from asking every model's queue.
  */
 import type { JobView } from '@farm/contracts';
 import type { JobCancellation } from './job-cancellation';
+import type { JobLocator } from './job-locator';
 import { presentJob, statusOf } from './job-presenter';
-import type { ModelQueues } from './job-queue';
+import type { FarmQueue, ModelQueues } from './job-queue';
 import type { ObjectStore } from './object-store';
 
 export const JOBS_PATH = '/v1/jobs';
@@ -15,19 +17,24 @@ export class JobDirectory {
     private readonly queues: ModelQueues,
     private readonly store: ObjectStore,
     private readonly cancellation: JobCancellation,
+    private readonly locator: JobLocator,
   ) {}
+
+  /** The queue holding the job: its recorded model's, else the default model's. */
+  async queueOf(id: string): Promise<FarmQueue | undefined> {
+    return this.queues.get((await this.locator.modelOf(id)) ?? this.queues.defaultModel);
+  }
 
   /** The job's JSON, or null when it does not exist or belongs to another tenant (tenant null: any). */
   async find(id: string, tenant: string | null): Promise<JobView | null> {
-    for (const queue of this.queues.all()) {
-      // State first: once it is final, the job's hash (result, failure reason) is final too.
-      const state = await queue.getJobState(id);
-      if (state === 'unknown') continue;
-      const job = await queue.getJob(id);
-      if (!job || (tenant !== null && job.data.tenant !== tenant)) return null;
-      const status = state !== 'completed' && (await this.cancellation.isCanceled(id)) ? 'canceled' : statusOf(state);
-      return status ? presentJob(job, status, this.store, JOBS_PATH) : null;
-    }
-    return null;
+    const queue = await this.queueOf(id);
+    if (!queue) return null;
+    // State first: once it is final, the job's hash (result, failure reason) is final too.
+    const [state, canceled] = await Promise.all([queue.getJobState(id), this.cancellation.isCanceled(id)]);
+    if (state === 'unknown') return null;
+    const job = await queue.getJob(id);
+    if (!job || (tenant !== null && job.data.tenant !== tenant)) return null;
+    const status = state !== 'completed' && canceled ? 'canceled' : statusOf(state);
+    return status ? presentJob(job, status, this.store, JOBS_PATH) : null;
   }
 }
