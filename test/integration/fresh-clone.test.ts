@@ -50,6 +50,7 @@ it('links the `farm` bin at install time, before anything is built', () => {
 it("runs the README's `npx farm generate` line as written: compiles the CLI on first use, renders, writes the file", async () => {
   const line = readmeLine('npx farm generate ');
   const output = /-o (\S+)/.exec(line)![1];
+  expect((await api.fetch('/v1/workers')).status).toBe(200); // the key works
   // Asynchronously: the API and the worker answering it run in this process.
   const { stdout, stderr } = await promisify(execFile)('bash', ['-c', line], {
     cwd: clone,
