@@ -6,25 +6,25 @@
 import {
   CanvasShape,
   GaussianRng,
-  LCMScheduler,
   SdModel,
   StreamBatch,
   TickReport,
   UNetRunner,
   canvasComposition,
-  resolveSchedulerConfig,
+  Scheduler,
+  createScheduler,
   tileCanvas,
 } from '@farm/pipeline';
 import { MODEL_DIR } from '../support/harness';
 
 const canvas: CanvasShape = { channels: 4, height: 16, width: 16 };
 let model: SdModel;
-let scheduler: LCMScheduler;
+let scheduler: Scheduler;
 let contexts: Float32Array[];
 
 beforeAll(async () => {
   model = await SdModel.load(MODEL_DIR, { skipEncoder: true });
-  scheduler = new LCMScheduler(resolveSchedulerConfig(model.schedulerConfig));
+  scheduler = createScheduler(model.schedulerConfig);
   contexts = await model.encodeText(['a red circle on a blue background', 'a green square on a white background', '']);
 });
 afterAll(() => model.release());

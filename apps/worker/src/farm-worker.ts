@@ -7,7 +7,7 @@ import path from 'node:path';
 import type { Server } from 'node:http';
 import type { Redis } from 'ioredis';
 import type { RequestLimits } from '@farm/contracts';
-import { DiffusionPipeline, ExecutionProvider } from '@farm/pipeline';
+import { DiffusionPipeline, ExecutionProvider, SchedulerName } from '@farm/pipeline';
 import {
   FarmQueue,
   JobCancellation,
@@ -40,6 +40,8 @@ export interface FarmWorkerOptions {
   limits: RequestLimits;
   workerId?: string;
   executionProvider?: ExecutionProvider;
+  /** Overrides the scheduler named by the model's scheduler_config.json. */
+  scheduler?: SchedulerName;
   threads?: number;
   maxInFlight?: number;
   maxUnetBatch?: number;
@@ -127,6 +129,7 @@ export class FarmWorker {
     const o = this.options;
     this.pipeline = await DiffusionPipeline.load(o.modelDir, {
       executionProvider: o.executionProvider,
+      scheduler: o.scheduler,
       threads: o.threads,
       maxBatch: o.maxUnetBatch,
       unetConcurrency: o.unetConcurrency,

@@ -35,6 +35,7 @@ async function main(): Promise<void> {
     limits: requestLimits(config),
     workerId: config.WORKER_ID,
     executionProvider: config.EXECUTION_PROVIDER,
+    scheduler: config.SCHEDULER,
     threads: config.ORT_THREADS || undefined,
     maxInFlight: config.MAX_IN_FLIGHT,
     maxUnetBatch: config.MAX_UNET_BATCH,

@@ -15,6 +15,7 @@ import {
   MaskRequest,
   RegionRequest,
   RequestLimits,
+  editStrength,
   encodeFailure,
   isPromptEdit,
   parseJobRequest,
@@ -113,7 +114,7 @@ export class JobRenderer {
     this.deps.onEditSource?.(kind);
     const mask = request.mask && toMaskSpec(request.mask);
     const promptEdit = isPromptEdit(request);
-    const strength = request.strength ?? (promptEdit ? 0.75 : 1);
+    const strength = editStrength(request);
     const image = await infer(() =>
       this.deps.pipeline.edit({ ...request, id, seed, source, mask, regions: toRegionParams(request.regions), strength }, onProgress),
     );

@@ -1,3 +1,4 @@
 export * from './job-request';
 export * from './job-view';
 export * from './queue';
+export * from './model-capabilities';

@@ -1,40 +1,57 @@
 /**
- * DDIM (η = 0), as diffusers' DDIMScheduler with "leading" timestep spacing: the classic
- * deterministic sampler for models that were not distilled for few steps.
+ * DDIM (η = 0), as diffusers' DDIMScheduler (v0.40.0, scheduling_ddim.py): spaced timesteps,
+ * x0 per prediction_type (clipped when clip_sample), then x_prev = √ᾱ_prev·x0 + √(1−ᾱ_prev)·ε.
+ * After the last step ᾱ_prev is 1 when set_alpha_to_one, else ᾱ_0 (SD 1.x/2.x configs): the
+ * result is then the sample at t = 0, not x0, exactly as diffusers returns it.
+ *
+ * Also the sampler of PNDM configs (SD 1.5, SD 2.1-base): PLMS needs each lane's last three
+ * predictions, which a stateless lane does not carry; DDIM is its first-order counterpart on the
+ * same "leading" timesteps. One difference from diffusers: with linspace spacing diffusers steps
+ * to t − T//N rather than to the plan's next timestep; here the next timestep is the plan's.
  */
+import type { SamplerSteps } from '@farm/contracts';
 import { NoiseSchedule, SchedulerConfig } from './noise-schedule';
-import { Scheduler, epsilonToX0 } from './scheduler';
+import { Scheduler, predictionToX0 } from './scheduler';
+import { spacedTimesteps, startAt } from './timestep-spacing';
+
+/** DDIMScheduler.__init__'s defaults (diffusers v0.40.0). */
+export const DDIM_DEFAULTS: Readonly<SchedulerConfig> = Object.freeze({
+  num_train_timesteps: 1000,
+  beta_start: 0.0001,
+  beta_end: 0.02,
+  beta_schedule: 'linear',
+  prediction_type: 'epsilon',
+  timestep_spacing: 'leading',
+  steps_offset: 0,
+  set_alpha_to_one: true,
+  clip_sample: true,
+  clip_sample_range: 1,
+  original_inference_steps: 50,
+  timestep_scaling: 10,
+});
 
 export class DDIMScheduler implements Scheduler {
   readonly name = 'ddim';
   readonly schedule: NoiseSchedule;
+  readonly sampler: SamplerSteps = { kind: 'spaced' };
 
   constructor(readonly config: SchedulerConfig) {
     this.schedule = new NoiseSchedule(config);
   }
 
   timesteps(steps: number, strength = 1): number[] {
-    const T = this.config.num_train_timesteps;
-    if (steps > T) throw new Error(`DDIM can take at most ${T} steps`);
-    const ratio = Math.floor(T / steps);
-    const all: number[] = [];
-    for (let i = steps - 1; i >= 0; i--) all.push(i * ratio + this.config.steps_offset);
-    // img2img: skip the first (1 − strength) of the plan, as diffusers' get_timesteps.
-    const keep = Math.min(Math.floor(steps * strength), steps);
-    return all.slice(steps - keep);
+    return startAt(spacedTimesteps(this.config, steps, true), strength);
+  }
+
+  initialNoiseScale(): number {
+    return 1;
   }
 
   denoise(modelOutput: Float32Array, sample: Float32Array, t: number): Float32Array {
-    return epsilonToX0(this.schedule, modelOutput, sample, t);
+    return predictionToX0(this.config, this.schedule.alphaBar(t), modelOutput, sample);
   }
 
-  advance(
-    denoised: Float32Array,
-    sample: Float32Array,
-    t: number,
-    prevTimestep: number | null,
-  ): Float32Array {
-    if (prevTimestep === null) return denoised;
+  advance(denoised: Float32Array, sample: Float32Array, t: number, prevTimestep: number | null): Float32Array {
     // 1. ε implied by the (possibly fused) x0:  ε = (x_t − √ᾱ_t·x0) / √(1−ᾱ_t)
     // 2. x_prev = √ᾱ_prev·x0 + √(1−ᾱ_prev)·ε
     const a = this.schedule.alphaBar(t);

@@ -19,7 +19,8 @@ import { toPlanarTensor, toRgbBytes } from './pixel-tensor';
 import type { Mask } from './region-masks';
 import { RegionLayout, regionLayers } from './region-layers';
 import { addNoise } from './scheduler';
-import { createScheduler, SchedulerName } from './scheduler-factory';
+import type { SchedulerName } from './scheduler';
+import { createScheduler } from './scheduler-factory';
 import { SdModel, SdModelOptions } from './sd-model';
 import { StreamBatch, TickReport } from './stream-batch';
 import { TextEmbeddingCache } from './text-embedding-cache';
@@ -195,18 +196,21 @@ export class DiffusionPipeline {
     const canvas = this.latentCanvas(params.width, params.height);
     const rng = new GaussianRng(params.seed);
     const { layers } = await this.regionLayers(params.regions ?? [], canvas, params);
+    const timesteps = this.engine.scheduler.timesteps(params.steps);
+    const noise = rng.normals(canvas.channels * canvas.height * canvas.width);
+    const scale = this.engine.scheduler.initialNoiseScale(timesteps[0]);
     const latent = await this.denoise({
       params,
       canvas,
-      latent: rng.normals(canvas.channels * canvas.height * canvas.width),
-      timesteps: this.engine.scheduler.timesteps(params.steps),
+      latent: scale === 1 ? noise : noise.map((v) => v * scale),
+      timesteps,
       rng,
       regions: layers,
       onProgress,
     });
-    const scale = this.model.info.vaeScale;
+    const { vaeScale } = this.model.info;
     const pixels = await this.model.decode(latent, 1, canvas.height, canvas.width);
-    const rgb = toRgbBytes(pixels, canvas.height * scale, canvas.width * scale, params.height, params.width);
+    const rgb = toRgbBytes(pixels, canvas.height * vaeScale, canvas.width * vaeScale, params.height, params.width);
     const data = await encodeImage(rgb, params.width, params.height, params.format);
     return { data, rgb, latent, width: params.width, height: params.height, format: params.format };
   }

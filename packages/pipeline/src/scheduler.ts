@@ -6,20 +6,33 @@
  * A step is split in two so that fusion (regions, panoramas) can happen on the x0 estimate:
  *   x0 = denoise(modelOutput, sample, t)      — the model's estimate of the clean latent
  *   x' = advance(x0, sample, t, tPrev, noise) — the sample at the next (lower) timestep
+ * Samples are always the UNet's input (see noise-schedule.ts); each scheduler does its own
+ * maths in its own space, as diffusers does, and converts at the edges.
  */
-import { NoiseSchedule } from './noise-schedule';
+import type { SamplerSteps } from '@farm/contracts';
+import { NoiseSchedule, SchedulerConfig } from './noise-schedule';
+
+export type SchedulerName = 'euler' | 'euler-ancestral' | 'lcm' | 'ddim';
 
 export interface Scheduler {
-  readonly name: string;
+  readonly name: SchedulerName;
+  readonly config: SchedulerConfig;
   readonly schedule: NoiseSchedule;
-  /** Timesteps, descending, for `steps` denoising steps; `strength` < 1 starts part-way (img2img). */
+  /** How (steps, strength) become a plan, for the submit-time check. */
+  readonly sampler: SamplerSteps;
+  /**
+   * Timesteps, descending, for `steps` denoising steps; `strength` < 1 starts part-way (img2img,
+   * as diffusers' pipelines start). Throws InvalidInputError when they make no step.
+   */
   timesteps(steps: number, strength?: number): number[];
-  /** The x0 estimate from an epsilon prediction at timestep t. */
+  /** Standard deviation of a text-to-image job's first sample (diffusers' init_noise_sigma, as the UNet sees it). */
+  initialNoiseScale(firstTimestep: number): number;
+  /** The x0 estimate from the model's prediction (ε, v or x0, per prediction_type) at timestep t. */
   denoise(modelOutput: Float32Array, sample: Float32Array, t: number): Float32Array;
   /**
-   * The sample at `prevTimestep` (null after the last step, which returns the final latent)
-   * given the (possibly fused) x0 estimate. `noise` is fresh N(0,1) noise from the job's own
-   * generator; deterministic schedulers ignore it.
+   * The sample at `prevTimestep` (null after the last step) given the (possibly fused) x0
+   * estimate. `noise` is fresh N(0,1) noise from the job's own generator; deterministic
+   * schedulers ignore it.
    */
   advance(
     denoised: Float32Array,
@@ -30,13 +43,30 @@ export interface Scheduler {
   ): Float32Array;
 }
 
-/** x0 = (x − √(1−ᾱ)·ε) / √ᾱ, shared by every epsilon-prediction scheduler. */
-export function epsilonToX0(schedule: NoiseSchedule, eps: Float32Array, x: Float32Array, t: number): Float32Array {
-  const a = schedule.alphaBar(t);
-  const sa = Math.sqrt(a);
-  const sb = Math.sqrt(1 - a);
+/**
+ * x0 from a model output in the variance-preserving space, for ᾱ = `alphaBar`:
+ * ε: (x − √(1−ᾱ)·ε)/√ᾱ;  v: √ᾱ·x − √(1−ᾱ)·v;  sample: the output itself. Clipped to
+ * ±clip_sample_range when the config asks (DDIM, LCM).
+ */
+export function predictionToX0(config: SchedulerConfig, alphaBar: number, output: Float32Array, x: Float32Array): Float32Array {
+  const sa = Math.sqrt(alphaBar);
+  const sb = Math.sqrt(1 - alphaBar);
   const out = new Float32Array(x.length);
-  for (let i = 0; i < x.length; i++) out[i] = (x[i] - sb * eps[i]) / sa;
+  switch (config.prediction_type) {
+    case 'epsilon':
+      for (let i = 0; i < x.length; i++) out[i] = (x[i] - sb * output[i]) / sa;
+      break;
+    case 'v_prediction':
+      for (let i = 0; i < x.length; i++) out[i] = sa * x[i] - sb * output[i];
+      break;
+    case 'sample':
+      out.set(output);
+      break;
+  }
+  if (config.clip_sample) {
+    const r = config.clip_sample_range;
+    for (let i = 0; i < out.length; i++) out[i] = Math.min(r, Math.max(-r, out[i]));
+  }
   return out;
 }
 
