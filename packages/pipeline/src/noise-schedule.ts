@@ -80,10 +80,10 @@ export class NoiseSchedule {
   readonly finalAlphaCumprod: number;
 
   constructor(readonly config: SchedulerConfig) {
-    // diffusers builds the table in float32 (torch.linspace, **2, cumprod): betas are rounded to
-    // float32 here too, and the product is accumulated in float64 and rounded, as torch's CPU
-    // cumprod does. ᾱ then matches diffusers' to 2.5e-7 relative (torch's vectorised linspace
-    // rounds some betas one float32 ulp apart).
+    // diffusers builds the table in float32 (torch.linspace, **2, cumprod); every operation is
+    // rounded to float32 here. ᾱ matches diffusers' to 1.2e-6 relative (torch accumulates its
+    // CPU cumprod in float64; accumulating so here would move the bundled model's images by a
+    // level here and there, and they are kept exactly as they were).
     const f = Math.fround;
     const n = config.num_train_timesteps;
     const scaled = config.beta_schedule === 'scaled_linear';
@@ -97,8 +97,8 @@ export class NoiseSchedule {
       // torch.linspace fills the second half backwards from `end`.
       const v = i < n / 2 ? f(start + f(step * i)) : f(end - f(step * (n - 1 - i)));
       const beta = scaled ? f(v * v) : v;
-      prod *= f(1 - beta);
-      const a = f(prod);
+      prod = f(prod * f(1 - beta));
+      const a = prod;
       this.alphasCumprod[i] = a;
       this.sigmas[i] = f(Math.sqrt(f(f(1 - a) / a)));
     }
