@@ -1,10 +1,12 @@
 /** API process entry point: parse the environment, connect, listen, shut down on SIGTERM. */
-import type { Server } from 'node:http';
+import { createServer } from 'node:http';
 import {
   ObjectStore,
   apiEnv,
   checkRedis,
   createRedis,
+  exitOnStartupFailure,
+  listen,
   limitsEnv,
   loadConfig,
   objectStoreOptionsFromEnv,
@@ -28,7 +30,7 @@ async function main(): Promise<void> {
   const queues = ModelQueues.open(config, redis, config.MODELS);
   for (const queue of queues.all()) queue.on('error', () => undefined); // the redis handler above reports outages
   const store = new ObjectStore(objectStoreOptionsFromEnv(config));
-  if (config.S3_CREATE_BUCKET) await store.ensureBucket();
+  await store.verify(config.S3_CREATE_BUCKET);
   const keyPrefix = `${config.QUEUE_PREFIX}:${config.QUEUE_NAME}`;
   const queueNames = config.MODELS.map((m) => modelQueueName(config.QUEUE_NAME, m));
   const events = new JobEventHub(queueNames, config.QUEUE_PREFIX, redis, new JobCancellation(redis, keyPrefix));
@@ -50,9 +52,8 @@ async function main(): Promise<void> {
     jobRetentionSeconds: config.JOB_RETENTION_SECONDS,
   });
   for (const { tenant, key } of config.API_KEYS ?? []) await keys.register(key, tenant);
-  const server: Server = await new Promise((resolve) => {
-    const s = app.listen(config.PORT, config.HOST, () => resolve(s));
-  });
+  const server = createServer(app);
+  await listen(server, config.PORT, config.HOST, 'PORT');
   console.log(`api: listening on http://${config.HOST}:${config.PORT}`);
 
   const shutdown = async (signal: string) => {
@@ -68,7 +69,4 @@ async function main(): Promise<void> {
   process.once('SIGINT', () => void shutdown('SIGINT'));
 }
 
-main().catch((err) => {
-  console.error(`api: ${err instanceof Error ? err.message : err}`);
-  process.exit(1);
-});
+main().catch(exitOnStartupFailure('api'));

@@ -3,6 +3,7 @@
  * store of `npm start`, and the real S3 API server the tests run against.
  */
 import S3rver from 's3rver';
+import { assertPortFree } from '@farm/platform';
 
 export interface EmbeddedS3Options {
   directory: string;
@@ -24,6 +25,8 @@ export class EmbeddedS3 {
 
   static async start(options: EmbeddedS3Options): Promise<EmbeddedS3> {
     const address = options.address ?? '127.0.0.1';
+    // s3rver reports a port it cannot bind only by crashing the process: check it first.
+    await assertPortFree(options.port ?? 0, address, 'EMBEDDED_S3_PORT');
     const server = new S3rver({
       address,
       port: options.port ?? 0,

@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { z } from 'zod';
-import { loadConfig, workerEnv } from '@farm/platform';
+import { loadConfig, redactedUrl, workerEnv } from '@farm/platform';
 import { EmbeddedS3 } from './embedded-s3';
 import { ensureRedis } from './local-redis';
 import type { Supervisor } from './supervisor';
@@ -54,7 +54,7 @@ export async function launchFarm(supervisor: Supervisor): Promise<void> {
 
   const redis = await ensureRedis(config.REDIS_URL, (child) => supervisor.adopt('redis-server', child, 5000));
   env.REDIS_URL = redis.url;
-  console.log(`[farm] redis: ${redis.url}${redis.started ? ' (started a redis-server child, nothing persisted)' : ''}`);
+  console.log(`[farm] redis: ${redactedUrl(redis.url)}${redis.started ? ' (started a redis-server child, nothing persisted)' : ''}`);
 
   if (!config.S3_ENDPOINT) {
     const directory = path.join(config.FARM_DATA_DIR, 's3');

@@ -3,7 +3,7 @@
  * nothing answers there and REDIS_URL is unset, starts a `redis-server` child if one is installed.
  */
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { REDIS_START_HINT, checkRedis } from '@farm/platform';
+import { REDIS_START_HINT, StartupError, checkRedis } from '@farm/platform';
 
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 
@@ -23,7 +23,7 @@ export async function ensureRedis(configuredUrl: string | undefined, adopt: (chi
     if (configuredUrl) throw err;
   }
   if (spawnSync('redis-server', ['--version']).status !== 0) {
-    throw new Error(`no Redis answers at ${url} and redis-server is not installed: ${REDIS_START_HINT}`);
+    throw new StartupError(`no Redis answers at ${url} and redis-server is not installed: ${REDIS_START_HINT}`);
   }
   const child = spawn('redis-server', ['--port', '6379', '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
     stdio: 'ignore',
@@ -39,5 +39,5 @@ export async function ensureRedis(configuredUrl: string | undefined, adopt: (chi
     }
   }
   child.kill();
-  throw new Error(`started redis-server but it does not answer at ${url}: ${REDIS_START_HINT}`);
+  throw new StartupError(`started redis-server but it does not answer at ${url}: ${REDIS_START_HINT}`);
 }

@@ -3,6 +3,7 @@ import {
   ObjectStore,
   checkRedis,
   createRedis,
+  exitOnStartupFailure,
   limitsEnv,
   loadConfig,
   objectStoreOptionsFromEnv,
@@ -21,7 +22,7 @@ async function main(): Promise<void> {
   const redis = createRedis(config.REDIS_URL);
   redis.on('error', (err) => console.error(`worker: redis: ${err.message}`));
   const store = new ObjectStore(objectStoreOptionsFromEnv(config));
-  if (config.S3_CREATE_BUCKET) await store.ensureBucket();
+  await store.verify(config.S3_CREATE_BUCKET);
 
   const modelDir = config.MODEL_DIR ?? DEFAULT_MODEL_DIR;
   const model = config.MODEL_NAME ?? path.basename(modelDir);
@@ -71,7 +72,4 @@ async function main(): Promise<void> {
   );
 }
 
-main().catch((err) => {
-  console.error(`worker: ${err instanceof Error ? err.message : err}`);
-  process.exit(1);
-});
+main().catch(exitOnStartupFailure('worker'));

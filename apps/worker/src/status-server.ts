@@ -1,6 +1,7 @@
 /** The worker's small HTTP face: GET /metrics (Prometheus) and GET /healthz. */
 import http from 'node:http';
 import type { Registry } from 'prom-client';
+import { listen } from '@farm/platform';
 
 export function startStatusServer(
   port: number,
@@ -26,8 +27,5 @@ export function startStatusServer(
       res.end(JSON.stringify({ error: { code: 'internal_error', message: (err as Error).message } }));
     }
   });
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, () => resolve(server));
-  });
+  return listen(server, port, undefined, 'WORKER_METRICS_PORT').then(() => server);
 }

@@ -13,3 +13,5 @@ export * from './job-directory';
 export * from './webhook-target';
 export * from './webhook-signature';
 export * from './webhook-dispatcher';
+export * from './listen';
+export * from './startup-error';

@@ -7,6 +7,7 @@ import {
   S3Client,
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { StartupError } from './startup-error';
 
 export interface ObjectStoreOptions {
   bucket: string;
@@ -44,8 +45,15 @@ export function objectStoreOptionsFromEnv(env: {
   };
 }
 
+/** The HTTP status an S3 call failed with, if it got an answer. */
+function s3Status(err: unknown): number | undefined {
+  return (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+}
+
 export class ObjectStore {
   readonly bucket: string;
+  /** Where the store is, for messages. */
+  readonly endpoint: string;
   private readonly client: S3Client;
   private readonly presigner: S3Client;
   private readonly ttl: number;
@@ -68,6 +76,7 @@ export class ObjectStore {
         // Fail fast and let the job queue do the retrying.
         maxAttempts: 2,
       });
+    this.endpoint = options.endpoint ?? `AWS S3 (${options.region})`;
     this.client = make(options.endpoint);
     this.presigner = options.publicEndpoint ? make(options.publicEndpoint) : this.client;
   }
@@ -96,15 +105,37 @@ export class ObjectStore {
     }
   }
 
-  /** Creates the bucket if it does not answer (idempotent). */
-  async ensureBucket(): Promise<void> {
-    if (await this.ping()) return;
+  /**
+   * The start-up check: the bucket answers (created first when `create` and it is missing), or a
+   * StartupError says in one line what is wrong — the endpoint unreachable, the credentials
+   * refused, the bucket missing.
+   */
+  async verify(create: boolean): Promise<void> {
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+      return;
+    } catch (err) {
+      if (!create || s3Status(err) !== 404) throw this.startupFailure(err);
+    }
     try {
       await this.client.send(new CreateBucketCommand({ Bucket: this.bucket }));
     } catch (err) {
       const name = (err as { name?: string }).name;
-      if (name !== 'BucketAlreadyOwnedByYou' && name !== 'BucketAlreadyExists') throw err;
+      if (name !== 'BucketAlreadyOwnedByYou' && name !== 'BucketAlreadyExists') throw this.startupFailure(err);
     }
+  }
+
+  private startupFailure(err: unknown): StartupError {
+    const at = `S3 at ${this.endpoint}`;
+    const status = s3Status(err);
+    if (status === 404) return new StartupError(`bucket ${this.bucket} does not exist at ${this.endpoint}: create it, or set S3_CREATE_BUCKET=true`);
+    if (status === 403) return new StartupError(`${at} refused access to bucket ${this.bucket}: check S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY`);
+    const { name, code, message } = err as { name?: string; code?: string; message?: string };
+    if (name === 'CredentialsProviderError') return new StartupError(`no S3 credentials: set S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY (or give the process an AWS role)`);
+    if (code && /^(ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|ECONNRESET|EHOSTUNREACH)$/.test(code)) {
+      return new StartupError(`${at} does not answer (${code}): check S3_ENDPOINT`);
+    }
+    return new StartupError(`${at}: ${name ?? 'error'}${status ? ` (HTTP ${status})` : ''}: ${(message ?? '').split('\n')[0]}`);
   }
 
   close(): void {
