@@ -86,6 +86,24 @@ export function intArg(name: string, fallback: number): number {
 
 /** Samples in a grid, each with its caption underneath (SVG text through sharp). */
 export async function writeGrid(samples: Array<{ png: Buffer; caption: string }>, size: number, file: string, cols = 4): Promise<void> {
+  await sharp(await gridImage(samples, size, cols)).toFile(file);
+}
+
+/** Grids one above the other, as one PNG file. */
+export async function writeStacked(grids: Buffer[], file: string): Promise<void> {
+  const sizes = await Promise.all(grids.map((g) => sharp(g).metadata()));
+  const width = Math.max(...sizes.map((m) => m.width!));
+  let height = 0;
+  const layers = grids.map((input, i) => {
+    const layer = { input, left: 0, top: height };
+    height += sizes[i].height!;
+    return layer;
+  });
+  await sharp({ create: { width, height, channels: 3, background: '#ffffff' } }).composite(layers).png().toFile(file);
+}
+
+/** A grid of `size`-pixel samples, each with its caption underneath, as PNG. */
+export async function gridImage(samples: Array<{ png: Buffer; caption: string }>, size: number, cols = 4): Promise<Buffer> {
   const cellW = Math.max(size, 256) + 16;
   const cellH = size + 40;
   const rows = Math.ceil(samples.length / cols);
@@ -104,8 +122,8 @@ export async function writeGrid(samples: Array<{ png: Buffer; caption: string }>
       { input: Buffer.from(svg), left, top: top + size + 2 },
     ];
   });
-  await sharp({ create: { width: cols * cellW, height: rows * cellH, channels: 3, background: '#ffffff' } })
+  return sharp({ create: { width: cols * cellW, height: rows * cellH, channels: 3, background: '#ffffff' } })
     .composite(layers)
     .png()
-    .toFile(file);
+    .toBuffer();
 }
