@@ -151,11 +151,13 @@ describe('S3 outage', () => {
   let port: number;
   let store: ObjectStore;
   const directory = mkdtempSync(path.join(os.tmpdir(), 'farm-s3-outage-'));
+  // The credentials the worker's store signs with, across every restart of this S3.
+  const credentials = { accessKeyId: testStoreOptions().accessKeyId!, secretAccessKey: testStoreOptions().secretAccessKey! };
 
   beforeAll(async () => {
     farm = new Harness();
     api = await farm.startApi({ jobAttempts: 6, jobBackoffMs: 300 });
-    s3 = await EmbeddedS3.start({ directory, bucket: 'outage' });
+    s3 = await EmbeddedS3.start({ directory, bucket: 'outage', credentials });
     port = Number(new URL(s3.endpoint).port);
     store = new ObjectStore({ ...testStoreOptions(), endpoint: s3.endpoint, bucket: 'outage' });
     await farm.startWorker({ store }); // the worker stores results in the S3 that will go away
@@ -174,7 +176,7 @@ describe('S3 outage', () => {
     const during = (await (await api.fetch(`/v1/jobs/${body.id}`)).json()) as { status: string };
     expect(during.status).toBe('queued');
 
-    s3 = await EmbeddedS3.start({ directory, bucket: 'outage', port }); // S3 returns
+    s3 = await EmbeddedS3.start({ directory, bucket: 'outage', port, credentials }); // S3 returns
     const job = await waitForJob(api, body.id, 60000);
     expect(job.status).toBe('succeeded');
     expect(job.attempts).toBeGreaterThanOrEqual(2);
@@ -192,7 +194,7 @@ describe('S3 outage', () => {
     const deadLetter = (await (await admin.fetch('/admin/dead-letter')).json()) as { jobs: Array<Record<string, any>> };
     expect(deadLetter.jobs).toContainEqual(expect.objectContaining({ id: body.id, tenant: 'tenant-a', error: expect.objectContaining({ code: 'storage_unavailable' }) }));
 
-    s3 = await EmbeddedS3.start({ directory, bucket: 'outage', port });
+    s3 = await EmbeddedS3.start({ directory, bucket: 'outage', port, credentials });
     expect((await admin.fetch(`/admin/dead-letter/${body.id}/retry`, { method: 'POST' })).status).toBe(202);
     expect((await waitForJob(impatient, body.id, 60000)).status).toBe('succeeded');
   });

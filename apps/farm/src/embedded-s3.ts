@@ -1,9 +1,21 @@
 /**
- * An S3-compatible server in-process (s3rver) with a local data folder: the default object
- * store of `npm start`, and the real S3 API server the tests run against.
+ * An S3-compatible server in-process with a local data folder: the default object store of
+ * `npm start`, and the real S3 API server the tests run against. s3rver stores and serves the
+ * objects but checks no signature, so it listens only on a Unix socket in a private folder;
+ * the port clients reach lets a request through only when its AWS Signature V4 — header or
+ * presigned URL — verifies against this server's credentials (and, for a signed payload, the
+ * body hashes to what was signed). Anonymous requests get 403.
  */
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
 import S3rver from 's3rver';
-import { assertPortFree } from '@farm/platform';
+import { listen } from '@farm/platform';
+import { S3Credentials, SigV4Check, UNSIGNED_PAYLOAD } from './sigv4-check';
+
+export type { S3Credentials };
 
 export interface EmbeddedS3Options {
   directory: string;
@@ -11,35 +23,98 @@ export interface EmbeddedS3Options {
   /** Port to listen on; 0 picks a free one (default 0). */
   port?: number;
   address?: string;
+  /** The only credentials it accepts (default: fresh random ones). */
+  credentials?: S3Credentials;
 }
 
-/** s3rver accepts requests signed with these. */
-export const EMBEDDED_S3_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;
+/** Largest signed body it buffers to check against its hash (the farm stores images and latents). */
+const MAX_SIGNED_BODY_BYTES = 256 * 1024 * 1024;
+
+/** Fresh credentials for a server of one's own. */
+export function randomS3Credentials(): S3Credentials {
+  return { accessKeyId: `farm${randomBytes(8).toString('hex')}`, secretAccessKey: randomBytes(30).toString('base64url') };
+}
+
+function s3Error(res: http.ServerResponse, status: number, code: string, message: string): void {
+  const body = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${message.replace(/[<>&]/g, ' ')}</Message></Error>`;
+  res.writeHead(status, { 'Content-Type': 'application/xml', 'Content-Length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+function readBody(req: http.IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_SIGNED_BODY_BYTES) req.destroy(new Error('body too large'));
+      else chunks.push(chunk);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
 
 export class EmbeddedS3 {
   private constructor(
-    private readonly server: S3rver,
+    private readonly front: http.Server,
+    private readonly backend: http.Server,
+    private readonly agent: http.Agent,
+    private readonly socketDir: string,
     readonly endpoint: string,
     readonly bucket: string,
+    readonly credentials: S3Credentials,
   ) {}
 
   static async start(options: EmbeddedS3Options): Promise<EmbeddedS3> {
     const address = options.address ?? '127.0.0.1';
-    // s3rver reports a port it cannot bind only by crashing the process: check it first.
-    await assertPortFree(options.port ?? 0, address, 'EMBEDDED_S3_PORT');
-    const server = new S3rver({
-      address,
-      port: options.port ?? 0,
-      silent: true,
-      directory: options.directory,
-      configureBuckets: [{ name: options.bucket }],
+    const credentials = options.credentials ?? randomS3Credentials();
+    const s3rver = new S3rver({ silent: true, directory: options.directory, configureBuckets: [{ name: options.bucket }] });
+    await s3rver.configureBuckets();
+    const socketDir = mkdtempSync(path.join(os.tmpdir(), 'farm-s3-')); // 0700: only this user
+    const socketPath = path.join(socketDir, 's3.sock');
+    const backend = await s3rver.listen(socketPath);
+    // A fresh socket per request (cheap on a Unix socket): a kept-alive one can be closed by
+    // s3rver's idle timeout just as it is reused, which would fail that request.
+    const agent = new http.Agent({ keepAlive: false });
+    const check = new SigV4Check(credentials);
+
+    const front = http.createServer(async (req, res) => {
+      try {
+        // CORS preflights carry no credentials by design; they reveal no object.
+        const verdict = req.method === 'OPTIONS' ? { ok: true as const, payloadHash: UNSIGNED_PAYLOAD, unsignedUrl: req.url! } : await check.verify(req);
+        if (!verdict.ok) return s3Error(res, verdict.status, verdict.code, verdict.message);
+        let body: Buffer | null = null;
+        if (/^[0-9a-f]{64}$/.test(verdict.payloadHash)) {
+          if (Number(req.headers['content-length'] ?? 0) > MAX_SIGNED_BODY_BYTES) return s3Error(res, 400, 'EntityTooLarge', `signed bodies are limited to ${MAX_SIGNED_BODY_BYTES} bytes here`);
+          body = await readBody(req);
+          if (createHash('sha256').update(body).digest('hex') !== verdict.payloadHash) {
+            return s3Error(res, 400, 'XAmzContentSHA256Mismatch', 'the provided x-amz-content-sha256 header does not match what was computed');
+          }
+        } else if (verdict.payloadHash !== UNSIGNED_PAYLOAD) {
+          return s3Error(res, 501, 'NotImplemented', `payload signing ${verdict.payloadHash} is not supported by the embedded S3`);
+        }
+        // Authenticated: s3rver serves it as it would an anonymous request.
+        const headers = { ...req.headers };
+        delete headers.authorization;
+        const upstream = http.request({ socketPath, agent, method: req.method, path: verdict.unsignedUrl, headers }, (answer) => {
+          res.writeHead(answer.statusCode ?? 502, answer.headers);
+          answer.pipe(res);
+        });
+        upstream.on('error', (err) => (res.headersSent ? res.destroy(err) : s3Error(res, 500, 'InternalError', err.message)));
+        if (body) upstream.end(body);
+        else req.pipe(upstream);
+      } catch (err) {
+        if (!res.headersSent) s3Error(res, 500, 'InternalError', (err as Error).message);
+      }
     });
-    const bound = await server.run();
     // Keep idle connections open longer than HTTP clients do (undici: 4 s), as S3 itself does;
     // at Node's default of 5 s a client reusing a socket just as the server closes it gets
     // ECONNRESET.
-    if (server.httpServer) server.httpServer.keepAliveTimeout = 65_000;
-    return new EmbeddedS3(server, `http://${address}:${bound.port}`, options.bucket);
+    front.keepAliveTimeout = 65_000;
+    await listen(front, options.port ?? 0, address, 'EMBEDDED_S3_PORT');
+    const { port } = front.address() as { port: number };
+    return new EmbeddedS3(front, backend, agent, socketDir, `http://${address}:${port}`, options.bucket, credentials);
   }
 
   /** The environment that points the apps at this server. */
@@ -47,13 +122,19 @@ export class EmbeddedS3 {
     return {
       S3_ENDPOINT: this.endpoint,
       S3_BUCKET: this.bucket,
-      S3_ACCESS_KEY_ID: EMBEDDED_S3_CREDENTIALS.accessKeyId,
-      S3_SECRET_ACCESS_KEY: EMBEDDED_S3_CREDENTIALS.secretAccessKey,
+      S3_ACCESS_KEY_ID: this.credentials.accessKeyId,
+      S3_SECRET_ACCESS_KEY: this.credentials.secretAccessKey,
       S3_FORCE_PATH_STYLE: 'true',
     };
   }
 
-  close(): Promise<void> {
-    return this.server.close();
+  async close(): Promise<void> {
+    const closed = (server: http.Server) => new Promise((resolve) => server.close(resolve));
+    this.front.closeAllConnections();
+    await closed(this.front);
+    this.agent.destroy();
+    this.backend.closeAllConnections();
+    await closed(this.backend);
+    rmSync(this.socketDir, { recursive: true, force: true });
   }
 }

@@ -59,7 +59,9 @@ export async function launchFarm(supervisor: Supervisor): Promise<void> {
   if (!config.S3_ENDPOINT) {
     const directory = path.join(config.FARM_DATA_DIR, 's3');
     mkdirSync(directory, { recursive: true });
-    const s3 = await EmbeddedS3.start({ directory, bucket: config.S3_BUCKET, port: config.EMBEDDED_S3_PORT });
+    // Its secret is kept with the data, so presigned URLs outlive a restart of the farm.
+    const credentials = { accessKeyId: 'farm-local', secretAccessKey: localKey(config.FARM_DATA_DIR, 's3-secret-key') };
+    const s3 = await EmbeddedS3.start({ directory, bucket: config.S3_BUCKET, port: config.EMBEDDED_S3_PORT, credentials });
     supervisor.onStop('embedded S3', () => s3.close());
     Object.assign(env, s3.env());
     console.log(`[farm] s3: embedded server at ${s3.endpoint}, bucket ${config.S3_BUCKET}, data in ${directory}`);

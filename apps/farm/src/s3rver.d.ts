@@ -1,8 +1,6 @@
 /** Minimal typings for s3rver (it ships none). */
 declare module 's3rver' {
   interface S3rverOptions {
-    address?: string;
-    port?: number;
     silent?: boolean;
     directory: string;
     configureBuckets?: Array<{ name: string }>;
@@ -10,9 +8,9 @@ declare module 's3rver' {
   }
   export default class S3rver {
     constructor(options: S3rverOptions);
-    run(): Promise<{ address: string; port: number }>;
-    close(): Promise<void>;
-    /** The listening server, once `run()` resolved. */
-    httpServer?: import('node:http').Server;
+    /** Creates the configured buckets (run() does it before listening). */
+    configureBuckets(): Promise<void>;
+    /** Serves on a new HTTP server listening with these arguments (a port, or a socket path). */
+    listen(path: string): Promise<import('node:http').Server>;
   }
 }
