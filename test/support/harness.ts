@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import type { Redis } from 'ioredis';
 import { DEFAULT_LIMITS } from '@farm/contracts';
-import { ApiDeps, JobEventHub, createApp } from '@farm/api';
+import { ApiDeps, JobEventHub, SessionSockets, createApp } from '@farm/api';
 import { DEFAULT_MODEL_DIR, FarmWorker, FarmWorkerOptions } from '@farm/worker';
 import {
   ApiKeyStore,
@@ -69,12 +69,13 @@ export class Harness {
   private keys: ApiKeyStore | null = null;
   readonly events = new JobEventHub([modelQueueName(this.queueName, DEFAULT_MODEL)], QUEUE_PREFIX, this.redis, this.cancellation);
   private servers: Server[] = [];
+  private sessionSockets: SessionSockets[] = [];
   private workers: FarmWorker[] = [];
   private redisClients: Redis[] = [this.redis];
 
   /** The API on a free port, with authentication on; returns a client holding a tenant's key. */
   async startApi(overrides: Partial<ApiDeps> = {}): Promise<TestApi> {
-    const { app, keys } = createApp({
+    const { app, keys, sessions } = createApp({
       queues: new ModelQueues(new Map([[DEFAULT_MODEL, this.queue]])),
       redis: this.redis,
       store: this.store,
@@ -89,13 +90,17 @@ export class Harness {
       jobAttempts: 2,
       jobBackoffMs: 200,
       jobRetentionSeconds: 3600,
+      sessionIdleSeconds: 300,
+      sessionMaxMessageBytes: 1024 * 1024,
       ...overrides,
     });
     this.keys = keys;
     const server: Server = await new Promise((resolve) => {
       const s = app.listen(0, '127.0.0.1', () => resolve(s));
     });
+    sessions.attach(server);
     this.servers.push(server);
+    this.sessionSockets.push(sessions);
     const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     return new TestApi(base, await keys.create('tenant-a'));
   }
@@ -135,6 +140,7 @@ export class Harness {
 
   async close(): Promise<void> {
     await Promise.all(this.workers.map((w) => w.stop(2000)));
+    await Promise.all(this.sessionSockets.map((s) => s.close()));
     await Promise.all(this.servers.map((s) => new Promise((r) => { s.closeAllConnections(); s.close(r); })));
     await this.events.close();
     await this.queue.close();

@@ -3,10 +3,21 @@
  * (/admin), health and metrics. Stateless — everything lives in Redis (BullMQ) and S3 — so
  * several replicas can serve the same farm.
  */
+import path from 'node:path';
 import express, { Express } from 'express';
 import type { Redis } from 'ioredis';
 import type { RequestLimits } from '@farm/contracts';
-import { ApiKeyStore, JobCancellation, JobDirectory, JobLocator, ModelQueues, ObjectStore, WorkerRegistry } from '@farm/platform';
+import {
+  ApiKeyStore,
+  JobCancellation,
+  JobDirectory,
+  JobLocator,
+  ModelQueues,
+  ObjectStore,
+  SessionHosts,
+  SessionStore,
+  WorkerRegistry,
+} from '@farm/platform';
 import { adminRoutes } from './admin-routes';
 import { ApiMetrics } from './api-metrics';
 import { AuthMode, adminAuth, tenantAuth } from './auth';
@@ -15,6 +26,11 @@ import { IdempotencyKeys } from './idempotency';
 import type { JobEventHub } from './job-event-hub';
 import { jobsRoutes } from './jobs-routes';
 import { openApiDocument } from './openapi';
+import { recordCommit } from './session-commits';
+import { SessionMetrics } from './session-metrics';
+import { SessionSockets } from './session-sockets';
+import { SessionTokens } from './session-tokens';
+import { sessionsRoutes } from './sessions-routes';
 import { AdmissionOptions, TenantAdmission } from './tenant-admission';
 
 export interface ApiDeps {
@@ -36,9 +52,15 @@ export interface ApiDeps {
   jobAttempts: number;
   jobBackoffMs: number;
   jobRetentionSeconds: number;
+  /** Live sessions: how long one lives without client activity, and the largest client message. */
+  sessionIdleSeconds: number;
+  sessionMaxMessageBytes: number;
 }
 
-export function createApp(deps: ApiDeps): { app: Express; metrics: ApiMetrics; keys: ApiKeyStore } {
+/** The palette page and its script and styles, served at `/`. */
+const PUBLIC_DIR = path.resolve(__dirname, '../public');
+
+export function createApp(deps: ApiDeps): { app: Express; metrics: ApiMetrics; keys: ApiKeyStore; sessions: SessionSockets } {
   const metrics = new ApiMetrics(deps.queues);
   const keys = new ApiKeyStore(deps.redis, deps.keyPrefix);
   const cancellation = new JobCancellation(deps.redis, deps.keyPrefix, deps.jobRetentionSeconds);
@@ -50,6 +72,20 @@ export function createApp(deps: ApiDeps): { app: Express; metrics: ApiMetrics; k
 
   const locator = new JobLocator(deps.redis, deps.keyPrefix);
   const jobs = new JobDirectory(deps.queues, deps.store, cancellation, locator);
+  const sessionStore = new SessionStore(deps.redis, deps.keyPrefix, deps.sessionIdleSeconds);
+  const hosts = new SessionHosts(deps.redis, deps.keyPrefix);
+  const tokens = new SessionTokens(deps.redis, deps.keyPrefix);
+  const sessions = new SessionSockets({
+    ...deps,
+    keys,
+    tokens,
+    sessions: sessionStore,
+    hosts,
+    metrics: new SessionMetrics(metrics.registry),
+    maxMessageBytes: deps.sessionMaxMessageBytes,
+    recordCommit: (record, snapshot) => recordCommit({ ...deps, locator }, record, snapshot),
+  });
+
   app.use(
     '/v1',
     tenantAuth(deps.auth, keys),
@@ -63,6 +99,7 @@ export function createApp(deps: ApiDeps): { app: Express; metrics: ApiMetrics; k
       metrics,
     }),
   );
+  app.use('/v1', tenantAuth(deps.auth, keys), sessionsRoutes({ ...deps, sessions: sessionStore, hosts, tokens }));
   app.use('/admin', adminAuth(deps.adminKey), adminRoutes({ queues: deps.queues, jobs, keys }, '/admin'));
 
   const openapi = openApiDocument(deps.limits);
@@ -82,7 +119,9 @@ export function createApp(deps: ApiDeps): { app: Express; metrics: ApiMetrics; k
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
 
+  app.use(express.static(PUBLIC_DIR));
+
   app.use((req, _res, next) => next(new HttpError(404, 'not_found', `no route for ${req.method} ${req.path}`)));
   app.use(errorHandler);
-  return { app, metrics, keys };
+  return { app, metrics, keys, sessions };
 }

@@ -1,4 +1,5 @@
 export { createApp, ApiDeps } from './app';
+export { SessionSockets } from './session-sockets';
 export { JobEventHub } from './job-event-hub';
 export { TenantAdmission } from './tenant-admission';
 export { IdempotencyKeys } from './idempotency';

@@ -6,6 +6,7 @@ import {
   JOBS_PATH,
   JobCancellation,
   JobDirectory,
+  LOCATOR_MARGIN_SECONDS,
   ModelQueues,
   ObjectStore,
   WorkerRegistry,
@@ -40,9 +41,6 @@ export interface JobsRouteDeps {
 }
 
 const FINAL = new Set(['succeeded', 'failed', 'canceled']);
-
-/** A job's locator outlives its retention by this much. */
-const LOCATOR_MARGIN_SECONDS = 24 * 3600;
 
 export function jobsRoutes(deps: JobsRouteDeps): Router {
   const router = Router();

@@ -11,6 +11,7 @@ import {
   loadConfig,
   objectStoreOptionsFromEnv,
   requestLimits,
+  sessionEnv,
   ModelQueues,
   modelQueueName,
   modelsEnv,
@@ -23,7 +24,7 @@ import { createApp } from './app';
 import { JobEventHub } from './job-event-hub';
 
 async function main(): Promise<void> {
-  const config = loadConfig({ ...queueEnv, ...modelsEnv, ...storageEnv, ...limitsEnv, ...webhookEnv, ...apiEnv });
+  const config = loadConfig({ ...queueEnv, ...modelsEnv, ...storageEnv, ...limitsEnv, ...webhookEnv, ...apiEnv, ...sessionEnv });
   await checkRedis(config.REDIS_URL);
   const redis = createRedis(config.REDIS_URL, { failFast: true });
   redis.on('error', (err) => console.error(`api: redis: ${err.message}`));
@@ -35,7 +36,7 @@ async function main(): Promise<void> {
   const queueNames = config.MODELS.map((m) => modelQueueName(config.QUEUE_NAME, m));
   const events = new JobEventHub(queueNames, config.QUEUE_PREFIX, redis, new JobCancellation(redis, keyPrefix));
 
-  const { app, keys } = createApp({
+  const { app, keys, sessions } = createApp({
     queues,
     redis,
     store,
@@ -50,17 +51,20 @@ async function main(): Promise<void> {
     jobAttempts: config.JOB_ATTEMPTS,
     jobBackoffMs: config.JOB_BACKOFF_MS,
     jobRetentionSeconds: config.JOB_RETENTION_SECONDS,
+    sessionIdleSeconds: config.SESSION_IDLE_SECONDS,
+    sessionMaxMessageBytes: config.SESSION_MAX_MESSAGE_BYTES,
   });
   for (const { tenant, key } of config.API_KEYS ?? []) await keys.register(key, tenant);
   const server = createServer(app);
   await listen(server, config.PORT, config.HOST, 'PORT');
+  sessions.attach(server);
   console.log(`api: listening on http://${config.HOST}:${config.PORT}`);
 
   const shutdown = async (signal: string) => {
     console.log(`api: ${signal}, closing`);
     server.close();
     server.closeIdleConnections();
-    await Promise.all([queues.close(), events.close()]);
+    await Promise.all([queues.close(), events.close(), sessions.close()]);
     redis.disconnect();
     store.close();
     process.exit(0);

@@ -3,7 +3,7 @@
  * API validates requests with and derives its response types from, so it cannot drift from them.
  */
 import { z } from 'zod';
-import { RequestLimits, jobErrorSchema, jobRequestSchema, jobViewSchema } from '@farm/contracts';
+import { RequestLimits, jobErrorSchema, jobRequestSchema, jobViewSchema, sessionCreatedSchema, sessionRequestSchema } from '@farm/contracts';
 
 function jsonSchema(schema: z.ZodType, io: 'input' | 'output'): Record<string, unknown> {
   const { $schema: _dialect, ...rest } = z.toJSONSchema(schema, { io, unrepresentable: 'any', target: 'draft-2020-12' }) as Record<string, unknown>;
@@ -28,6 +28,8 @@ export function openApiDocument(limits: RequestLimits): Record<string, unknown> 
         JobRequest: jsonSchema(jobRequestSchema(limits), 'input'),
         Job: jsonSchema(jobViewSchema, 'output'),
         Error: jsonSchema(errorSchema, 'output'),
+        SessionRequest: jsonSchema(sessionRequestSchema(limits), 'input'),
+        Session: jsonSchema(sessionCreatedSchema, 'output'),
       },
     },
     security: [{ apiKey: [] }],
@@ -53,6 +55,20 @@ export function openApiDocument(limits: RequestLimits): Record<string, unknown> 
           summary: 'Server-Sent Events: queued, started, progress {step,total,preview}, then succeeded|failed|canceled with the job',
           parameters: [idParam],
           responses: { '200': { description: 'event stream', content: { 'text/event-stream': { schema: { type: 'string' } } } }, ...errors(401, 404) },
+        },
+      },
+      '/v1/sessions': {
+        post: {
+          summary: 'Open a live canvas session (frames stream on its WebSocket; see the README for the protocol)',
+          requestBody: { required: true, ...json(ref('SessionRequest')) },
+          responses: { '201': { description: 'opened', ...json(ref('Session')) }, ...errors(400, 401, 415, 503) },
+        },
+      },
+      '/v1/sessions/{id}/ws': {
+        get: {
+          summary: 'The session\'s WebSocket (upgrade): updates in, frames out. Authenticated by the bearer key or ?token=',
+          parameters: [idParam, { name: 'token', in: 'query', required: false, schema: { type: 'string' } }],
+          responses: { '101': { description: 'switching protocols: the socket is open' }, ...errors(401, 404, 409) },
         },
       },
       '/v1/workers': { get: { summary: 'Live workers', responses: { '200': { description: 'workers', ...json({ type: 'object' }) }, ...errors(401) } } },

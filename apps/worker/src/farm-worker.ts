@@ -15,6 +15,8 @@ import {
   JobLocator,
   ModelQueues,
   ObjectStore,
+  SessionHosts,
+  SessionStore,
   TenantJobs,
   WebhookDispatcher,
   WorkerRegistry,
@@ -26,6 +28,7 @@ import { DeferJob, FarmJob, MicroBatchFeeder, Outcome } from './micro-batch-feed
 const AFFINITY_RETRY_MS = 150;
 import { EditSourceCache } from './edit-source-cache';
 import { JobRenderer, reasonCode } from './render-job';
+import { SessionHost } from './session-host';
 import { startStatusServer } from './status-server';
 import { WorkerMetrics } from './worker-metrics';
 
@@ -63,7 +66,12 @@ export interface FarmWorkerOptions {
   webhooks?: { secret?: string; allowPrivate: boolean };
   /** Port for /metrics and /healthz; undefined runs none (tests), 0 picks a free one. */
   statusPort?: number;
+  /** How long a live session lives without a message from its client (default 300 s). */
+  sessionIdleSeconds?: number;
 }
+
+/** The Redis key prefix of this farm's own keys (queue prefix + name). */
+const keyPrefixOf = (o: { queuePrefix: string; queueName: string }) => `${o.queuePrefix}:${o.queueName}`;
 
 /** The bundled model, used when MODEL_DIR is not set. */
 export const DEFAULT_MODEL_DIR = path.resolve(__dirname, '../../../models/shapes-ldm');
@@ -85,14 +93,15 @@ export class FarmWorker {
   private webhooks: WebhookDispatcher | null = null;
   private readonly tenantJobs: TenantJobs;
   private readonly editSources: EditSourceCache;
+  private sessions: SessionHost | null = null;
   private readonly startedAt = new Date().toISOString();
 
   constructor(private readonly options: FarmWorkerOptions) {
     this.id = options.workerId ?? `${os.hostname()}:${process.pid}`;
     this.queue = openQueue({ QUEUE_NAME: options.queueName, QUEUE_PREFIX: options.queuePrefix }, options.redis, options.model);
     this.ownQueue = new ModelQueues(new Map([[options.model, this.queue]]));
-    this.metrics = new WorkerMetrics(this.id, this.ownQueue, () => this.feeder?.inFlight ?? 0);
-    const keyPrefix = `${options.queuePrefix}:${options.queueName}`;
+    this.metrics = new WorkerMetrics(this.id, this.ownQueue, () => this.feeder?.inFlight ?? 0, () => this.sessions?.size ?? 0);
+    const keyPrefix = keyPrefixOf(options);
     this.registry = new WorkerRegistry(options.redis, keyPrefix);
     this.cancellation = new JobCancellation(options.redis, keyPrefix);
     this.tenantJobs = new TenantJobs(options.redis, keyPrefix);
@@ -198,6 +207,20 @@ export class FarmWorker {
       }));
     }
     this.running = this.feeder.start();
+    this.sessions = new SessionHost({
+      redis: o.redis,
+      sessions: new SessionStore(o.redis, keyPrefixOf(o), o.sessionIdleSeconds ?? 300),
+      hosts: new SessionHosts(o.redis, keyPrefixOf(o)),
+      workerId: this.id,
+      model: o.model,
+      jobsInFlight: () => this.feeder.inFlight,
+      pipeline: this.pipeline,
+      editSources: this.editSources,
+      store: o.store,
+      onRender: (kind) => this.metrics.sessionRender(kind),
+      onSuperseded: (count) => this.metrics.sessionUpdatesSuperseded(count),
+    });
+    await this.sessions.start();
     await this.announce();
     this.heartbeat = setInterval(() => void this.announce(), this.registry.ttlMs / 3);
   }
@@ -242,6 +265,7 @@ export class FarmWorker {
   /** Graceful stop: no new jobs, in-flight ones finish within `graceMs` or go back to the queue. */
   async stop(graceMs = 25000): Promise<void> {
     if (this.heartbeat) clearInterval(this.heartbeat);
+    await this.sessions?.stop();
     this.unsubscribeCancels?.();
     await this.webhooks?.close();
     await this.feeder?.stop(graceMs);

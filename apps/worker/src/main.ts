@@ -9,6 +9,7 @@ import {
   objectStoreOptionsFromEnv,
   queueEnv,
   requestLimits,
+  sessionEnv,
   storageEnv,
   webhookEnv,
   workerEnv,
@@ -17,7 +18,7 @@ import path from 'node:path';
 import { DEFAULT_MODEL_DIR, FarmWorker } from './farm-worker';
 
 async function main(): Promise<void> {
-  const config = loadConfig({ ...queueEnv, ...storageEnv, ...limitsEnv, ...webhookEnv, ...workerEnv });
+  const config = loadConfig({ ...queueEnv, ...storageEnv, ...limitsEnv, ...webhookEnv, ...workerEnv, ...sessionEnv });
   await checkRedis(config.REDIS_URL);
   const redis = createRedis(config.REDIS_URL);
   redis.on('error', (err) => console.error(`worker: redis: ${err.message}`));
@@ -49,6 +50,7 @@ async function main(): Promise<void> {
     editAffinityMs: config.EDIT_AFFINITY_MS,
     webhooks: { secret: config.WEBHOOK_SECRET, allowPrivate: config.WEBHOOK_ALLOW_PRIVATE },
     statusPort: config.WORKER_METRICS_PORT,
+    sessionIdleSeconds: config.SESSION_IDLE_SECONDS,
   });
   // Signals are handled from the start: a SIGTERM during start-up waits for it, then stops.
   const started = worker.start();

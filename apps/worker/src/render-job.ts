@@ -12,10 +12,12 @@ import {
   EditSourceKind,
   GenerateRequest,
   JobOutput,
+  JobRequest,
   MaskRequest,
   RegionRequest,
   RequestLimits,
   editStrength,
+  SessionSnapshot,
   encodeFailure,
   isPromptEdit,
   parseJobRequest,
@@ -93,15 +95,27 @@ export class JobRenderer {
 
   /** `data` is the queued job: the request plus the fields the API added (seed, tenant). */
   async render(id: string, data: Record<string, unknown>, onProgress: ProgressListener): Promise<JobOutput> {
-    const { tenant: _tenant, ...request } = data;
+    const { tenant: _tenant, snapshot, ...request } = data;
     const parsed = parseJobRequest(request, this.deps.limits);
     if (!parsed.ok) throw invalid(parsed.problems.map((p) => `${p.path}: ${p.message}`).join('; '));
     if (await this.deps.isCanceled(id)) throw new UnrecoverableError(encodeFailure('canceled', 'canceled before it started'));
     const job = parsed.value;
     const seed = job.seed ?? 0;
+    if (snapshot) return this.record(job, snapshot as SessionSnapshot, seed);
     const started = Date.now();
     const done = job.type === 'generate' ? await this.generate(id, job, seed, onProgress) : await this.edit(id, job, seed, onProgress);
     return { ...done, seed, computeMs: Date.now() - started, workerId: this.deps.workerId };
+  }
+
+  /** A session's commit: its frame is stored already; the job records where (after checking it is there). */
+  private async record(request: JobRequest, snapshot: SessionSnapshot, seed: number): Promise<JobOutput> {
+    if (request.type !== 'generate') throw invalid('a session snapshot records a generation');
+    const image = await this.deps.store.get(snapshot.key).catch((err) => {
+      throw new JobFailure('storage_unavailable', `could not read the snapshot: ${(err as Error).message}`);
+    });
+    const { width, height, format } = await sharp(image).metadata();
+    if (width !== request.width || height !== request.height || format !== request.format) throw invalid(`the snapshot ${snapshot.key} is not a ${request.width}x${request.height} ${request.format}`);
+    return { bucket: this.deps.store.bucket, key: snapshot.key, width, height, format, contentType: CONTENT_TYPES[format], seed, computeMs: 0, workerId: snapshot.workerId };
   }
 
   private async generate(id: string, request: GenerateRequest, seed: number, onProgress: ProgressListener) {

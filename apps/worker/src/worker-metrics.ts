@@ -16,10 +16,12 @@ export class WorkerMetrics {
   private readonly batchSize: Histogram;
   private readonly lanes: Histogram;
   private readonly editSources: Counter<'source'>;
+  private readonly sessionRenders: Counter<'kind'>;
+  private readonly sessionSuperseded: Counter;
   private readonly imageRate = new RateMeter();
   private readonly stepRate = new RateMeter();
 
-  constructor(workerId: string, queues: ModelQueues, inFlight: () => number) {
+  constructor(workerId: string, queues: ModelQueues, inFlight: () => number, sessions: () => number) {
     const registers = [(this.registry = createRegistry({ app: 'worker', worker: workerId }))];
     registerQueueDepth(this.registry, queues);
     const byType = { labelNames: ['type'] as const, buckets: LATENCY_BUCKETS, registers };
@@ -34,10 +36,21 @@ export class WorkerMetrics {
     this.batchSize = new Histogram({ name: 'farm_unet_batch_size', help: 'Lanes per UNet call', buckets: [1, 2, 4, 8, 16, 32, 64], registers });
     this.lanes = new Histogram({ name: 'farm_stream_batch_lanes', help: 'Lanes per engine tick (stream-batch occupancy)', buckets: [1, 2, 4, 8, 16, 32, 64, 128], registers });
     new Gauge({ name: 'farm_jobs_in_flight', help: 'Jobs this worker holds', registers, collect() { this.set(inFlight()); } });
+    new Gauge({ name: 'farm_sessions_hosted', help: 'Live sessions this worker renders', registers, collect() { this.set(sessions()); } });
+    this.sessionRenders = new Counter({ name: 'farm_session_renders_total', help: 'Session renders by kind: full (generation), edit (the changed part), none (nothing changed)', labelNames: ['kind'], registers });
+    this.sessionSuperseded = new Counter({ name: 'farm_session_updates_superseded_total', help: 'Session updates never rendered because a newer one came before their turn', registers });
     const imageRate = this.imageRate;
     const stepRate = this.stepRate;
     new Gauge({ name: 'farm_images_per_second', help: 'Images per second over the last minute', registers, collect() { this.set(imageRate.perSecond(Date.now())); } });
     new Gauge({ name: 'farm_denoise_steps_per_second', help: 'Denoising steps per second over the last minute', registers, collect() { this.set(stepRate.perSecond(Date.now())); } });
+  }
+
+  sessionRender(kind: string): void {
+    this.sessionRenders.inc({ kind });
+  }
+
+  sessionUpdatesSuperseded(count: number): void {
+    this.sessionSuperseded.inc(count);
   }
 
   editSource(kind: string): void {

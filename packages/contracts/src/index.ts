@@ -2,3 +2,4 @@ export * from './job-request';
 export * from './job-view';
 export * from './queue';
 export * from './model-capabilities';
+export * from './session-protocol';

@@ -154,8 +154,19 @@ export type GenerateRequest = Extract<JobRequest, { type: 'generate' }>;
 export type EditRequest = Extract<JobRequest, { type: 'edit' }>;
 export type RegionRequest = NonNullable<GenerateRequest['regions']>[number];
 export type MaskRequest = RegionRequest['mask'];
-/** What the queue carries: the validated request, its seed fixed at submission, its owner. */
-export type QueuedJob = JobRequest & { seed: number; tenant: string };
+/** A live session's committed frame, already stored: its job only records it (no compute). */
+export interface SessionSnapshot {
+  /** Object key of the stored image. */
+  key: string;
+  /** The worker that rendered it. */
+  workerId: string;
+}
+
+/**
+ * What the queue carries: the validated request, its seed fixed at submission, its owner, and
+ * for a session's commit the snapshot it records.
+ */
+export type QueuedJob = JobRequest & { seed: number; tenant: string; snapshot?: SessionSnapshot };
 
 export interface FieldProblem {
   path: string;

@@ -118,15 +118,23 @@ export interface EditParams {
   format: OutputFormat;
 }
 
-export interface EditedImage extends RenderedImage {
-  /** The pixel mask used, as a greyscale PNG. */
-  maskPng: Buffer;
+/** An edit's pixels and latent, before any encoding. */
+export interface EditedFrame {
+  rgb: Buffer;
+  latent: Float32Array;
+  /** The pixel mask used. */
+  pixelMask: Mask;
   /** Share of the latent canvas denoised. */
   recomputedFraction: number;
   /** Share of the latent canvas decoded. */
   decodedFraction: number;
   /** The latent windows decoded (none when the mask was empty). */
   decodedWindows: Window[];
+}
+
+export interface EditedImage extends RenderedImage, Omit<EditedFrame, 'pixelMask'> {
+  /** The pixel mask used, as a greyscale PNG. */
+  maskPng: Buffer;
 }
 
 /** What the denoising of any job needs to know. */
@@ -224,6 +232,14 @@ export class DiffusionPipeline {
    */
   async edit(params: EditParams, onProgress?: ProgressListener): Promise<EditedImage> {
     const { source } = params;
+    const { pixelMask, ...frame } = await this.editFrame(params, onProgress);
+    const [maskPng, data] = await Promise.all([encodeMaskPng(pixelMask), encodeImage(frame.rgb, source.width, source.height, params.format)]);
+    return { ...frame, maskPng, data, width: source.width, height: source.height, format: params.format };
+  }
+
+  /** `edit` without encoding anything: the pixels, the latent and what was recomputed. */
+  async editFrame(params: EditParams, onProgress?: ProgressListener): Promise<EditedFrame> {
+    const { source } = params;
     const canvas = this.latentCanvas(source.width, source.height);
     if (source.latent.length !== canvas.channels * canvas.height * canvas.width) throw new Error('the source latent does not match the source image size');
 
@@ -231,44 +247,33 @@ export class DiffusionPipeline {
     const regions = await this.regionLayers(params.regions ?? [], canvas, source);
     const masks = await this.editMasks(params, canvas, regions.pixelMasks);
     const plan = planEdit(masks.core, regions.layers, canvas, this.layout);
-    const frame = { width: source.width, height: source.height, format: params.format };
-    if (!plan) {
-      const [maskPng, data] = await Promise.all([encodeMaskPng(masks.pixel), encodeImage(source.rgb, source.width, source.height, params.format)]);
-      return { ...frame, maskPng, data, rgb: source.rgb, latent: source.latent, recomputedFraction: 0, decodedFraction: 0, decodedWindows: [] };
-    }
+    if (!plan) return { rgb: source.rgb, latent: source.latent, pixelMask: masks.pixel, recomputedFraction: 0, decodedFraction: 0, decodedWindows: [] };
 
     // 2. Denoise the plan's lanes on its sub-canvas, from the source noised to the first timestep;
-    //    the source's clean latent is kept outside the mask at every step. The mask's PNG is
-    //    encoded meanwhile.
+    //    the source's clean latent is kept outside the mask at every step.
     const { area } = plan;
     const kept = cropWindow(source.latent, canvas, area);
     const timesteps = this.engine.scheduler.timesteps(params.steps, params.strength);
     const rng = new GaussianRng(params.seed);
-    const [maskPng, denoised] = await Promise.all([
-      encodeMaskPng(masks.pixel),
-      this.denoise({
-        params,
-        canvas: { channels: canvas.channels, height: area.h, width: area.w },
-        latent: addNoise(this.engine.scheduler.schedule, kept, rng.normals(kept.length), timesteps[0]),
-        timesteps,
-        rng,
-        regions: plan.regions,
-        keep: { latent: kept, mask: plan.keepMask },
-        windows: plan.localWindows,
-        image: { canvas, latent: source.latent, area },
-        onProgress,
-      }),
-    ]);
+    const denoised = await this.denoise({
+      params,
+      canvas: { channels: canvas.channels, height: area.h, width: area.w },
+      latent: addNoise(this.engine.scheduler.schedule, kept, rng.normals(kept.length), timesteps[0]),
+      timesteps,
+      rng,
+      regions: plan.regions,
+      keep: { latent: kept, mask: plan.keepMask },
+      windows: plan.localWindows,
+      image: { canvas, latent: source.latent, area },
+      onProgress,
+    });
     const latent = pasteWindow(source.latent.slice(), canvas, area, denoised);
 
     // 3. Decode the plan's windows only and paste them into the source image, feathered.
-    const rgb = await decodeWindowsInto(this.model, latent, canvas, plan.decodeWindows, source, { ...this.layout, pixelMask: masks.pixel });
     return {
-      ...frame,
-      maskPng,
-      data: await encodeImage(rgb, source.width, source.height, params.format),
-      rgb,
+      rgb: await decodeWindowsInto(this.model, latent, canvas, plan.decodeWindows, source, { ...this.layout, pixelMask: masks.pixel }),
       latent,
+      pixelMask: masks.pixel,
       recomputedFraction: plan.recomputedFraction,
       decodedFraction: plan.decodedFraction,
       decodedWindows: plan.decodeWindows,
@@ -288,31 +293,37 @@ export class DiffusionPipeline {
     return { latent, rgb, width, height, prompt };
   }
 
-  /**
-   * An edit's masks: the drawn mask joined with the regions', or, for a prompt edit, where the
-   * old and new prompts disagree (the change probe, run in the stream batch).
-   */
+  /** An edit's masks: the drawn mask joined with the regions', or, for a prompt edit, the prompt change's. */
   private async editMasks(params: EditParams, canvas: CanvasShape, regionMasks: readonly Mask[]): Promise<EditMasks> {
     const { source } = params;
-    const { vaeScale, alignment } = this.layout;
     if (!isPromptEdit(params)) {
       const drawn = params.mask ? [await rasterizeMask(params.mask, source.width, source.height)] : [];
-      return drawnEditMasks([...drawn, ...regionMasks], canvas, vaeScale);
+      return drawnEditMasks([...drawn, ...regionMasks], canvas, this.layout.vaeScale);
     }
-    if (source.prompt === undefined) throw new InvalidInputError('a prompt edit needs the source prompt (edit a job, not an upload)');
-    const [before, after] = await this.textCache.get([source.prompt, params.prompt]);
+    const { prompt } = source;
+    if (prompt === undefined) throw new InvalidInputError('a prompt edit needs the source prompt (edit a job, not an upload)');
+    return this.promptChange(params.id, { ...source, prompt }, params.prompt, params.seed);
+  }
+
+  /**
+   * Where changing a source's prompt to `prompt` matters (DiffEdit): the change probe, run in the
+   * stream batch as job `id`'s probe, its mask's holes filled.
+   */
+  async promptChange(id: string, source: EditSource & { prompt: string }, prompt: string, seed: number): Promise<EditMasks> {
+    const canvas = this.latentCanvas(source.width, source.height);
+    const [before, after] = await this.textCache.get([source.prompt, prompt]);
     const probe = changeProbe({
-      id: probeId(params.id),
+      id: probeId(id),
       latent: source.latent,
       canvas,
       before,
       after,
       nativeSize: this.model.info.sampleSize,
-      alignment,
+      alignment: this.layout.alignment,
       schedule: this.engine.scheduler.schedule,
-      seed: params.seed,
+      seed,
     });
-    return promptEditMasks(probe.mask(await this.engine.probe(probe.request)), vaeScale, source.width, source.height);
+    return promptEditMasks(probe.mask(await this.engine.probe(probe.request)), this.layout.vaeScale, source.width, source.height);
   }
 
   /**

@@ -27,3 +27,4 @@ export * from './edit-plan';
 export * from './windowed-decode';
 export * from './latent-preview';
 export * from './diffusion-pipeline';
+export * from './canvas-diff';

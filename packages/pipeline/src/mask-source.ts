@@ -1,9 +1,12 @@
-/** A mask as a request gives it (PNG bytes, rectangles or polygons in canvas pixels) → pixel mask. */
+/**
+ * A mask as a request gives it (PNG bytes, rectangles or polygons in canvas pixels) → pixel mask;
+ * one already rasterized at the image size (a live session's) is taken as it is.
+ */
 import sharp from 'sharp';
 import { MAX_MASK_PIXELS } from '@farm/contracts';
 import { Mask, Polygon, Rect, rasterizePolygons, rasterizeRects } from './region-masks';
 
-export type MaskSpec = { png: Buffer } | { rects: readonly Rect[] } | { polygons: readonly Polygon[] };
+export type MaskSpec = { png: Buffer } | { rects: readonly Rect[] } | { polygons: readonly Polygon[] } | { pixels: Mask };
 
 
 /** Input that can never succeed (not an image, too many pixels): retrying will not help. */
@@ -14,6 +17,10 @@ export class InvalidInputError extends Error {
 export async function rasterizeMask(spec: MaskSpec, width: number, height: number): Promise<Mask> {
   if ('rects' in spec) return rasterizeRects(spec.rects, width, height);
   if ('polygons' in spec) return rasterizePolygons(spec.polygons, width, height);
+  if ('pixels' in spec) {
+    if (spec.pixels.width !== width || spec.pixels.height !== height) throw new InvalidInputError(`a ${spec.pixels.width}x${spec.pixels.height} mask cannot be used on a ${width}x${height} image`);
+    return spec.pixels;
+  }
   // White (or opaque-white) marks the region; transparency counts as not set. Scaled to the canvas.
   let grey: Buffer;
   try {

@@ -144,6 +144,14 @@ export const workerEnv = {
   SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(25000),
 };
 
+/** Live sessions (the API and every worker). */
+export const sessionEnv = {
+  /** A session with no message from its client for this long ends. */
+  SESSION_IDLE_SECONDS: positiveInt.max(7 * 24 * 3600).default(300),
+  /** Largest message a session's client may send, in bytes (a larger one gets an error message). */
+  SESSION_MAX_MESSAGE_BYTES: positiveInt.max(64 * 1024 * 1024).default(2 * 1024 * 1024),
+};
+
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }

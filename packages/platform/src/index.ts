@@ -15,3 +15,5 @@ export * from './webhook-signature';
 export * from './webhook-dispatcher';
 export * from './listen';
 export * from './startup-error';
+export * from './session-store';
+export * from './session-hosts';

@@ -6,6 +6,9 @@
  */
 import type { Redis } from 'ioredis';
 
+/** A job's locator outlives its retention by this much. */
+export const LOCATOR_MARGIN_SECONDS = 24 * 3600;
+
 export class JobLocator {
   constructor(
     private readonly redis: Redis,
@@ -14,6 +17,11 @@ export class JobLocator {
 
   key(jobId: string): string {
     return `${this.keyPrefix}:job-model:${jobId}`;
+  }
+
+  /** Records the model of a job queued outside admission (a session's commit), for `ttlSeconds`. */
+  async record(jobId: string, model: string, ttlSeconds: number): Promise<void> {
+    await this.redis.set(this.key(jobId), model, 'EX', ttlSeconds);
   }
 
   /** The model the job was queued for, or null when admission did not record it. */
