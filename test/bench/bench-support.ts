@@ -16,6 +16,8 @@ export interface LocalFarm {
   base: string;
   key: string;
   queueName: string;
+  /** The API's process. */
+  api: ChildProcess;
   /** Starts one more worker process. */
   startWorker(id: string, env?: Record<string, string>): ChildProcess;
   close(): Promise<void>;
@@ -35,7 +37,8 @@ export async function startLocalFarm(options: { port: number; workers?: number; 
     API_KEYS: `bench:${BENCH_KEY}`,
     ...options.env,
   };
-  const children: ChildProcess[] = [fork(path.join(ROOT, 'apps/api/dist/main.js'), [], { env, stdio: 'inherit' })];
+  const api = fork(path.join(ROOT, 'apps/api/dist/main.js'), [], { env, stdio: 'inherit' });
+  const children: ChildProcess[] = [api];
   const startWorker = (id: string, extra: Record<string, string> = {}) => {
     const child = fork(path.join(ROOT, 'apps/worker/dist/main.js'), [], { env: { ...env, WORKER_ID: id, ...extra }, stdio: 'inherit' });
     children.push(child);
@@ -52,6 +55,7 @@ export async function startLocalFarm(options: { port: number; workers?: number; 
     base,
     key: BENCH_KEY,
     queueName,
+    api,
     startWorker,
     async close() {
       await Promise.all(children.map((c) => new Promise((r) => { if (c.exitCode !== null) return r(null); c.once('exit', r); c.kill('SIGTERM'); })));

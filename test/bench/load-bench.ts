@@ -12,6 +12,7 @@
  * (seconds per measurement, default 8) --rounds=N (default 3) --port=P
  */
 import { execFileSync, fork } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -28,25 +29,44 @@ interface WrkFigures {
   p90: number;
   p99: number;
   max: number;
+  /** CPU time the server process and Redis spent per answered request, in µs. */
+  serverCpuUs: number;
+  redisCpuUs: number;
 }
 
 const TENANTS = ['bench-a', 'bench-b', 'bench-c', 'bench-d'];
 const BODY = JSON.stringify({ type: 'generate', prompt: 'a red circle on a blue background', width: 64, height: 64, steps: 1 });
 
-function wrk(url: string, connections: number, seconds: number, env: Record<string, string>): WrkFigures {
+/** CPU seconds (user + system) a process has used (Linux /proc). */
+function processCpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+}
+
+/** CPU seconds Redis has used (its INFO; the whole server, so others' traffic too). */
+async function redisCpuSeconds(redis: Redis): Promise<number> {
+  const info = await redis.info('cpu');
+  return Number(/used_cpu_sys:([\d.]+)/.exec(info)![1]) + Number(/used_cpu_user:([\d.]+)/.exec(info)![1]);
+}
+
+/** One wrk run against the server process `pid`, with the CPU time it and Redis spent. */
+async function wrk(url: string, pid: number, redis: Redis, connections: number, seconds: number, env: Record<string, string>): Promise<WrkFigures> {
+  const [server0, redis0] = [processCpuSeconds(pid), await redisCpuSeconds(redis)];
   const out = execFileSync(
     'wrk',
     ['-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '5s', '-s', path.join(__dirname, '../../bench/wrk-submit.lua'), url],
     { env: { ...process.env, WRK_BODY: BODY, ...env }, encoding: 'utf8' },
   );
-  return JSON.parse(out.trim().split('\n').pop()!) as WrkFigures;
+  const figures = JSON.parse(out.trim().split('\n').pop()!) as Omit<WrkFigures, 'serverCpuUs' | 'redisCpuUs'>;
+  const perRequest = (seconds: number) => (seconds * 1e6) / Math.max(1, figures.requests);
+  return { ...figures, serverCpuUs: perRequest(processCpuSeconds(pid) - server0), redisCpuUs: perRequest((await redisCpuSeconds(redis)) - redis0) };
 }
 
 const rps = (f: WrkFigures) => f.requests / (f.durationUs / 1e6);
 const ms = (us: number) => (us / 1000).toFixed(1);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const describe = (f: WrkFigures) =>
-  `${rps(f).toFixed(0).padStart(6)} req/s, p50 ${ms(f.p50)} ms, p90 ${ms(f.p90)} ms, p99 ${ms(f.p99)} ms` +
+  `${rps(f).toFixed(0).padStart(6)} req/s, p50 ${ms(f.p50)} ms, p90 ${ms(f.p90)} ms, p99 ${ms(f.p99)} ms, CPU/request: server ${f.serverCpuUs.toFixed(0)} us, Redis ${f.redisCpuUs.toFixed(0)} us` +
   (f.non2xx + f.timeouts + f.socketErrors > 0 ? ` (non-2xx ${f.non2xx}, timeouts ${f.timeouts}, socket errors ${f.socketErrors})` : '');
 
 async function main(): Promise<void> {
@@ -72,21 +92,22 @@ async function main(): Promise<void> {
   const apiQueue = new Queue(modelQueueName(farm.queueName, DEFAULT_MODEL), { connection: redis, prefix: '{farm}' });
   const peerQueue = new Queue(peerQueueName, { connection: redis, prefix: '{farm}' });
   const targets = {
-    peer: { url: `http://127.0.0.1:${port + 1}`, env: { WRK_KEYS: keys.join(',') } },
-    api: { url: farm.base, env: { WRK_KEYS: keys.join(',') } },
-    'api + Idempotency-Key': { url: farm.base, env: { WRK_KEYS: keys.join(','), WRK_IDEMPOTENT: '1' } },
+    peer: { url: `http://127.0.0.1:${port + 1}`, pid: peer.pid!, env: { WRK_KEYS: keys.join(',') } },
+    api: { url: farm.base, pid: farm.api.pid!, env: { WRK_KEYS: keys.join(',') } },
+    'api + Idempotency-Key': { url: farm.base, pid: farm.api.pid!, env: { WRK_KEYS: keys.join(','), WRK_IDEMPOTENT: '1' } },
   };
+  const run = (t: (typeof targets)[keyof typeof targets], seconds: number, nonce: string) =>
+    wrk(t.url, t.pid, redis, connections, seconds, { ...t.env, WRK_NONCE: nonce });
   type Target = keyof typeof targets;
   const results: Record<Target, WrkFigures[]> = { peer: [], api: [], 'api + Idempotency-Key': [] };
   try {
     // Warm-up (JIT, connections, caches): counted in the queue check below, not in the figures.
-    const warmUp = Object.fromEntries(
-      Object.entries(targets).map(([name, t]) => [name, wrk(t.url, connections, 2, { ...t.env, WRK_NONCE: `warm-${name.length}` })]),
-    ) as Record<Target, WrkFigures>;
+    const warmUp = {} as Record<Target, WrkFigures>;
+    for (const [name, t] of Object.entries(targets) as Array<[Target, (typeof targets)[Target]]>) warmUp[name] = await run(t, 2, `warm-${name.length}`);
     console.log(`load benchmark: POST /v1/jobs, wrk -t1 -c${connections} -d${seconds}s, body ${BODY}`);
     for (let round = 1; round <= rounds; round++) {
       for (const [name, t] of Object.entries(targets) as Array<[Target, (typeof targets)[Target]]>) {
-        const figures = wrk(t.url, connections, seconds, { ...t.env, WRK_NONCE: `round-${round}` });
+        const figures = await run(t, seconds, `round-${round}`);
         results[name].push(figures);
         console.log(`  round ${round} ${name.padEnd(22)}: ${describe(figures)}`);
       }
@@ -94,7 +115,10 @@ async function main(): Promise<void> {
     console.log('medians over the rounds:');
     for (const name of Object.keys(results) as Target[]) {
       const f = results[name];
-      console.log(`  ${name.padEnd(30)}: ${median(f.map(rps)).toFixed(0).padStart(6)} req/s, p50 ${ms(median(f.map((x) => x.p50)))} ms, p99 ${ms(median(f.map((x) => x.p99)))} ms`);
+      console.log(
+        `  ${name.padEnd(30)}: ${median(f.map(rps)).toFixed(0).padStart(6)} req/s, p50 ${ms(median(f.map((x) => x.p50)))} ms, p99 ${ms(median(f.map((x) => x.p99)))} ms, ` +
+          `CPU/request: server ${median(f.map((x) => x.serverCpuUs)).toFixed(0)} us, Redis ${median(f.map((x) => x.redisCpuUs)).toFixed(0)} us`,
+      );
     }
     for (const name of ['api', 'api + Idempotency-Key'] as const) {
       const ratios = results[name].map((f, i) => rps(f) / rps(results.peer[i]));

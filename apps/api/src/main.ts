@@ -1,42 +1,44 @@
-/** API process entry point: parse the environment, connect, listen, shut down on SIGTERM. */
-import { createServer } from 'node:http';
-import {
-  ObjectStore,
-  apiEnv,
-  checkRedis,
-  createRedis,
-  exitOnStartupFailure,
-  listen,
-  limitsEnv,
-  loadConfig,
-  objectStoreOptionsFromEnv,
-  requestLimits,
-  sessionEnv,
-  ModelQueues,
-  modelQueueName,
-  modelsEnv,
-  JobCancellation,
-  queueEnv,
-  storageEnv,
-  webhookEnv,
-} from '@farm/platform';
-import { createApp } from './app';
-import { JobEventHub } from './job-event-hub';
+/**
+ * API process entry point: parse the environment, connect, listen, shut down on SIGTERM/SIGINT.
+ * Signals are handled from the first line: the API's modules load only after the handlers exist.
+ */
+import type { Server } from 'node:http';
+import { ShutdownSignals } from '@farm/platform/dist/shutdown-signals';
+import { exitOnStartupFailure } from '@farm/platform/dist/startup-error';
+
+const signals = new ShutdownSignals('api');
 
 async function main(): Promise<void> {
+  const { createServer } = await import('node:http');
+  const platform = await import('@farm/platform');
+  const { JobCancellation, ModelQueues, ObjectStore, checkRedis, connectRedis, listen, loadConfig, modelQueueName, objectStoreOptionsFromEnv, requestLimits } = platform;
+  const { apiEnv, limitsEnv, modelsEnv, queueEnv, sessionEnv, storageEnv, webhookEnv } = platform;
+  const { createApp } = await import('./app');
+  const { JobEventHub } = await import('./job-event-hub');
   const config = loadConfig({ ...queueEnv, ...modelsEnv, ...storageEnv, ...limitsEnv, ...webhookEnv, ...apiEnv, ...sessionEnv });
   await checkRedis(config.REDIS_URL);
-  const redis = createRedis(config.REDIS_URL, { failFast: true });
+  // Ready before first use: this client fails commands instead of queueing them while offline.
+  const redis = await connectRedis(config.REDIS_URL, { failFast: true });
   redis.on('error', (err) => console.error(`api: redis: ${err.message}`));
   const queues = ModelQueues.open(config, redis, config.MODELS);
   for (const queue of queues.all()) queue.on('error', () => undefined); // the redis handler above reports outages
   const store = new ObjectStore(objectStoreOptionsFromEnv(config));
-  await store.verify(config.S3_CREATE_BUCKET);
   const keyPrefix = `${config.QUEUE_PREFIX}:${config.QUEUE_NAME}`;
   const queueNames = config.MODELS.map((m) => modelQueueName(config.QUEUE_NAME, m));
   const events = new JobEventHub(queueNames, config.QUEUE_PREFIX, redis, new JobCancellation(redis, keyPrefix));
+  let server: Server | undefined;
+  let sessions: { close(): Promise<void> } | undefined;
+  signals.onShutdown(async (signal) => {
+    console.log(`api: ${signal}, closing`);
+    server?.close();
+    server?.closeIdleConnections();
+    await Promise.all([queues.close(), events.close(), sessions?.close()]);
+    redis.disconnect();
+    store.close();
+  });
+  await store.verify(config.S3_CREATE_BUCKET);
 
-  const { app, keys, sessions } = createApp({
+  const created = createApp({
     queues,
     redis,
     store,
@@ -54,23 +56,12 @@ async function main(): Promise<void> {
     sessionIdleSeconds: config.SESSION_IDLE_SECONDS,
     sessionMaxMessageBytes: config.SESSION_MAX_MESSAGE_BYTES,
   });
-  for (const { tenant, key } of config.API_KEYS ?? []) await keys.register(key, tenant);
-  const server = createServer(app);
+  sessions = created.sessions;
+  for (const { tenant, key } of config.API_KEYS ?? []) await created.keys.register(key, tenant);
+  server = createServer(created.app);
   await listen(server, config.PORT, config.HOST, 'PORT');
-  sessions.attach(server);
+  created.sessions.attach(server);
   console.log(`api: listening on http://${config.HOST}:${config.PORT}`);
-
-  const shutdown = async (signal: string) => {
-    console.log(`api: ${signal}, closing`);
-    server.close();
-    server.closeIdleConnections();
-    await Promise.all([queues.close(), events.close(), sessions.close()]);
-    redis.disconnect();
-    store.close();
-    process.exit(0);
-  };
-  process.once('SIGTERM', () => void shutdown('SIGTERM'));
-  process.once('SIGINT', () => void shutdown('SIGINT'));
 }
 
 main().catch(exitOnStartupFailure('api'));

@@ -50,48 +50,50 @@ export type Admission =
 /** BullMQ's largest priority. */
 const MAX_PRIORITY = 2 ** 21;
 
-/** Lines' entries older than this are dropped, so a lost job cannot hold a quota forever. */
-const MAX_AGE_US = 24 * 3600 * 1e6;
+/** A line's entries older than this are dropped, so a lost job cannot hold a quota forever… */
+const MAX_AGE_MS = 24 * 3600 * 1000;
+/** …checked at most this often per tenant. */
+const PRUNE_EVERY_MS = 60 * 1000;
 
 /**
- * KEYS: token bucket, the tenant's lines for priorities 1…10, job locator[, idempotency claim].
- * ARGV: rate/s, burst, max unfinished, job id, priority, model, locator ttl s, max age us
- *       [, fingerprint, claim ttl s].
+ * KEYS: token bucket, the tenant's line, job locator[, idempotency claim].
+ * ARGV: rate/s, burst, max unfinished, job id, priority, model, locator ttl s[, fingerprint, claim ttl s].
+ * The line's scores are priority × BAND + submission time (ms), so one ZCOUNT counts the jobs of
+ * the same or a higher priority; entries older than a day (lost jobs) are pruned once a minute.
  */
 const ADMIT = `
-local levels = ${PRIORITY_LEVELS}
-local claimKey = KEYS[levels + 3]
+local claimKey = KEYS[4]
 if claimKey then
   local earlier = redis.call('HMGET', claimKey, 'fingerprint', 'jobId', 'model', 'priority')
   if earlier[1] then
-    if earlier[1] ~= ARGV[9] then return {'conflict'} end
+    if earlier[1] ~= ARGV[8] then return {'conflict'} end
     return {'replay', earlier[2], earlier[3], tonumber(earlier[4])}
   end
 end
 local t = redis.call('TIME')
-local nowUs = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local nowMs = nowUs / 1000
+local nowMs = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local rate, burst, maxQueued = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local bucket = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local bucket = redis.call('HMGET', KEYS[1], 'tokens', 'ts', 'pruned')
 local tokens = math.min(burst, (tonumber(bucket[1]) or burst) + math.max(0, nowMs - (tonumber(bucket[2]) or nowMs)) / 1000 * rate)
 if tokens < 1 then return {'rate_limited', math.ceil((1 - tokens) / rate * 1000)} end
-local priority = tonumber(ARGV[5])
-local unfinished, ahead = 0, 0
-for level = 1, levels do
-  redis.call('ZREMRANGEBYSCORE', KEYS[level + 1], '-inf', nowUs - tonumber(ARGV[8]))
-  local n = redis.call('ZCARD', KEYS[level + 1])
-  unfinished = unfinished + n
-  if level <= priority then ahead = ahead + n end
+local band = ${TenantJobs.BAND}
+local pruned = tonumber(bucket[3]) or 0
+if nowMs - pruned > ${PRUNE_EVERY_MS} then
+  for level = 1, ${PRIORITY_LEVELS} do redis.call('ZREMRANGEBYSCORE', KEYS[2], level * band, level * band + nowMs - ${MAX_AGE_MS}) end
+  pruned = nowMs
 end
+local unfinished = redis.call('ZCARD', KEYS[2])
 if unfinished >= maxQueued then return {'quota_exceeded', unfinished} end
-redis.call('HSET', KEYS[1], 'tokens', tokens - 1, 'ts', nowMs)
+local priority = tonumber(ARGV[5])
+local ahead = redis.call('ZCOUNT', KEYS[2], '-inf', '(' .. ((priority + 1) * band))
+redis.call('HSET', KEYS[1], 'tokens', tokens - 1, 'ts', nowMs, 'pruned', pruned)
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
-redis.call('ZADD', KEYS[priority + 1], nowUs, ARGV[4])
-redis.call('SET', KEYS[levels + 2], ARGV[6], 'EX', ARGV[7])
-local queuePriority = math.min(${MAX_PRIORITY}, ahead * levels + priority)
+redis.call('ZADD', KEYS[2], priority * band + nowMs, ARGV[4])
+redis.call('SET', KEYS[3], ARGV[6], 'EX', ARGV[7])
+local queuePriority = math.min(${MAX_PRIORITY}, ahead * ${PRIORITY_LEVELS} + priority)
 if claimKey then
-  redis.call('HSET', claimKey, 'fingerprint', ARGV[9], 'jobId', ARGV[4], 'model', ARGV[6], 'priority', queuePriority)
-  redis.call('EXPIRE', claimKey, ARGV[10])
+  redis.call('HSET', claimKey, 'fingerprint', ARGV[8], 'jobId', ARGV[4], 'model', ARGV[6], 'priority', queuePriority)
+  redis.call('EXPIRE', claimKey, ARGV[9])
 end
 return {'admitted', queuePriority}`;
 
@@ -135,8 +137,8 @@ export class TenantAdmission {
 
   async admit(s: Submission): Promise<Admission> {
     const { ratePerSecond, burst, maxQueued } = this.options;
-    const keys = [this.bucketKey(s.tenant), ...this.jobs.keys(s.tenant), this.locator.key(s.jobId), ...(s.idempotency ? [s.idempotency.key] : [])];
-    const args = [ratePerSecond, burst, maxQueued, s.jobId, s.priority, s.model, s.locatorTtlSeconds, MAX_AGE_US];
+    const keys = [this.bucketKey(s.tenant), this.jobs.key(s.tenant), this.locator.key(s.jobId), ...(s.idempotency ? [s.idempotency.key] : [])];
+    const args = [ratePerSecond, burst, maxQueued, s.jobId, s.priority, s.model, s.locatorTtlSeconds];
     if (s.idempotency) args.push(s.idempotency.fingerprint, s.idempotency.ttlSeconds);
     const [kind, ...rest] = await this.redis.farmAdmit(keys.length, ...keys, ...args);
     switch (kind) {
@@ -157,7 +159,7 @@ export class TenantAdmission {
 
   /** Undoes `admit` for a job that did not reach its queue (`jobKey`: its BullMQ hash). Best effort. */
   async withdraw(s: Submission, jobKey: string): Promise<void> {
-    const keys = [jobKey, this.jobs.key(s.tenant, s.priority), this.locator.key(s.jobId), ...(s.idempotency ? [s.idempotency.key] : [])];
+    const keys = [jobKey, this.jobs.key(s.tenant), this.locator.key(s.jobId), ...(s.idempotency ? [s.idempotency.key] : [])];
     await this.redis.farmWithdraw(keys.length, ...keys, s.jobId).catch(() => undefined);
   }
 }

@@ -248,7 +248,7 @@ export class FarmWorker {
       this.metrics.failed(type, reasonCode(outcome.error), !outcome.retrying);
     }
     if (!outcome.ok && outcome.retrying) return;
-    this.tenantJobs.finished(job.data.tenant, job.data.priority ?? 5, job.id!).catch((err) => console.error(`worker: tenant bookkeeping: ${err.message}`));
+    this.tenantJobs.finished(job.data.tenant, job.id!).catch((err) => console.error(`worker: tenant bookkeeping: ${err.message}`));
     if (job.data.webhook && this.webhooks) {
       const status = outcome.ok ? 'succeeded' : reasonCode(outcome.error) === 'canceled' ? 'canceled' : 'failed';
       this.webhooks

@@ -1,23 +1,17 @@
-/** Worker process entry point: parse the environment, start a FarmWorker, stop on SIGTERM. */
-import {
-  ObjectStore,
-  checkRedis,
-  createRedis,
-  exitOnStartupFailure,
-  limitsEnv,
-  loadConfig,
-  objectStoreOptionsFromEnv,
-  queueEnv,
-  requestLimits,
-  sessionEnv,
-  storageEnv,
-  webhookEnv,
-  workerEnv,
-} from '@farm/platform';
+/**
+ * Worker process entry point: parse the environment, start a FarmWorker, stop on SIGTERM/SIGINT.
+ * Signals are handled from the first line: the worker's modules load only after the handlers exist.
+ */
 import path from 'node:path';
-import { DEFAULT_MODEL_DIR, FarmWorker } from './farm-worker';
+import { ShutdownSignals } from '@farm/platform/dist/shutdown-signals';
+import { exitOnStartupFailure } from '@farm/platform/dist/startup-error';
+
+const signals = new ShutdownSignals('worker');
 
 async function main(): Promise<void> {
+  const { ObjectStore, checkRedis, createRedis, limitsEnv, loadConfig, objectStoreOptionsFromEnv, queueEnv, requestLimits, sessionEnv, storageEnv, webhookEnv, workerEnv } =
+    await import('@farm/platform');
+  const { DEFAULT_MODEL_DIR, FarmWorker } = await import('./farm-worker');
   const config = loadConfig({ ...queueEnv, ...storageEnv, ...limitsEnv, ...webhookEnv, ...workerEnv, ...sessionEnv });
   await checkRedis(config.REDIS_URL);
   const redis = createRedis(config.REDIS_URL);
@@ -52,21 +46,15 @@ async function main(): Promise<void> {
     statusPort: config.WORKER_METRICS_PORT,
     sessionIdleSeconds: config.SESSION_IDLE_SECONDS,
   });
-  // Signals are handled from the start: a SIGTERM during start-up waits for it, then stops.
+  // A signal while the model loads waits for the start, then stops.
   const started = worker.start();
-  let stopping = false;
-  const shutdown = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
+  signals.onShutdown(async (signal) => {
     await started.catch(() => undefined);
     console.log(`worker ${worker.id}: ${signal}, finishing in-flight jobs (up to ${config.SHUTDOWN_GRACE_MS} ms)`);
     await worker.stop(config.SHUTDOWN_GRACE_MS);
     redis.disconnect();
     store.close();
-    process.exit(0);
-  };
-  process.once('SIGTERM', () => void shutdown('SIGTERM'));
-  process.once('SIGINT', () => void shutdown('SIGINT'));
+  });
   await started;
   console.log(
     `worker ${worker.id}: model ${model} (${modelDir}) on ${config.EXECUTION_PROVIDER}, ` +

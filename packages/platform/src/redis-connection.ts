@@ -31,6 +31,13 @@ export function redactedUrl(url: string): string {
   }
 }
 
+/** A connection as `createRedis` makes it, resolved once it is ready for commands. */
+export async function connectRedis(url: string, options: { failFast?: boolean } & RedisOptions = {}): Promise<Redis> {
+  const redis = createRedis(url, { ...options, lazyConnect: true });
+  await redis.connect();
+  return redis;
+}
+
 /** Resolves when Redis answers PING within the timeout; otherwise a StartupError says why, on one line. */
 export async function checkRedis(url: string, timeoutMs = 2000): Promise<void> {
   const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: timeoutMs });

@@ -1,8 +1,9 @@
 /**
- * Each tenant's unfinished jobs, one sorted set per tenant and priority level (scored by the
- * submission time in Redis microseconds). The API's admission counts them for quotas and places
- * each new job after the tenant's earlier jobs of the same or a higher priority, in one atomic
- * script; workers remove a job when it reaches its final state.
+ * Each tenant's unfinished jobs: one sorted set per tenant, each job scored by its priority band
+ * and submission time (priority × BAND + Redis time in ms), so the jobs of the same or a higher
+ * priority are one range. The API's admission counts them for quotas and places each new job
+ * after the tenant's earlier jobs of the same or a higher priority, in one atomic script; workers
+ * remove a job when it reaches its final state.
  */
 import type { Redis } from 'ioredis';
 
@@ -10,21 +11,19 @@ import type { Redis } from 'ioredis';
 export const PRIORITY_LEVELS = 10;
 
 export class TenantJobs {
+  /** Width of a priority's band of scores: larger than any time in ms, exact in a double up to 10 bands. */
+  static readonly BAND = 1e13;
+
   constructor(
     private readonly redis: Redis,
     private readonly keyPrefix: string,
   ) {}
 
-  key(tenant: string, priority: number): string {
-    return `${this.keyPrefix}:tenant:${tenant}:unfinished:${priority}`;
+  key(tenant: string): string {
+    return `${this.keyPrefix}:tenant:${tenant}:unfinished`;
   }
 
-  /** The tenant's lines, priority 1 first. */
-  keys(tenant: string): string[] {
-    return Array.from({ length: PRIORITY_LEVELS }, (_, i) => this.key(tenant, i + 1));
-  }
-
-  async finished(tenant: string, priority: number, jobId: string): Promise<void> {
-    await this.redis.zrem(this.key(tenant, priority), jobId);
+  async finished(tenant: string, jobId: string): Promise<void> {
+    await this.redis.zrem(this.key(tenant), jobId);
   }
 }
