@@ -16,7 +16,7 @@ module.exports = {
     ],
   },
   moduleNameMapper: {
-    '^@farm/(contracts|platform|pipeline|client)$': '<rootDir>/packages/$1/src',
+    '^@farm/(contracts|platform|pipeline|client|model-tools)$': '<rootDir>/packages/$1/src',
     '^@farm/(api|worker|farm|cli)$': '<rootDir>/apps/$1/src',
   },
   globalSetup: '<rootDir>/test/support/global-setup.ts',

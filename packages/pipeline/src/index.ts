@@ -7,7 +7,7 @@ export * from './euler-ancestral-scheduler';
 export * from './timestep-spacing';
 export * from './scheduler-factory';
 export * from './gaussian-rng';
-export * from './float16';
+export { fromFloat16, toFloat16 } from '@farm/model-tools';
 export * from './clip-tokenizer';
 export * from './sd-model';
 export * from './latent-window';

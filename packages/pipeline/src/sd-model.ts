@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { ClipTokenizer } from './clip-tokenizer';
-import { fromFloat16, toFloat16 } from './float16';
+import { fromFloat16, toFloat16 } from '@farm/model-tools';
 import type { SchedulerConfig } from './noise-schedule';
 
 export type ExecutionProvider = 'cpu' | 'cuda';

@@ -1,0 +1,3 @@
+export * from './float16';
+export * from './onnx-model';
+export * from './optimum-fixture';
