@@ -224,7 +224,7 @@ async function main(): Promise<void> {
 async function boxesOnly(pipeline: DiffusionPipeline, boxes: readonly Window[], steps: number, probe?: CanvasShape): Promise<void> {
   const { model } = pipeline;
   const channels = model.info.latentChannels;
-  const [context] = await pipeline.textCache.get(['a yellow background']);
+  const [{ context }] = await pipeline.textCache.get(['a yellow background']);
   const run = (n: number, h: number, w: number) => {
     const repeated = new Float32Array(n * context.length);
     for (let i = 0; i < n; i++) repeated.set(context, i * context.length);

@@ -33,7 +33,7 @@ async function main(): Promise<void> {
 
   // The ceiling: the UNet alone, same batch sizes, same shapes, no engine, no decode.
   const canvas = pipeline.latentCanvas(size, size);
-  const [context] = await pipeline.textCache.get([prompts[0]]);
+  const [{ context }] = await pipeline.textCache.get([prompts[0]]);
   const lane = canvas.channels * canvas.height * canvas.width;
   t0 = performance.now();
   for (const b of batchSizes) {

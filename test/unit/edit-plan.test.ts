@@ -56,7 +56,7 @@ describe('edit plan', () => {
 
   it('gives scattered parts their own windows; the sub-canvas spans them and the regions', () => {
     const scattered = drawnEditMasks([rasterizeRects([[0, 0, 32, 32], [200, 200, 40, 40]], 256, 256)], canvas, 8);
-    const [region] = regionLayers([{ context: new Float32Array(4), pixelMask: rasterizeRects([[8, 200, 24, 24]], 256, 256), strength: 1 }], canvas, layout);
+    const [region] = regionLayers([{ context: { context: new Float32Array(4) }, pixelMask: rasterizeRects([[8, 200, 24, 24]], 256, 256), strength: 1 }], canvas, layout);
     const twoParts = planEdit(scattered.core, [region], canvas, layout)!;
     expect(twoParts.windows).toHaveLength(2);
     expect(twoParts.area).toEqual({ x: 0, y: 0, w: 32, h: 32 });
@@ -76,7 +76,7 @@ describe('edit plan', () => {
 
 describe('region layers', () => {
   it('gives each drawn region a blurred mask and a window; empty regions get none', () => {
-    const context = new Float32Array(4);
+    const context = { context: new Float32Array(4) };
     const layers = regionLayers(
       [
         { context, pixelMask: rasterizeRects([[64, 64, 32, 32]], 256, 256), strength: 0.5 },

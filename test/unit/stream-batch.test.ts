@@ -25,7 +25,7 @@ let contexts: Float32Array[];
 beforeAll(async () => {
   model = await SdModel.load(MODEL_DIR, { skipEncoder: true });
   scheduler = createScheduler(model.schedulerConfig);
-  contexts = await model.encodeText(['a red circle on a blue background', 'a green square on a white background', '']);
+  contexts = (await model.encodeText(['a red circle on a blue background', 'a green square on a white background', ''])).map((t) => t.context);
 });
 afterAll(() => model.release());
 
@@ -38,8 +38,8 @@ function request(id: string, seed: number, prompt: number, shape = canvas, guida
     timesteps: scheduler.timesteps(4),
     composition: canvasComposition({
       canvas: shape,
-      context: contexts[prompt],
-      guidance: guidance ? { kind: 'cfg', scale: 2.5, unconditional: contexts[2] } : { kind: 'none' },
+      context: { context: contexts[prompt] },
+      guidance: guidance ? { kind: 'cfg', scale: 2.5, unconditional: { context: contexts[2] } } : { kind: 'none' },
       tiles: tileCanvas(shape.height, shape.width, 64, 16, 4),
       schedule: scheduler.schedule,
     }),

@@ -12,7 +12,7 @@
  * An edit adds a keep layer: outside its mask the source's clean latent replaces the estimate,
  * so the scheduler re-noises the untouched part from the source trajectory at every step.
  */
-import type { Composition, Guidance, LaneSpec } from './composition';
+import type { Composition, Conditioning, Guidance, LaneSpec } from './composition';
 import { applyGuidance } from './composition';
 import type { GaussianRng } from './gaussian-rng';
 import { CanvasShape, Window, cropWindow } from './latent-window';
@@ -21,7 +21,7 @@ import { Mask, cropMask, quantizeMask } from './region-masks';
 import type { Tile } from './tiling';
 
 export interface RegionLayer {
-  context: Float32Array;
+  context: Conditioning;
   /** Blurred soft mask over the whole latent canvas. */
   mask: Mask;
   /** Where the region's lanes run (bounding box + margin). */
@@ -48,7 +48,7 @@ export interface KeepLayer {
 
 export interface CanvasCompositionOptions {
   canvas: CanvasShape;
-  context: Float32Array;
+  context: Conditioning;
   guidance: Guidance;
   tiles: readonly Tile[];
   regions?: readonly RegionLayer[];
@@ -79,9 +79,9 @@ export function canvasComposition(options: CanvasCompositionOptions): Compositio
   const { canvas, guidance, schedule, bootstrap, keep } = options;
   const lanes: LaneSpec[] = [];
   const groups: LaneGroup[] = [];
-  const addGroup = (window: Window, context: Float32Array, extra: Partial<LaneGroup>) => {
-    const cond = lanes.push({ window, context }) - 1;
-    const uncond = guidance.kind === 'cfg' ? lanes.push({ window, context: guidance.unconditional }) - 1 : null;
+  const addGroup = (window: Window, conditioning: Conditioning, extra: Partial<LaneGroup>) => {
+    const cond = lanes.push({ window, ...conditioning }) - 1;
+    const uncond = guidance.kind === 'cfg' ? lanes.push({ window, ...guidance.unconditional }) - 1 : null;
     groups.push({ window, cond, uncond, ...extra });
   };
   for (const tile of options.tiles) addGroup(tile.window, options.context, { tile });

@@ -6,6 +6,7 @@
  * (bilinear) before thresholding so the mask keeps the canvas's resolution. The probe itself is
  * stream-batch work: two lanes of the noised source, one under each prompt, at one timestep.
  */
+import type { Conditioning } from './composition';
 import { GaussianRng } from './gaussian-rng';
 import type { CanvasShape } from './latent-window';
 import type { NoiseSchedule } from './noise-schedule';
@@ -131,8 +132,8 @@ export interface ChangeProbeParams {
   latent: Float32Array;
   canvas: CanvasShape;
   /** Text embeddings of the old and the new prompt. */
-  before: Float32Array;
-  after: Float32Array;
+  before: Conditioning;
+  after: Conditioning;
   /** The model's native latent size and window alignment (they decide the probe canvas). */
   nativeSize: number;
   alignment: number;
@@ -157,7 +158,7 @@ export function changeProbe(params: ChangeProbeParams): { request: ProbeRequest;
       id: params.id,
       canvas: probe,
       timestep: PROBE_TIMESTEP,
-      lanes: [{ window, context: params.before }, { window, context: params.after }],
+      lanes: [{ window, ...params.before }, { window, ...params.after }],
       inputs: [noised, noised],
     },
     mask: ([before, after]) => {

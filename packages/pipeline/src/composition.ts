@@ -7,10 +7,17 @@
 import type { Scheduler } from './scheduler';
 import type { Window } from './latent-window';
 
-export interface LaneSpec {
-  window: Window;
-  /** Text embedding [L, D] the lane is conditioned on. */
+/**
+ * What a lane is conditioned on: the text context [L, D] and the model's extra UNet inputs, one
+ * row each (SDXL's text_embeds and time_ids, LCM's timestep_cond), by input name.
+ */
+export interface Conditioning {
   context: Float32Array;
+  extras?: Readonly<Record<string, Float32Array>>;
+}
+
+export interface LaneSpec extends Conditioning {
+  window: Window;
 }
 
 export interface Composition {
@@ -25,7 +32,7 @@ export interface Composition {
 }
 
 /** Classifier-free guidance, as a typed union rather than a flag. */
-export type Guidance = { kind: 'none' } | { kind: 'cfg'; scale: number; unconditional: Float32Array };
+export type Guidance = { kind: 'none' } | { kind: 'cfg'; scale: number; unconditional: Conditioning };
 
 /** ε = ε_u + s·(ε_c − ε_u). */
 export function applyGuidance(cond: Float32Array, uncond: Float32Array, scale: number): Float32Array {

@@ -8,7 +8,7 @@
 import { isPromptEdit } from '@farm/contracts';
 import { KeepLayer, RegionLayer, canvasComposition } from './canvas-composition';
 import { changeProbe } from './change-mask';
-import type { Guidance } from './composition';
+import type { Conditioning, Guidance } from './composition';
 import { EditLayout, EditMasks, drawnEditMasks, planEdit, promptEditMasks } from './edit-plan';
 import { GaussianRng } from './gaussian-rng';
 import { OutputFormat, encodeImage } from './image-output';
@@ -21,7 +21,7 @@ import { RegionLayout, regionLayers } from './region-layers';
 import { addNoise } from './scheduler';
 import type { SchedulerName } from './scheduler';
 import { createScheduler } from './scheduler-factory';
-import { SdModel, SdModelOptions } from './sd-model';
+import { JobConditioning, SdModel, SdModelOptions, TextConditioning } from './sd-model';
 import { StreamBatch, TickReport } from './stream-batch';
 import { TextEmbeddingCache } from './text-embedding-cache';
 import { shareOverlaps, tileWindow } from './tiling';
@@ -145,7 +145,7 @@ export type ProgressListener = (step: number, total: number, preview: () => Prom
 
 export class DiffusionPipeline {
   readonly engine: StreamBatch;
-  readonly textCache: TextEmbeddingCache;
+  readonly textCache: TextEmbeddingCache<TextConditioning>;
   /** The options' layout settings with their defaults, and the model's pixels per cell and window alignment. */
   private readonly layout: Required<
     Pick<PipelineOptions, 'maxWindow' | 'tileOverlap' | 'maskBlur' | 'regionMargin' | 'bootstrapSteps' | 'decodeMargin' | 'featherPx' | 'editMargin'>
@@ -162,6 +162,7 @@ export class DiffusionPipeline {
   ) {
     const scheduler = createScheduler(model.schedulerConfig, options.scheduler);
     this.engine = new StreamBatch(model, scheduler, {
+      sharedTimestep: model.sharedTimestep,
       maxBatch: options.maxBatch,
       concurrency: options.unetConcurrency,
       onTick: options.onTick,
@@ -214,6 +215,7 @@ export class DiffusionPipeline {
       timesteps,
       rng,
       regions: layers,
+      size: params,
       onProgress,
     });
     const { vaeScale } = this.model.info;
@@ -244,7 +246,8 @@ export class DiffusionPipeline {
     if (source.latent.length !== canvas.channels * canvas.height * canvas.width) throw new Error('the source latent does not match the source image size');
 
     // 1. The mask — drawn (and the regions'), or found from the prompt change — and the plan.
-    const regions = await this.regionLayers(params.regions ?? [], canvas, source);
+    const size = { width: source.width, height: source.height, guidanceScale: params.guidanceScale };
+    const regions = await this.regionLayers(params.regions ?? [], canvas, size);
     const masks = await this.editMasks(params, canvas, regions.pixelMasks);
     const plan = planEdit(masks.core, regions.layers, canvas, this.layout);
     if (!plan) return { rgb: source.rgb, latent: source.latent, pixelMask: masks.pixel, recomputedFraction: 0, decodedFraction: 0, decodedWindows: [] };
@@ -265,6 +268,7 @@ export class DiffusionPipeline {
       keep: { latent: kept, mask: plan.keepMask },
       windows: plan.localWindows,
       image: { canvas, latent: source.latent, area },
+      size,
       onProgress,
     });
     const latent = pasteWindow(source.latent.slice(), canvas, area, denoised);
@@ -302,16 +306,16 @@ export class DiffusionPipeline {
     }
     const { prompt } = source;
     if (prompt === undefined) throw new InvalidInputError('a prompt edit needs the source prompt (edit a job, not an upload)');
-    return this.promptChange(params.id, { ...source, prompt }, params.prompt, params.seed);
+    return this.promptChange(params.id, { ...source, prompt }, params.prompt, params.seed, params.guidanceScale);
   }
 
   /**
    * Where changing a source's prompt to `prompt` matters (DiffEdit): the change probe, run in the
    * stream batch as job `id`'s probe, its mask's holes filled.
    */
-  async promptChange(id: string, source: EditSource & { prompt: string }, prompt: string, seed: number): Promise<EditMasks> {
+  async promptChange(id: string, source: EditSource & { prompt: string }, prompt: string, seed: number, guidanceScale = 1): Promise<EditMasks> {
     const canvas = this.latentCanvas(source.width, source.height);
-    const [before, after] = await this.textCache.get([source.prompt, prompt]);
+    const [before, after] = await this.conditioned([source.prompt, prompt], { width: source.width, height: source.height, guidanceScale });
     const probe = changeProbe({
       id: probeId(id),
       latent: source.latent,
@@ -341,11 +345,14 @@ export class DiffusionPipeline {
     keep?: KeepLayer;
     windows?: Window[];
     image?: { canvas: CanvasShape; latent: Float32Array; area: Window };
+    /** The image's size and the guidance scale, as the model's extra conditioning takes them. */
+    size: JobConditioning;
     onProgress?: ProgressListener;
   }): Promise<Float32Array> {
     const { params, canvas, image, onProgress } = job;
-    const guided = params.guidanceScale > 1;
-    const [context, unconditional] = await this.textCache.get([params.prompt, ...(guided ? [params.negativePrompt ?? ''] : [])]);
+    // Classifier-free guidance adds an unconditional lane, unless the model embeds the scale (LCM).
+    const guided = params.guidanceScale > 1 && !this.model.embedsGuidance;
+    const [context, unconditional] = await this.conditioned([params.prompt, ...(guided ? [params.negativePrompt ?? ''] : [])], job.size);
     const guidance: Guidance = guided ? { kind: 'cfg', scale: params.guidanceScale, unconditional } : { kind: 'none' };
     const { maxWindow, tileOverlap, bootstrapSteps } = this.layout;
     const areas = job.windows ?? [{ x: 0, y: 0, h: canvas.height, w: canvas.width }];
@@ -387,14 +394,19 @@ export class DiffusionPipeline {
   private async regionLayers(
     regions: readonly RegionParams[],
     canvas: CanvasShape,
-    size: { width: number; height: number },
+    size: JobConditioning,
   ): Promise<{ layers: RegionLayer[]; pixelMasks: Mask[] }> {
     const [contexts, pixelMasks] = await Promise.all([
-      this.textCache.get(regions.map((r) => r.prompt)),
+      this.conditioned(regions.map((r) => r.prompt), size),
       Promise.all(regions.map((r) => rasterizeMask(r.mask, size.width, size.height))),
     ]);
     const inputs = regions.map((r, i) => ({ context: contexts[i], pixelMask: pixelMasks[i], strength: r.strength ?? 1 }));
     return { layers: regionLayers(inputs, canvas, this.layout), pixelMasks };
+  }
+
+  /** The prompts' lane conditioning for a job: cached text embeddings plus the job's extra inputs. */
+  private async conditioned(prompts: readonly string[], job: JobConditioning): Promise<Conditioning[]> {
+    return (await this.textCache.get(prompts)).map((text) => this.model.conditioning(text, job));
   }
 
   /** Cancels a job, whether it is denoising or probing. */

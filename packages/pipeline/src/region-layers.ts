@@ -5,6 +5,7 @@
  * shape grown to it so their lanes share UNet calls. A region whose mask is empty gets no layer.
  */
 import type { RegionLayer } from './canvas-composition';
+import type { Conditioning } from './composition';
 import type { CanvasShape } from './latent-window';
 import { Mask, blurHalo, blurMask, commonShape, maskWindow, poolMask } from './region-masks';
 
@@ -20,8 +21,8 @@ export interface RegionLayout {
 }
 
 export interface RegionInput {
-  /** The region prompt's text embedding. */
-  context: Float32Array;
+  /** The region prompt's conditioning. */
+  context: Conditioning;
   /** Its mask rasterized at the image size. */
   pixelMask: Mask;
   /** 0…1: how strongly it overrides what lies under it. */

@@ -1,15 +1,19 @@
 /**
  * The ONNX sessions of a Stable Diffusion model folder in the Hugging Face Optimum layout
- * (model_index.json, text_encoder/, unet/, vae_decoder/, vae_encoder/, tokenizer/, scheduler/),
- * behind a small class: float32 arrays in, float32 arrays out. Input dtypes (int32/int64/float
- * timesteps, fp16 or fp32 tensors) are read from each session's metadata, never assumed.
+ * (model_index.json, text_encoder/ [and text_encoder_2/], unet/, vae_decoder/, vae_encoder/,
+ * tokenizer/ [and tokenizer_2/], scheduler/), behind a small class: float32 arrays in, float32
+ * arrays out. What each session takes (element types, timestep rank, extra conditioning) is
+ * read from its metadata and checked once, at load (model-signature.ts); a model the farm
+ * cannot serve is refused there with one sentence.
  */
 import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
+import { ElementType, fromFloat16, readModelFile, toFloat16, upcastFloat16, writeModel } from '@farm/model-tools';
 import { ClipTokenizer } from './clip-tokenizer';
-import { fromFloat16, toFloat16 } from '@farm/model-tools';
+import type { Conditioning } from './composition';
+import { ModelSignature, Part, PartSignature, UnsupportedModelError, deriveModelSignature } from './model-signature';
 import type { SchedulerConfig } from './noise-schedule';
 
 export type ExecutionProvider = 'cpu' | 'cuda';
@@ -17,6 +21,8 @@ export type ExecutionProvider = 'cpu' | 'cuda';
 export interface SdModelOptions {
   /** `cpu` (default) or `cuda` (needs onnxruntime-node installed with its CUDA 12 binaries). */
   executionProvider?: ExecutionProvider;
+  /** CUDA device id (default 0). */
+  cudaDevice?: number;
   /** Intra-op threads per session; 0 (default) lets onnxruntime decide. */
   threads?: number;
   /** Skip loading vae_encoder (only edits and image inputs need it). Default false. */
@@ -25,44 +31,41 @@ export interface SdModelOptions {
 
 type Dims = readonly number[];
 
-/** One ONNX session with its input element types, read from the model. */
+/** One ONNX session with its inputs' and outputs' signatures, read from the model. */
 class Session {
   private constructor(
     readonly name: string,
     private readonly session: ort.InferenceSession,
-    private readonly inputTypes: ReadonlyMap<string, string>,
+    readonly signature: PartSignature,
   ) {}
 
-  static async open(file: string, options: ort.InferenceSession.SessionOptions): Promise<Session> {
-    if (!existsSync(file)) throw new Error(`model file missing: ${file}`);
-    const session = await ort.InferenceSession.create(file, options);
-    const types = new Map<string, string>();
-    for (const meta of session.inputMetadata) {
-      if (meta.isTensor) types.set(meta.name, meta.type);
-    }
-    return new Session(path.basename(path.dirname(file)), session, types);
+  static async open(name: string, model: string | Uint8Array, options: ort.InferenceSession.SessionOptions): Promise<Session> {
+    const session = typeof model === 'string' ? await ort.InferenceSession.create(model, options) : await ort.InferenceSession.create(model, options);
+    const values = (metadata: readonly ort.InferenceSession.ValueMetadata[]) =>
+      metadata.filter((m): m is ort.InferenceSession.TensorValueMetadata => m.isTensor).map((m) => ({ name: m.name, type: m.type as ElementType, dims: [...m.shape] }));
+    return new Session(name, session, { inputs: values(session.inputMetadata), outputs: values(session.outputMetadata) });
   }
 
-  hasInput(name: string): boolean {
-    return this.inputTypes.has(name);
+  private typeOf(name: string): string {
+    return this.signature.inputs.find((i) => i.name === name)?.type ?? 'float32';
   }
 
   /** A float tensor in whichever float type the model wants. */
   floatInput(name: string, data: Float32Array, dims: Dims): ort.Tensor {
-    const type = this.inputTypes.get(name) ?? 'float32';
+    const type = this.typeOf(name);
     if (type === 'float16') return new ort.Tensor('float16', toFloat16(data), dims);
     if (type !== 'float32') throw new Error(`${this.name}: input ${name} has unsupported type ${type}`);
     return new ort.Tensor('float32', data, dims);
   }
 
-  /** An integer-valued tensor (token ids, timesteps) in the model's type for that input. */
+  /** A number-valued tensor (token ids, timesteps) in the model's type; integers truncate, as numpy's casts. */
   numberInput(name: string, values: readonly number[], dims: Dims): ort.Tensor {
-    const type = this.inputTypes.get(name) ?? 'int64';
+    const type = this.typeOf(name);
     switch (type) {
       case 'int64':
-        return new ort.Tensor('int64', BigInt64Array.from(values, (v) => BigInt(Math.round(v))), dims);
+        return new ort.Tensor('int64', BigInt64Array.from(values, (v) => BigInt(Math.trunc(v))), dims);
       case 'int32':
-        return new ort.Tensor('int32', Int32Array.from(values), dims);
+        return new ort.Tensor('int32', Int32Array.from(values, Math.trunc), dims);
       case 'float32':
         return new ort.Tensor('float32', Float32Array.from(values), dims);
       case 'float16':
@@ -72,16 +75,18 @@ class Session {
     }
   }
 
-  async run(feeds: Record<string, ort.Tensor>, output: string): Promise<{ data: Float32Array; dims: number[] }> {
-    const results = await this.session.run(feeds);
-    const tensor = results[output] ?? results[this.session.outputNames[0]];
+  /** Runs and returns the named outputs as float32. */
+  async run(feeds: Record<string, ort.Tensor>, outputs: readonly string[]): Promise<{ data: Float32Array; dims: number[] }[]> {
+    const results = await this.session.run(feeds, [...outputs]);
     try {
-      const data =
-        tensor.type === 'float16' ? fromFloat16(tensor.data as Uint16Array) : (tensor.data as Float32Array);
-      if (!(data instanceof Float32Array)) throw new Error(`${this.name}: output ${output} is ${tensor.type}`);
-      return { data, dims: [...tensor.dims] };
+      return outputs.map((name) => {
+        const tensor = results[name];
+        const data = tensor.type === 'float16' ? fromFloat16(tensor.data as Uint16Array) : (tensor.data as Float32Array);
+        if (!(data instanceof Float32Array)) throw new Error(`${this.name}: output ${name} is ${tensor.type}`);
+        return { data: tensor.type === 'float16' ? data : data.slice(), dims: [...tensor.dims] };
+      });
     } finally {
-      for (const t of Object.values(results)) if (t !== tensor) t.dispose();
+      for (const t of Object.values(results)) t.dispose();
     }
   }
 
@@ -92,7 +97,7 @@ class Session {
 
 export interface SdModelInfo {
   dir: string;
-  /** Width of one text-encoder hidden state (cross-attention dim). */
+  /** Width of the UNet's context (cross-attention dim): the text encoders' widths summed. */
   hiddenSize: number;
   latentChannels: number;
   /** VAE spatial factor: image pixels per latent cell. */
@@ -104,43 +109,64 @@ export interface SdModelInfo {
   scalingFactor: number;
 }
 
+/** A prompt's text conditioning: the context [L, D] and, for SDXL, the pooled embedding. */
+export interface TextConditioning {
+  context: Float32Array;
+  pooled?: Float32Array;
+}
+
+/** What a job adds to its lanes' conditioning: its size (SDXL time_ids) and guidance scale (LCM's embedding). */
+export interface JobConditioning {
+  width: number;
+  height: number;
+  guidanceScale: number;
+}
+
 async function readJson<T>(file: string, fallback?: T): Promise<T> {
   if (!existsSync(file)) {
     if (fallback !== undefined) return fallback;
-    throw new Error(`missing ${file}`);
+    throw new UnsupportedModelError(`${path.basename(path.dirname(file))}/${path.basename(file)} is missing`);
   }
   return JSON.parse(await readFile(file, 'utf8')) as T;
 }
 
-/**
- * Pixels per latent cell, measured by decoding a tiny latent: configs describe the VAE's blocks
- * in more than one way, the graph itself cannot be wrong.
- */
-async function measureVaeScale(decoder: Session, channels: number): Promise<number> {
-  const side = 8;
-  const probe = decoder.floatInput('latent_sample', new Float32Array(channels * side * side), [1, channels, side, side]);
-  const { dims } = await decoder.run({ latent_sample: probe }, 'sample');
-  return dims[dims.length - 1] / side;
+/** diffusers' get_guidance_scale_embedding: sin/cos of w·1000 at `dims`/2 frequencies. */
+export function guidanceEmbedding(w: number, dims: number): Float32Array {
+  const half = Math.floor(dims / 2);
+  const step = Math.fround(Math.log(10000) / (half - 1));
+  const out = new Float32Array(dims);
+  for (let i = 0; i < half; i++) {
+    const x = Math.fround(Math.fround(w * 1000) * Math.fround(Math.exp(-step * i)));
+    out[i] = Math.sin(x);
+    out[half + i] = Math.cos(x);
+  }
+  return out;
 }
 
 export class SdModel {
   private constructor(
     readonly info: SdModelInfo,
-    readonly tokenizer: ClipTokenizer,
+    readonly signature: ModelSignature,
+    private readonly tokenizers: ClipTokenizer[],
     readonly schedulerConfig: Partial<SchedulerConfig>,
-    private readonly textEncoder: Session,
-    private readonly unetSession: Session,
-    private readonly vaeDecoder: Session,
-    private readonly vaeEncoder: Session | null,
+    private readonly sessions: Map<Part, Session>,
   ) {}
 
+  /** The first tokenizer (its max length is the context's). */
+  get tokenizer(): ClipTokenizer {
+    return this.tokenizers[0];
+  }
+
+  /** Loads and checks the folder; an UnsupportedModelError names what is missing. */
   static async load(dir: string, options: SdModelOptions = {}): Promise<SdModel> {
     const root = path.resolve(dir);
     if (!existsSync(path.join(root, 'model_index.json'))) {
-      throw new Error(`${root} is not an ONNX Stable Diffusion folder (no model_index.json)`);
+      throw new UnsupportedModelError(`${root} is not an ONNX Stable Diffusion folder (no model_index.json)`);
     }
+    const provider: ort.InferenceSession.ExecutionProviderConfig =
+      options.executionProvider === 'cuda' ? { name: 'cuda', deviceId: options.cudaDevice ?? 0 } : 'cpu';
     const sessionOptions: ort.InferenceSession.SessionOptions = {
-      executionProviders: [options.executionProvider ?? 'cpu'],
+      executionProviders: [provider],
       graphOptimizationLevel: 'all',
       // Intra-op threads block as soon as a run ends instead of spin-waiting: every session has
       // its own pool, and threads still spinning after a UNet call took the cores from the
@@ -150,86 +176,187 @@ export class SdModel {
       extra: { session: { intra_op: { allow_spinning: '0' } } },
       ...(options.threads ? { intraOpNumThreads: options.threads } : {}),
     };
-    const open = (part: string) => Session.open(path.join(root, part, 'model.onnx'), sessionOptions);
-    const [tokenizer, textEncoder, unet, vaeDecoder, vaeEncoder] = await Promise.all([
-      ClipTokenizer.load(path.join(root, 'tokenizer')),
-      open('text_encoder'),
-      open('unet'),
-      open('vae_decoder'),
-      options.skipEncoder ? Promise.resolve(null) : open('vae_encoder'),
+    const file = (part: Part) => path.join(root, part, 'model.onnx');
+    const configOf = (part: string) => readJson<Record<string, unknown>>(path.join(root, part, 'config.json'), {});
+    const [unetConfig, vaeConfig, schedulerConfig] = await Promise.all([
+      configOf('unet'),
+      configOf('vae_decoder'),
+      readJson<Partial<SchedulerConfig>>(path.join(root, 'scheduler', 'scheduler_config.json')),
     ]);
-    const unetConfig = await readJson<Record<string, unknown>>(path.join(root, 'unet', 'config.json'), {});
-    const vaeConfig = await readJson<Record<string, unknown>>(path.join(root, 'vae_decoder', 'config.json'), {});
-    const textConfig = await readJson<Record<string, unknown>>(path.join(root, 'text_encoder', 'config.json'), {});
-    const schedulerConfig = await readJson<Partial<SchedulerConfig>>(
-      path.join(root, 'scheduler', 'scheduler_config.json'),
+    const parts: Part[] = ['text_encoder', 'text_encoder_2', 'unet', 'vae_decoder', ...(options.skipEncoder ? [] : ['vae_encoder' as const])];
+    const sessions = new Map<Part, Session>();
+    await Promise.all(
+      parts.filter((part) => existsSync(file(part))).map(async (part) => sessions.set(part, await Session.open(part, file(part), sessionOptions))),
     );
+    const hiddenSizes: Partial<Record<Part, number>> = {};
+    for (const part of ['text_encoder', 'text_encoder_2'] as const) {
+      const size = Number((await configOf(part)).hidden_size);
+      if (size > 0) hiddenSizes[part] = size;
+    }
+    const signatures = Object.fromEntries([...sessions].map(([part, s]) => [part, s.signature]));
+    const signature = deriveModelSignature(signatures, hiddenSizes);
+
+    // diffusers' force_upcast (AutoencoderKL's default): an fp16 decoder runs in fp32, since
+    // SDXL's VAE overflows fp16 to NaN (black images). The graph itself is upcast at load.
+    if (signature.decoderType === 'float16' && vaeConfig.force_upcast !== false) {
+      const upcast = writeModel(upcastFloat16(readModelFile(file('vae_decoder')), path.join(root, 'vae_decoder')));
+      await sessions.get('vae_decoder')!.release();
+      sessions.set('vae_decoder', await Session.open('vae_decoder', upcast, sessionOptions));
+    }
+    const tokenizerDirs = signature.textEncoders.map((e) => path.join(root, e.part === 'text_encoder' ? 'tokenizer' : 'tokenizer_2'));
+    for (const tokenizerDir of tokenizerDirs) {
+      if (!existsSync(tokenizerDir)) throw new UnsupportedModelError(`${path.basename(tokenizerDir)}/ is missing`);
+    }
+    const tokenizers = await Promise.all(tokenizerDirs.map((d) => ClipTokenizer.load(d)));
     const unetBlocks = Array.isArray(unetConfig.block_out_channels) ? unetConfig.block_out_channels.length : 4;
-    const latentChannels = Number(vaeConfig.latent_channels ?? unetConfig.in_channels ?? 4);
     const info: SdModelInfo = {
       dir: root,
-      hiddenSize: Number(textConfig.hidden_size ?? unetConfig.cross_attention_dim ?? 768),
-      latentChannels,
-      vaeScale: await measureVaeScale(vaeDecoder, latentChannels),
+      hiddenSize: signature.contextWidth,
+      latentChannels: signature.latentChannels,
+      vaeScale: 1,
       latentAlignment: Number(unetConfig.latent_alignment ?? 2 ** (unetBlocks - 1)),
       sampleSize: Number(unetConfig.sample_size ?? 64),
       scalingFactor: Number(vaeConfig.scaling_factor ?? 0.18215),
     };
-    return new SdModel(info, tokenizer, schedulerConfig, textEncoder, unet, vaeDecoder, vaeEncoder);
+    const model = new SdModel(info, signature, tokenizers, schedulerConfig, sessions);
+    info.vaeScale = await model.measureVaeScale();
+    return model;
   }
 
-  /** Text embeddings [n, maxLength, hiddenSize] for n prompts. */
-  async encodeText(prompts: readonly string[]): Promise<Float32Array[]> {
-    const len = this.tokenizer.maxLength;
-    const ids = prompts.flatMap((p) => this.tokenizer.encode(p));
-    const out = await this.textEncoder.run(
-      { input_ids: this.textEncoder.numberInput('input_ids', ids, [prompts.length, len]) },
-      'last_hidden_state',
-    );
-    const stride = out.data.length / prompts.length;
-    return prompts.map((_, i) => out.data.slice(i * stride, (i + 1) * stride));
+  private session(part: Part): Session {
+    const session = this.sessions.get(part);
+    if (!session) throw new Error(`this model was loaded without its ${part}`);
+    return session;
   }
 
   /**
-   * One UNet call over a batch: samples [B,C,h,w] (concatenated), one timestep per sample,
-   * text embeddings [B,L,D] (concatenated). Returns the noise prediction [B,C,h,w].
+   * Pixels per latent cell, measured by decoding a tiny latent: configs describe the VAE's blocks
+   * in more than one way, the graph itself cannot be wrong.
    */
-  async unet(sample: Float32Array, timesteps: readonly number[], context: Float32Array, h: number, w: number): Promise<Float32Array> {
+  private async measureVaeScale(): Promise<number> {
+    const side = 8;
+    const decoder = this.session('vae_decoder');
+    const probe = decoder.floatInput('latent_sample', new Float32Array(this.info.latentChannels * side * side), [1, this.info.latentChannels, side, side]);
+    const [{ dims }] = await decoder.run({ latent_sample: probe }, ['sample']);
+    return dims[dims.length - 1] / side;
+  }
+
+  /** Text conditioning of n prompts: each encoder's chosen hidden state, joined along the width. */
+  async encodeText(prompts: readonly string[]): Promise<TextConditioning[]> {
+    const outputs = await Promise.all(
+      this.signature.textEncoders.map(async (use, i) => {
+        const tokenizer = this.tokenizers[i];
+        const ids = prompts.flatMap((p) => tokenizer.encode(p));
+        const session = this.session(use.part);
+        const names = [use.hidden, ...(use.pooled ? [use.pooled] : [])];
+        const [hidden, pooled] = await session.run({ input_ids: session.numberInput('input_ids', ids, [prompts.length, tokenizer.maxLength]) }, names);
+        return { use, hidden: hidden.data, pooled: pooled?.data, length: tokenizer.maxLength };
+      }),
+    );
+    const length = outputs[0].length;
+    const width = this.signature.contextWidth;
+    return prompts.map((_, p) => {
+      const context = new Float32Array(length * width);
+      let offset = 0;
+      for (const { use, hidden } of outputs) {
+        for (let t = 0; t < length; t++) {
+          context.set(hidden.subarray((p * length + t) * use.width, (p * length + t + 1) * use.width), t * width + offset);
+        }
+        offset += use.width;
+      }
+      const pooledOut = outputs.find((o) => o.pooled);
+      const pooledWidth = pooledOut ? pooledOut.pooled!.length / prompts.length : 0;
+      return { context, ...(pooledOut ? { pooled: pooledOut.pooled!.slice(p * pooledWidth, (p + 1) * pooledWidth) } : {}) };
+    });
+  }
+
+  /** True when the model embeds the guidance scale (LCM's timestep_cond) instead of running CFG. */
+  get embedsGuidance(): boolean {
+    return this.signature.extras.some((e) => e.name === 'timestep_cond');
+  }
+
+  /**
+   * A lane's full conditioning: the prompt's context plus the UNet's extra inputs — SDXL's pooled
+   * text_embeds and time_ids [h, w, 0, 0, h, w] (original size, crop origin, target size, as
+   * diffusers' _get_add_time_ids), LCM's guidance embedding of w = guidanceScale − 1.
+   */
+  conditioning(text: TextConditioning, job: JobConditioning): Conditioning {
+    const extras: Record<string, Float32Array> = {};
+    for (const { name, width } of this.signature.extras) {
+      if (name === 'text_embeds') extras[name] = text.pooled!;
+      else if (name === 'time_ids') extras[name] = Float32Array.from([job.height, job.width, 0, 0, job.height, job.width]);
+      else extras[name] = guidanceEmbedding(job.guidanceScale - 1, width);
+    }
+    return { context: text.context, extras };
+  }
+
+  /** One timestep per call (rank-0 timestep exports) rather than one per sample. */
+  get sharedTimestep(): boolean {
+    return this.signature.timestep.shared;
+  }
+
+  /**
+   * One UNet call over a batch: samples [B,C,h,w] (concatenated), one timestep per sample (all
+   * equal for rank-0 exports), contexts [B,L,D] and each extra input [B,width] (concatenated).
+   * Returns the model's prediction [B,C,h,w].
+   */
+  async unet(
+    sample: Float32Array,
+    timesteps: readonly number[],
+    context: Float32Array,
+    h: number,
+    w: number,
+    extras: Readonly<Record<string, Float32Array>> = {},
+  ): Promise<Float32Array> {
+    const unet = this.session('unet');
     const b = timesteps.length;
     const c = this.info.latentChannels;
+    const D = this.signature.contextWidth;
+    if (this.sharedTimestep && timesteps.some((t) => t !== timesteps[0])) {
+      throw new Error('this UNet takes one timestep per call; lanes of different timesteps were batched together');
+    }
     const feeds: Record<string, ort.Tensor> = {
-      sample: this.unetSession.floatInput('sample', sample, [b, c, h, w]),
-      timestep: this.unetSession.numberInput('timestep', timesteps, [b]),
-      encoder_hidden_states: this.unetSession.floatInput(
-        'encoder_hidden_states',
-        context,
-        [b, context.length / b / this.info.hiddenSize, this.info.hiddenSize],
-      ),
+      sample: unet.floatInput('sample', sample, [b, c, h, w]),
+      timestep: this.sharedTimestep ? unet.numberInput('timestep', [timesteps[0]], []) : unet.numberInput('timestep', timesteps, [b]),
+      encoder_hidden_states: unet.floatInput('encoder_hidden_states', context, [b, context.length / b / D, D]),
     };
-    return (await this.unetSession.run(feeds, 'out_sample')).data;
+    for (const { name, width } of this.signature.extras) {
+      const data = extras[name];
+      if (!data || data.length !== b * width) throw new Error(`the UNet's ${name} needs ${width} values per sample`);
+      feeds[name] = unet.floatInput(name, data, [b, width]);
+    }
+    return (await unet.run(feeds, ['out_sample']))[0].data;
   }
 
   /** Latents [B,C,h,w] (unscaled by the pipeline, i.e. as the UNet sees them) → images [B,3,H,W] in [-1,1]. */
   async decode(latents: Float32Array, batch: number, h: number, w: number): Promise<Float32Array> {
+    const decoder = this.session('vae_decoder');
     const scaled = new Float32Array(latents.length);
     const inv = 1 / this.info.scalingFactor;
     for (let i = 0; i < latents.length; i++) scaled[i] = latents[i] * inv;
-    const input = this.vaeDecoder.floatInput('latent_sample', scaled, [batch, this.info.latentChannels, h, w]);
-    return (await this.vaeDecoder.run({ latent_sample: input }, 'sample')).data;
+    const input = decoder.floatInput('latent_sample', scaled, [batch, this.info.latentChannels, h, w]);
+    return (await decoder.run({ latent_sample: input }, ['sample']))[0].data;
   }
 
-  /** Images [B,3,H,W] in [-1,1] → latents [B,C,H/s,W/s] scaled for the UNet. */
+  /**
+   * Images [B,3,H,W] in [-1,1] → latents [B,C,H/s,W/s] scaled for the UNet. From
+   * `latent_parameters` (mean ‖ log-variance) the mean is taken: deterministic, as diffusers'
+   * `latent_dist.mode()`; older exports' `latent_sample` is used as it comes.
+   */
   async encode(images: Float32Array, batch: number, height: number, width: number): Promise<Float32Array> {
-    if (!this.vaeEncoder) throw new Error('this model was loaded without its vae_encoder');
-    const input = this.vaeEncoder.floatInput('sample', images, [batch, 3, height, width]);
-    const out = (await this.vaeEncoder.run({ sample: input }, 'latent_sample')).data;
+    const encoder = this.session('vae_encoder');
+    const output = this.signature.encoderOutput!;
+    const input = encoder.floatInput('sample', images, [batch, 3, height, width]);
+    const [{ data, dims }] = await encoder.run({ sample: input }, [output.name]);
+    const c = this.info.latentChannels;
+    const plane = dims[2] * dims[3];
+    const out = new Float32Array(batch * c * plane);
+    for (let b = 0; b < batch; b++) out.set(data.subarray(b * dims[1] * plane, (b * dims[1] + c) * plane), b * c * plane);
     for (let i = 0; i < out.length; i++) out[i] *= this.info.scalingFactor;
     return out;
   }
 
   async release(): Promise<void> {
-    await Promise.all(
-      [this.textEncoder, this.unetSession, this.vaeDecoder, this.vaeEncoder].map((s) => s?.release()),
-    );
+    await Promise.all([...this.sessions.values()].map((s) => s.release()));
   }
 }

@@ -16,7 +16,15 @@ import type { Scheduler } from './scheduler';
 
 /** The UNet as the engine sees it (SdModel implements it). */
 export interface UNetRunner {
-  unet(sample: Float32Array, timesteps: readonly number[], context: Float32Array, h: number, w: number): Promise<Float32Array>;
+  /** `extras`: the lanes' extra conditioning inputs, each [B, width] concatenated (see Conditioning). */
+  unet(
+    sample: Float32Array,
+    timesteps: readonly number[],
+    context: Float32Array,
+    h: number,
+    w: number,
+    extras?: Readonly<Record<string, Float32Array>>,
+  ): Promise<Float32Array>;
 }
 
 export interface DenoiseRequest {
@@ -49,6 +57,11 @@ export interface StreamBatchOptions {
   maxBatch?: number;
   /** UNet calls of one tick run at once (default 1; more can help on GPUs with spare capacity). */
   concurrency?: number;
+  /**
+   * The UNet takes one timestep per call (rank-0 exports) rather than one per sample: lanes then
+   * share a call only with lanes at the same timestep (default false).
+   */
+  sharedTimestep?: boolean;
   /** Called after every tick (metrics hook; keep it cheap). */
   onTick?: (report: TickReport) => void;
 }
@@ -104,6 +117,7 @@ export class StreamBatch {
   readonly concurrency: number;
   private readonly jobs = new Map<string, JobState>();
   private readonly onTick?: (report: TickReport) => void;
+  private readonly sharedTimestep: boolean;
   private running = false;
 
   constructor(
@@ -113,6 +127,7 @@ export class StreamBatch {
   ) {
     this.maxBatch = options.maxBatch ?? 8;
     this.onTick = options.onTick;
+    this.sharedTimestep = options.sharedTimestep ?? false;
     this.concurrency = options.concurrency ?? 1;
     if (!Number.isInteger(this.concurrency) || this.concurrency < 1) {
       throw new Error(`concurrency must be a positive integer, got ${options.concurrency}`);
@@ -198,7 +213,9 @@ export class StreamBatch {
         continue;
       }
       lanesOf(job).forEach((lane, index) => {
-        const key = `${lane.window.h}x${lane.window.w}`;
+        // Lanes share a call when everything batched must match: the window shape, and the
+        // timestep for models that take one per call.
+        const key = `${lane.window.h}x${lane.window.w}${this.sharedTimestep ? `@${timestepOf(job)}` : ''}`;
         const group = groups.get(key) ?? { cells: lane.window.h * lane.window.w, lanes: [] };
         group.lanes.push({ job, index });
         groups.set(key, group);
@@ -260,12 +277,16 @@ export class StreamBatch {
     const sample = new Float32Array(chunk.length * laneSize);
     const context = new Float32Array(chunk.length * contextSize);
     const timesteps: number[] = [];
+    const extras: Record<string, Float32Array> = {};
+    for (const [name, row] of Object.entries(first.extras ?? {})) extras[name] = new Float32Array(chunk.length * row.length);
     chunk.forEach(({ job, index }, i) => {
+      const lane = lanesOf(job)[index];
       sample.set(lanes.get(job)!.inputs[index], i * laneSize);
-      context.set(lanesOf(job)[index].context, i * contextSize);
+      context.set(lane.context, i * contextSize);
+      for (const [name, rows] of Object.entries(extras)) rows.set(lane.extras![name], i * (rows.length / chunk.length));
       timesteps.push(timestepOf(job));
     });
-    const out = await this.runner.unet(sample, timesteps, context, h, w);
+    const out = await this.runner.unet(sample, timesteps, context, h, w, extras);
     chunk.forEach(({ job, index }, i) => {
       lanes.get(job)!.predictions[index] = out.slice(i * laneSize, (i + 1) * laneSize);
     });

@@ -4,22 +4,22 @@
  * prompt share one encoder call; misses arriving together are encoded as one batch.
  */
 
-export type TextEncoder = (prompts: readonly string[]) => Promise<Float32Array[]>;
+export type TextEncoder<T> = (prompts: readonly string[]) => Promise<T[]>;
 
-export class TextEmbeddingCache {
-  private readonly entries = new Map<string, Promise<Float32Array>>();
+export class TextEmbeddingCache<T> {
+  private readonly entries = new Map<string, Promise<T>>();
   hits = 0;
   misses = 0;
 
   constructor(
-    private readonly encode: TextEncoder,
+    private readonly encode: TextEncoder<T>,
     /** Most prompts kept (default 256). */
     readonly capacity = 256,
   ) {
     if (!Number.isInteger(capacity) || capacity < 1) throw new Error('capacity must be a positive integer');
   }
 
-  async get(prompts: readonly string[]): Promise<Float32Array[]> {
+  async get(prompts: readonly string[]): Promise<T[]> {
     const missing = [...new Set(prompts.filter((p) => !this.entries.has(p)))];
     this.hits += prompts.length - missing.length;
     this.misses += missing.length;
@@ -36,7 +36,7 @@ export class TextEmbeddingCache {
     return result;
   }
 
-  private touch(prompt: string): Promise<Float32Array> {
+  private touch(prompt: string): Promise<T> {
     const entry = this.entries.get(prompt)!;
     this.entries.delete(prompt);
     this.entries.set(prompt, entry);

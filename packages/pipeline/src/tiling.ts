@@ -31,13 +31,15 @@ export function tileWindow(area: Window, maxWindow: number, overlap: number, ali
  * sides is one tile. Otherwise windows are squares of min(height, width, maxWindow) cells
  * (rounded down to `alignment`) overlapping by at least `overlap` cells.
  */
-export function tileCanvas(height: number, width: number, maxWindow: number, overlap: number, alignment: number): Tile[] {
+export function tileCanvas(height: number, width: number, maxWindow: number, maxOverlap: number, alignment: number): Tile[] {
   if (height <= maxWindow && width <= maxWindow) {
     return [{ window: { y: 0, x: 0, h: height, w: width }, weights: new Float32Array(height * width).fill(1) }];
   }
   const side = Math.max(alignment, Math.floor(Math.min(height, width, maxWindow) / alignment) * alignment);
   const hSide = Math.min(side, height);
   const wSide = Math.min(side, width);
+  // Windows no taller than the overlap (a wide, short panorama) overlap by half instead.
+  const overlap = Math.min(maxOverlap, Math.floor(Math.min(hSide, wSide) / 2));
   const windows: Window[] = [];
   for (const y of starts(height, hSide, hSide - overlap)) {
     for (const x of starts(width, wSide, wSide - overlap)) windows.push({ y, x, h: hSide, w: wSide });
