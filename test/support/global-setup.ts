@@ -2,11 +2,12 @@
  * Starts the real services the suite talks to: a real S3 API server (s3rver, in this process)
  * and checks the real Redis. Test files read TEST_S3_* and REDIS_URL from the environment.
  */
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { EmbeddedS3 } from '../../apps/farm/src/embedded-s3';
 import { checkRedis } from '../../packages/platform/src/redis-connection';
+import { CHROMIUM } from './browser';
 
 declare global {
   // eslint-disable-next-line no-var
@@ -21,4 +22,5 @@ export default async function globalSetup(): Promise<void> {
   globalThis.__FARM_S3__ = s3;
   Object.assign(process.env, s3.env());
   process.env.FARM_TEST_RUN = `t${Date.now().toString(36)}`;
+  if (!existsSync(CHROMIUM)) console.log(`\nbrowser tests skipped: ${CHROMIUM} is not installed (apt-get install chromium; .ci/run does)`);
 }

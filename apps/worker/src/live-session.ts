@@ -221,6 +221,8 @@ export class LiveSession {
     const { width, height, format } = this.record.spec;
     this.rendered = rendered;
     this.wholeNext = false;
+    // A whole frame answers any keyframe asked for before it.
+    if (tiles.length === 1 && tiles[0].w === width && tiles[0].h === height) this.wanted.keyframe = false;
     const data = encoded ?? (await encodeTiles(rendered.image.rgb, width, height, tiles, format));
     await this.deps.sessions.publish(this.id, { type: 'frame', basedOn: rendered.state.seq, format, tiles }, data);
   }

@@ -1,0 +1,2 @@
+/** Where the browser tests find Chromium (Debian's package; `.ci/run` installs it). */
+export const CHROMIUM = '/usr/bin/chromium';
