@@ -92,6 +92,7 @@ export class Harness {
       jobRetentionSeconds: 3600,
       sessionIdleSeconds: 300,
       sessionMaxMessageBytes: 1024 * 1024,
+      sessionMaxBufferedBytes: 1024 * 1024,
       ...overrides,
     });
     this.keys = keys;

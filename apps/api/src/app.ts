@@ -55,6 +55,8 @@ export interface ApiDeps {
   /** Live sessions: how long one lives without client activity, and the largest client message. */
   sessionIdleSeconds: number;
   sessionMaxMessageBytes: number;
+  /** Bytes a session's socket may have waiting before its frames are dropped. */
+  sessionMaxBufferedBytes: number;
 }
 
 /** The palette page and its script and styles, served at `/`. */
@@ -83,6 +85,7 @@ export function createApp(deps: ApiDeps): { app: Express; metrics: ApiMetrics; k
     hosts,
     metrics: new SessionMetrics(metrics.registry),
     maxMessageBytes: deps.sessionMaxMessageBytes,
+    maxBufferedBytes: deps.sessionMaxBufferedBytes,
     recordCommit: (record, snapshot) => recordCommit({ ...deps, locator }, record, snapshot),
   });
 

@@ -55,6 +55,7 @@ async function main(): Promise<void> {
     jobRetentionSeconds: config.JOB_RETENTION_SECONDS,
     sessionIdleSeconds: config.SESSION_IDLE_SECONDS,
     sessionMaxMessageBytes: config.SESSION_MAX_MESSAGE_BYTES,
+    sessionMaxBufferedBytes: config.SESSION_MAX_BUFFERED_BYTES,
   });
   sessions = created.sessions;
   for (const { tenant, key } of config.API_KEYS ?? []) await created.keys.register(key, tenant);

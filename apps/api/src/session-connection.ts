@@ -33,12 +33,12 @@ export interface SessionConnectionDeps {
   limits: RequestLimits;
   messageSchema: ReturnType<typeof clientMessageSchema>;
   maxMessageBytes: number;
+  /** Socket buffer above which frames are dropped instead of sent (the client is not reading). */
+  maxBufferedBytes: number;
   /** Records a commit's snapshot as a finished job; resolves with the job's id, image URL and link. */
   recordCommit(record: SessionRecord, snapshot: Extract<OutboxMessage, { type: 'snapshot' }>): Promise<{ id: string; url: string; links: { self: string } }>;
 }
 
-/** Socket buffer above which frames are dropped instead of sent (the client is not reading). */
-const MAX_BUFFERED_BYTES = 1024 * 1024;
 /** How often the session's worker, expiry and socket claim are checked. */
 export const WATCH_MS = 1000;
 /** Updates whose latency is still measured (the oldest are forgotten beyond that). */
@@ -142,7 +142,7 @@ export class SessionConnection {
 
   private relay({ message, tiles }: OutboxEntry): void {
     if (this.ws.readyState !== this.ws.OPEN) return;
-    const slow = this.ws.bufferedAmount > MAX_BUFFERED_BYTES;
+    const slow = this.ws.bufferedAmount > this.deps.maxBufferedBytes;
     const { metrics } = this.deps;
     switch (message.type) {
       case 'frame': {
@@ -197,7 +197,7 @@ export class SessionConnection {
       return;
     }
     await sessions.holdSocket(id, 3 * WATCH_MS);
-    if (this.behind && this.ws.bufferedAmount <= MAX_BUFFERED_BYTES) {
+    if (this.behind && this.ws.bufferedAmount <= this.deps.maxBufferedBytes) {
       this.behind = false;
       await sessions.send(this.record.worker, { kind: 'keyframe', session: id });
     }

@@ -150,6 +150,8 @@ export const sessionEnv = {
   SESSION_IDLE_SECONDS: positiveInt.max(7 * 24 * 3600).default(300),
   /** Largest message a session's client may send, in bytes (a larger one gets an error message). */
   SESSION_MAX_MESSAGE_BYTES: positiveInt.max(64 * 1024 * 1024).default(2 * 1024 * 1024),
+  /** Bytes a session's socket may have waiting to be sent before its frames are dropped (a client not reading). */
+  SESSION_MAX_BUFFERED_BYTES: positiveInt.max(256 * 1024 * 1024).default(1024 * 1024),
 };
 
 export class ConfigError extends Error {
