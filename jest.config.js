@@ -20,6 +20,8 @@ module.exports = {
     '^@farm/(api|worker|farm|cli)$': '<rootDir>/apps/$1/src',
   },
   globalSetup: '<rootDir>/test/support/global-setup.ts',
+  // Every answer from a watched farm API is checked against its OpenAPI document.
+  setupFilesAfterEnv: ['<rootDir>/test/support/contract-fetch.ts'],
   globalTeardown: '<rootDir>/test/support/global-teardown.ts',
   testTimeout: 60000,
   // Model inference saturates both cores; files run one at a time.

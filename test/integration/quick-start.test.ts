@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
+import { watchApi } from '../support/contract-fetch';
 
 const ROOT = path.resolve(__dirname, '../..');
 
@@ -22,6 +23,7 @@ it('starts the farm with embedded defaults, renders a job for the printed key, a
   farm.stderr!.on('data', (d) => (output += d));
   try {
     const base = `http://127.0.0.1:${port}`;
+    watchApi(base);
     // Up when the API answers its health check and the worker has said it is ready.
     for (let i = 0; i < 600; i++) {
       const healthy = await fetch(`${base}/healthz`).then((r) => r.ok, () => false);

@@ -8,6 +8,7 @@ import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createRedis } from '@farm/platform';
+import { watchApi } from '../support/contract-fetch';
 
 const ROOT = path.resolve(__dirname, '../..');
 const PORT = 16391;
@@ -29,6 +30,7 @@ async function until(check: () => Promise<boolean>, timeoutMs = 30000): Promise<
   }
 }
 
+watchApi(`http://127.0.0.1:${API_PORT}`);
 const api = (p: string, init: RequestInit = {}) =>
   fetch(`http://127.0.0.1:${API_PORT}${p}`, { ...init, headers: { Authorization: `Bearer ${KEY}`, 'Content-Type': 'application/json' }, signal: AbortSignal.timeout(5000) });
 

@@ -22,6 +22,7 @@ import {
   modelQueueName,
   openQueue,
 } from '@farm/platform';
+import { watchApi } from './contract-fetch';
 
 export const MODEL_DIR = DEFAULT_MODEL_DIR;
 export const QUEUE_PREFIX = '{farm-test}';
@@ -103,6 +104,7 @@ export class Harness {
     this.servers.push(server);
     this.sessionSockets.push(sessions);
     const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    watchApi(base);
     return new TestApi(base, await keys.create('tenant-a'));
   }
 

@@ -17,13 +17,14 @@ export interface AdminRouteDeps {
   keys: ApiKeyStore;
 }
 
-const newKey = z.strictObject({ tenant: z.string().regex(/^[\w.-]{1,64}$/, 'tenant is 1-64 letters, digits, "_", "." or "-"') });
+/** The body of `POST /admin/api-keys`. */
+export const newApiKeySchema = z.strictObject({ tenant: z.string().regex(/^[\w.-]{1,64}$/, 'tenant is 1-64 letters, digits, "_", "." or "-"') });
 
 export function adminRoutes(deps: AdminRouteDeps, mountPath: string): Router {
   const router = Router();
 
   router.post('/api-keys', async (req, res) => {
-    const parsed = newKey.safeParse(req.body);
+    const parsed = newApiKeySchema.safeParse(req.body);
     if (!parsed.success) {
       const problems = describeIssues(parsed.error.issues);
       throw new HttpError(400, 'invalid_request', problems.map((p) => `${p.path}: ${p.message}`).join('; '), problems);

@@ -25,7 +25,8 @@ import { HttpError, errorHandler } from './http-errors';
 import { IdempotencyKeys } from './idempotency';
 import type { JobEventHub } from './job-event-hub';
 import { jobsRoutes } from './jobs-routes';
-import { openApiDocument } from './openapi';
+import { apiDocument } from './openapi/api-document';
+import { docsPage } from './openapi/docs-page';
 import { recordCommit } from './session-commits';
 import { SessionMetrics } from './session-metrics';
 import { SessionSockets } from './session-sockets';
@@ -105,10 +106,11 @@ export function createApp(deps: ApiDeps): { app: Express; metrics: ApiMetrics; k
   app.use('/v1', tenantAuth(deps.auth, keys), sessionsRoutes({ ...deps, sessions: sessionStore, hosts, tokens }));
   app.use('/admin', adminAuth(deps.adminKey), adminRoutes({ queues: deps.queues, jobs, keys }, '/admin'));
 
-  const openapi = openApiDocument(deps.limits);
+  const openapi = apiDocument(deps.limits);
   app.get('/openapi.json', (_req, res) => {
     res.json(openapi);
   });
+  app.use('/docs', docsPage());
 
   app.get('/healthz', async (_req, res) => {
     const [redis, s3] = await Promise.all([

@@ -1,10 +1,10 @@
 /**
- * Shapes of the answers that @farm/contracts does not describe: the health check, plus the
- * submission type — a job request as sent, before the API fills in its defaults (the contracts'
- * `JobRequest` is the validated output, defaults included).
+ * The client's names for the API's shapes, from @farm/contracts: the submission type — a job
+ * request as sent, before the API fills in its defaults (the contracts' `JobRequest` is the
+ * validated output, defaults included) — live workers and the health check.
  */
 import type { input } from 'zod';
-import type { WorkerInfo, jobRequestSchema } from '@farm/contracts';
+import type { Health, WorkerInfo, jobRequestSchema } from '@farm/contracts';
 
 /** What `POST /v1/jobs` accepts: `JobRequest` with every defaulted field optional. */
 export type JobSubmission = input<ReturnType<typeof jobRequestSchema>>;
@@ -15,8 +15,4 @@ export type EditSubmission = Extract<JobSubmission, { type: 'edit' }>;
 export type WorkerView = WorkerInfo;
 
 /** `GET /healthz`: 200 with status ok, or 503 with status unavailable. */
-export interface HealthView {
-  status: 'ok' | 'unavailable';
-  redis: boolean;
-  s3: boolean;
-}
+export type HealthView = Health;

@@ -2,4 +2,5 @@ export * from './job-request';
 export * from './job-view';
 export * from './queue';
 export * from './model-capabilities';
+export * from './api-answers';
 export * from './session-protocol';

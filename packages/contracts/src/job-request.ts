@@ -32,6 +32,12 @@ export const MAX_MASK_PIXELS = 4096 * 4096;
 /** Longest base64 mask image accepted (characters; the body limit applies first). */
 export const MAX_MASK_BASE64 = 8 * 1024 * 1024;
 
+/** Image sides are multiples of this many pixels (a latent cell of the VAE). */
+export const SIDE_MULTIPLE = 8;
+
+/** How the document describes an embedded image. */
+const BASE64_IMAGE = { contentEncoding: 'base64', description: 'A PNG, JPEG or WebP image, base64-encoded' } as const;
+
 export const IMAGE_FORMATS = ['png', 'jpeg', 'webp'] as const;
 export type ImageFormat = (typeof IMAGE_FORMATS)[number];
 
@@ -47,18 +53,21 @@ export function jobRequestSchema(limits: RequestLimits = DEFAULT_LIMITS) {
       .int(`${axis} must be an integer`)
       .min(limits.minSize, `${axis} must be at least ${limits.minSize}`)
       .max(limits.maxSize, `${axis} must be at most ${limits.maxSize}`)
-      .refine((v) => v % 8 === 0, `${axis} must be a multiple of 8`);
+      .multipleOf(SIDE_MULTIPLE, `${axis} must be a multiple of ${SIDE_MULTIPLE}`)
+      // zod-to-openapi leaves zod's multipleOf out of the document: state it there too.
+      .meta({ multipleOf: SIDE_MULTIPLE });
   const prompt = z
     .string()
     .max(limits.maxPromptChars, `prompts are limited to ${limits.maxPromptChars} characters`);
 
   const coordinate = z.number().min(-1e5).max(1e5);
+  const extent = z.number().positive().max(1e5);
   const mask = z.union(
     [
-      z.strictObject({ png: z.base64('mask.png must be base64').max(MAX_MASK_BASE64, 'mask.png is too large') }),
+      z.strictObject({ png: z.base64('mask.png must be base64').max(MAX_MASK_BASE64, 'mask.png is too large').meta(BASE64_IMAGE) }),
       z.strictObject({
         rects: z
-          .array(z.tuple([coordinate, coordinate, coordinate.positive(), coordinate.positive()], 'a rect is [x, y, w, h] with w, h > 0'))
+          .array(z.tuple([coordinate, coordinate, extent, extent], 'a rect is [x, y, w, h] with w, h > 0'))
           .min(1)
           .max(64),
       }),
@@ -70,8 +79,9 @@ export function jobRequestSchema(limits: RequestLimits = DEFAULT_LIMITS) {
       }),
     ],
     { error: 'mask must be one of {"png": base64}, {"rects": [[x, y, w, h], …]}, {"polygons": [[[x, y], …], …]}' },
-  );
-  const nonEmptyPrompt = prompt.refine((p) => p.trim().length > 0, 'prompt must not be empty');
+  ).meta({ id: 'Mask', description: 'White (png) or inside (rects, polygons) = the region; coordinates in canvas pixels' });
+  // A pattern rather than a refinement, so the document states it too.
+  const nonEmptyPrompt = prompt.regex(/\S/, 'prompt must not be empty');
   const steps = z.int().min(1).max(limits.maxSteps, `steps must be at most ${limits.maxSteps}`).default(4);
   const guidanceScale = z.number().min(0).max(20).default(1);
   const seed = z.int().min(0).max(0xffffffff).optional();
@@ -90,27 +100,29 @@ export function jobRequestSchema(limits: RequestLimits = DEFAULT_LIMITS) {
 
   const regions = z.array(region).max(limits.maxRegions, `at most ${limits.maxRegions} regions`).optional();
 
-  const generate = z.strictObject({
-    type: z.literal('generate'),
-    prompt: nonEmptyPrompt,
-    negativePrompt: prompt.optional(),
-    width: size('width').default(512),
-    height: size('height').default(512),
-    steps,
-    guidanceScale,
-    seed,
-    format,
-    regions,
-    model,
-    priority,
-    webhook,
-  });
+  const generate = z
+    .strictObject({
+      type: z.literal('generate'),
+      prompt: nonEmptyPrompt,
+      negativePrompt: prompt.optional(),
+      width: size('width').default(512),
+      height: size('height').default(512),
+      steps,
+      guidanceScale,
+      seed,
+      format,
+      regions,
+      model,
+      priority,
+      webhook,
+    })
+    .meta({ title: 'Generate', description: 'Generate an image from a prompt (and regions)' });
 
   const edit = z
     .strictObject({
       type: z.literal('edit'),
       /** A finished job's id, or an uploaded image (PNG, JPEG or WebP; sides multiples of 8). */
-      source: z.union([z.string().regex(/^[\w-]{1,128}$/), z.strictObject({ image: z.base64('source.image must be base64').max(MAX_MASK_BASE64, 'source.image is too large') })], {
+      source: z.union([z.string().regex(/^[\w-]{1,128}$/), z.strictObject({ image: z.base64('source.image must be base64').max(MAX_MASK_BASE64, 'source.image is too large').meta(BASE64_IMAGE) })], {
         error: 'source must be a job id or {"image": base64}',
       }),
       /** With a mask: the prompt for the masked area. Without: the new prompt of the whole image. */
@@ -132,12 +144,28 @@ export function jobRequestSchema(limits: RequestLimits = DEFAULT_LIMITS) {
     .refine((e) => !isPromptEdit(e) || typeof e.source === 'string', {
       message: 'a prompt edit (no mask, no regions) needs a previous job as its source',
       path: ['mask'],
-    });
+    })
+    .meta({ title: 'Edit', description: "Re-render part of a finished job's image, or of an uploaded one" });
 
-  return z.discriminatedUnion('type', [generate, edit], {
-    error: (issue) =>
-      issue.code === 'invalid_union' ? 'type must be one of: generate, edit' : undefined,
-  });
+  return z
+    .discriminatedUnion('type', [generate, edit], {
+      error: (issue) => (issue.code === 'invalid_union' ? 'type must be one of: generate, edit' : undefined),
+    })
+    // Not a named component: inlined in the request body, generated clients (openapi-typescript)
+    // keep the fields that have a default optional, as they are.
+    .meta({ description: 'A job as submitted: fields with a default may be left out' });
+}
+
+/**
+ * A request as the API accepted it, as a job shows it: defaults applied, its seed and model
+ * decided. Other fields may follow (the queue's own), so the variants are open.
+ */
+export function acceptedRequestSchema(limits: RequestLimits = DEFAULT_LIMITS) {
+  const [generate, edit] = jobRequestSchema(limits).options;
+  const decided = { seed: z.int().min(0).max(0xffffffff), model: z.string() };
+  return z
+    .discriminatedUnion('type', [generate.loose().extend(decided).meta({ id: 'AcceptedGenerateRequest' }), edit.loose().safeExtend(decided).meta({ id: 'AcceptedEditRequest' })])
+    .meta({ id: 'AcceptedJobRequest', description: 'The request as accepted: defaults applied, seed and model decided' });
 }
 
 /**

@@ -3,7 +3,7 @@
  * failure encoding shared by both sides of the queue.
  */
 import { z } from 'zod';
-import { ImageFormat, JobRequest, jobRequestSchema } from './job-request';
+import { DEFAULT_LIMITS, ImageFormat, JobRequest, RequestLimits, acceptedRequestSchema } from './job-request';
 
 /** Job types (BullMQ job names): one typed catalogue (see STYLE.md §7). */
 export const JOB_NAMES = ['generate', 'edit'] as const;
@@ -11,12 +11,13 @@ export const JOB_NAMES = ['generate', 'edit'] as const;
 export const JOB_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'canceled'] as const;
 export type JobStatus = (typeof JOB_STATUSES)[number];
 
-export const jobProgressSchema = z.object({
-  step: z.int(),
-  total: z.int(),
-  /** Small PNG data URL of the step's estimate (SSE progress events only). */
-  preview: z.string().optional(),
-});
+export const jobProgressSchema = z
+  .object({
+    step: z.int().min(0),
+    total: z.int().min(0),
+    preview: z.string().optional().meta({ description: "A small PNG data URL of the step's estimate (event stream only)" }),
+  })
+  .meta({ id: 'JobProgress' });
 export type JobProgress = z.infer<typeof jobProgressSchema>;
 
 /** Where an edit's source state came from. */
@@ -48,48 +49,68 @@ export interface JobOutput {
   edit?: EditOutput;
 }
 
-export const jobResultSchema = z.object({
-  bucket: z.string(),
-  key: z.string(),
-  /** Presigned GET URL of the image. */
-  url: z.string(),
-  width: z.int(),
-  height: z.int(),
-  contentType: z.string(),
-  /** Edits: the mask actually used, the share recomputed and decoded, where the source came from. */
-  mask: z.object({ key: z.string(), url: z.string() }).optional(),
-  recomputedFraction: z.number().optional(),
-  decodedFraction: z.number().optional(),
-  source: z.enum(EDIT_SOURCE_KINDS).optional(),
-});
+export const jobResultSchema = z
+  .object({
+    bucket: z.string(),
+    key: z.string(),
+    url: z.url().meta({ description: 'Presigned GET URL of the image: no key needed until it expires' }),
+    width: z.int(),
+    height: z.int(),
+    contentType: z.string().meta({ example: 'image/png' }),
+    /** Edits: the mask actually used, the share recomputed and decoded, where the source came from. */
+    mask: z.object({ key: z.string(), url: z.url() }).optional().meta({ description: 'Edits: the mask actually used (a PNG)' }),
+    recomputedFraction: z.number().min(0).max(1).optional().meta({ description: 'Edits: share of the canvas denoised again' }),
+    decodedFraction: z.number().min(0).max(1).optional().meta({ description: 'Edits: share of the canvas decoded again' }),
+    source: z.enum(EDIT_SOURCE_KINDS).optional().meta({ description: "Edits: where the source's state came from" }),
+  })
+  .meta({ id: 'JobResult', description: "A succeeded job's image (and, for edits, the mask used)" });
 export type JobResult = z.infer<typeof jobResultSchema>;
 
 const millis = z.number().nullable();
-export const jobTimingsSchema = z.object({ queueMs: millis, computeMs: millis, totalMs: millis });
+export const jobTimingsSchema = z.object({ queueMs: millis, computeMs: millis, totalMs: millis }).meta({ id: 'JobTimings' });
 export type JobTimings = z.infer<typeof jobTimingsSchema>;
 
-export const jobErrorSchema = z.object({ code: z.string(), message: z.string() });
+export const jobErrorSchema = z
+  .object({
+    code: z.string().meta({ description: 'invalid_job, inference_failed, storage_unavailable, canceled, …' }),
+    message: z.string(),
+  })
+  .meta({ id: 'JobError', description: 'Why a job failed or was canceled' });
 export type JobError = z.infer<typeof jobErrorSchema>;
 
-/** The job as `GET /v1/jobs/:id` answers it (its request is the validated, defaulted one). */
-export const jobViewSchema = z.object({
-  id: z.string(),
-  type: z.enum(JOB_NAMES),
-  status: z.enum(JOB_STATUSES),
-  progress: jobProgressSchema,
-  request: jobRequestSchema(),
-  attempts: z.int(),
-  createdAt: z.string(),
-  startedAt: z.string().nullable(),
-  finishedAt: z.string().nullable(),
-  timings: jobTimingsSchema,
-  /** The worker that produced the result. */
-  workerId: z.string().optional(),
-  result: jobResultSchema.optional(),
-  error: jobErrorSchema.optional(),
-  links: z.object({ self: z.string(), events: z.string() }),
-});
-export type JobView = Omit<z.output<typeof jobViewSchema>, 'request'> & { request: JobRequest };
+/**
+ * The job as `GET /v1/jobs/{id}` answers it. Its request is the one the API accepted, under the
+ * farm's limits — unless another producer queued it, past the API's checks.
+ */
+export function jobViewSchema(limits: RequestLimits = DEFAULT_LIMITS) {
+  return z
+    .object({
+      id: z.string(),
+      type: z.enum(JOB_NAMES),
+      status: z.enum(JOB_STATUSES),
+      progress: jobProgressSchema,
+      request: z.union([
+        acceptedRequestSchema(limits),
+        z
+          .object({})
+          .loose()
+          .meta({ title: 'Unchecked', description: 'A job another producer put on the queue (it fails with invalid_job): its data as it came' }),
+      ]),
+      attempts: z.int().min(0).meta({ description: 'Attempts that failed and were retried' }),
+      createdAt: z.iso.datetime(),
+      startedAt: z.iso.datetime().nullable(),
+      finishedAt: z.iso.datetime().nullable(),
+      timings: jobTimingsSchema,
+      workerId: z.string().optional().meta({ description: 'The worker that produced the result' }),
+      /** Succeeded jobs: the image. */
+      result: jobResultSchema.optional(),
+      /** Failed and canceled jobs: why. */
+      error: jobErrorSchema.optional(),
+      links: z.object({ self: z.string(), events: z.string() }),
+    })
+    .meta({ id: 'Job' });
+}
+export type JobView = Omit<z.output<ReturnType<typeof jobViewSchema>>, 'request'> & { request: JobRequest };
 
 /**
  * BullMQ keeps a failure as one string; we keep the machine-readable code in front of the
@@ -103,18 +124,4 @@ export function decodeFailure(reason: string | undefined): JobError {
   const match = /^([a-z][a-z0-9_]*): ([\s\S]*)$/.exec(reason ?? '');
   if (match) return { code: match[1], message: match[2] };
   return { code: 'internal_error', message: reason || 'the job failed without a reason' };
-}
-
-/** One live worker as `GET /v1/workers` lists it. */
-export interface WorkerInfo {
-  id: string;
-  host: string;
-  pid: number;
-  executionProvider: string;
-  model: string;
-  maxBatch: number;
-  maxInFlight: number;
-  inFlight: number;
-  startedAt: string;
-  lastHeartbeat: string;
 }

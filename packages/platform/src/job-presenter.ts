@@ -30,7 +30,7 @@ function progressOf(job: FarmJob): JobProgress {
     const { step, total } = p as JobProgress; // previews travel by SSE only
     return { step, total };
   }
-  return { step: 0, total: job.data.steps };
+  return { step: 0, total: job.data.steps ?? 0 }; // no steps: a job queued past the API's checks
 }
 
 const iso = (ms: number | undefined) => (ms ? new Date(ms).toISOString() : null);
@@ -40,12 +40,13 @@ export async function presentJob(job: FarmJob, status: JobStatus, store: ObjectS
   const started = job.processedOn;
   const finished = status === 'succeeded' || status === 'failed' ? job.finishedOn : undefined;
   const progress = status === 'succeeded' ? { step: job.data.steps, total: job.data.steps } : progressOf(job);
+  const { tenant: _owner, ...request } = job.data; // the owner is the caller: not part of the answer
   const view: JobView = {
     id: job.id!,
     type: job.data.type,
     status,
     progress,
-    request: job.data,
+    request,
     attempts: job.attemptsMade,
     createdAt: iso(job.timestamp)!,
     startedAt: iso(started),

@@ -1,0 +1,131 @@
+/** The description of the tenant routes under /v1 (jobs-routes.ts) and of the webhooks the farm sends. */
+import { z } from 'zod';
+import { jobStreamEventSchema, webhookEventSchema, webhookSecretSchema, workerListSchema } from '@farm/contracts';
+import { DocContext, TENANT_ERRORS, TENANT_SECURITY, errorResponses, jobIdParams, json } from './responses';
+
+/** An event stream: a string on the wire; one event's schema under the extension OpenAPI 3.2 names `itemSchema`. */
+const EVENT_STREAM = { schema: z.string(), 'x-itemSchema': { $ref: '#/components/schemas/JobStreamEvent' } };
+
+const location = z.object({ Location: z.string().meta({ description: "The job's URL" }) });
+
+export function describeJobsRoutes({ registry, components, jobRequest, job, limits }: DocContext): void {
+  registry.registerPath({
+    method: 'post',
+    path: '/v1/jobs',
+    operationId: 'submitJob',
+    tags: ['jobs'],
+    summary: 'Submit a generation or edit job',
+    description: 'Queues the job and answers at once with it (202). Fields with a default may be left out; unknown fields are refused.',
+    security: TENANT_SECURITY,
+    request: {
+      headers: z.object({
+        'Idempotency-Key': z
+          .string()
+          .regex(/^[\x21-\x7e]{1,255}$/)
+          .optional()
+          .meta({ description: 'The same key and body within a day answer 200 with the first job; another body, 409' }),
+      }),
+      body: { required: true, content: { 'application/json': { schema: jobRequest } } },
+    },
+    responses: {
+      202: json(job, 'Queued', location),
+      200: json(job, 'The job an earlier request with the same Idempotency-Key created', location),
+      ...errorResponses([400, 409, 413, 415, 429, ...TENANT_ERRORS], {
+        409: '`idempotency_conflict`: the Idempotency-Key was used with another body',
+      }),
+    },
+  });
+
+  registry.registerPath({
+    method: 'get',
+    path: '/v1/jobs/{id}',
+    operationId: 'getJob',
+    tags: ['jobs'],
+    summary: 'A job: status, progress, timings, result or error',
+    security: TENANT_SECURITY,
+    request: { params: jobIdParams },
+    responses: { 200: json(job, 'The job'), ...errorResponses([400, 404, ...TENANT_ERRORS], { 404: "`not_found`: no such job, or another tenant's" }) },
+  });
+
+  registry.registerPath({
+    method: 'delete',
+    path: '/v1/jobs/{id}',
+    operationId: 'cancelJob',
+    tags: ['jobs'],
+    summary: 'Cancel a job',
+    description: 'A queued job is canceled at once, a running one at its next step.',
+    security: TENANT_SECURITY,
+    request: { params: jobIdParams },
+    responses: {
+      202: json(job, 'Canceled (a running job stops at its next step)'),
+      ...errorResponses([400, 404, 409, ...TENANT_ERRORS], { 409: '`job_finished`: the job already ended' }),
+    },
+  });
+
+  const streamEvent = jobStreamEventSchema(limits);
+  registry.registerPath({
+    method: 'get',
+    path: '/v1/jobs/{id}/events',
+    operationId: 'streamJobEvents',
+    tags: ['jobs'],
+    summary: "A job's life as Server-Sent Events",
+    description:
+      'Events (`event:` name, `data:` JSON): `queued` or `started` with the job first, then `progress` ({step, total, preview}) ' +
+      'and `queued` / `started` ({}) as they happen, and finally one of `succeeded`, `failed`, `canceled` with the final job, after ' +
+      'which the stream ends. `x-itemSchema` (OpenAPI 3.2 calls it `itemSchema`) is the schema of one event, `JobStreamEvent`.',
+    security: TENANT_SECURITY,
+    request: { params: jobIdParams },
+    responses: {
+      200: {
+        description: 'The event stream',
+        content: { 'text/event-stream': EVENT_STREAM },
+      },
+      ...errorResponses([400, 404, ...TENANT_ERRORS]),
+    },
+  });
+  components.push(streamEvent);
+
+  registry.registerPath({
+    method: 'get',
+    path: '/v1/workers',
+    operationId: 'listWorkers',
+    tags: ['workers'],
+    summary: 'Live workers',
+    security: TENANT_SECURITY,
+    responses: { 200: json(workerListSchema, 'Workers with a heartbeat in the last 15 s'), ...errorResponses(TENANT_ERRORS) },
+  });
+
+  registry.registerPath({
+    method: 'get',
+    path: '/v1/webhook-secret',
+    operationId: 'getWebhookSecret',
+    tags: ['webhooks'],
+    summary: "The tenant's webhook signing secret",
+    security: TENANT_SECURITY,
+    responses: {
+      200: json(webhookSecretSchema, 'The secret that signs this tenant\'s deliveries (Standard Webhooks)'),
+      ...errorResponses([404, ...TENANT_ERRORS], { 404: '`not_found`: webhooks are off on this farm (no WEBHOOK_SECRET)' }),
+    },
+  });
+
+  registry.registerWebhook({
+    method: 'post',
+    path: 'jobFinished',
+    operationId: 'jobFinished',
+    tags: ['webhooks'],
+    summary: "A job's final state, POSTed to its `webhook` URL",
+    security: [], // the receiver checks the signature
+    description:
+      'Signed as Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature` = `v1,` + base64 HMAC-SHA256 of ' +
+      '`id.timestamp.body` with the tenant\'s secret). Any 2xx is success; otherwise the delivery is retried with exponential backoff (8 attempts).',
+    request: {
+      headers: z.object({
+        'webhook-id': z.string().meta({ description: 'The delivery id: the same for retries of one delivery' }),
+        'webhook-timestamp': z.string().regex(/^\d+$/).meta({ description: 'Unix seconds' }),
+        'webhook-signature': z.string().regex(/^v1,/).meta({ description: 'Space-separated `v1,<base64>` signatures' }),
+      }),
+      body: { required: true, content: { 'application/json': { schema: webhookEventSchema(limits) } } },
+    },
+    responses: { 200: { description: 'Received (any 2xx)' } },
+  });
+}

@@ -1,0 +1,63 @@
+/** The description of the routes beside the API proper: health, metrics, this document and its viewer. */
+import { z } from 'zod';
+import { healthSchema } from '@farm/contracts';
+import { DocContext, PUBLIC, errorResponses, json } from './responses';
+
+export function describeServiceRoutes({ registry }: DocContext): void {
+  registry.registerPath({
+    method: 'get',
+    path: '/healthz',
+    operationId: 'getHealth',
+    tags: ['service'],
+    summary: 'Readiness: whether Redis and S3 answer',
+    security: PUBLIC,
+    responses: { 200: json(healthSchema, 'Both answer'), 503: json(healthSchema, 'Redis or S3 does not answer') },
+  });
+
+  registry.registerPath({
+    method: 'get',
+    path: '/metrics',
+    operationId: 'getMetrics',
+    tags: ['service'],
+    summary: 'Prometheus metrics (text exposition format)',
+    security: PUBLIC,
+    responses: { 200: { description: 'The metrics', content: { 'text/plain': { schema: z.string() } } } },
+  });
+
+  registry.registerPath({
+    method: 'get',
+    path: '/openapi.json',
+    operationId: 'getOpenApiDocument',
+    tags: ['service'],
+    summary: 'This document',
+    security: PUBLIC,
+    responses: { 200: { description: 'The OpenAPI 3.1 document', content: { 'application/json': { schema: z.object({ openapi: z.string() }).loose() } } } },
+  });
+
+  registry.registerPath({
+    method: 'get',
+    path: '/docs',
+    operationId: 'getDocs',
+    tags: ['service'],
+    summary: 'This document in Swagger UI',
+    security: PUBLIC,
+    responses: { 200: { description: 'A web page', content: { 'text/html': { schema: z.string() } } } },
+  });
+
+  registry.registerPath({
+    method: 'get',
+    path: '/docs/{asset}',
+    operationId: 'getDocsAsset',
+    tags: ['service'],
+    summary: "Swagger UI's scripts, styles and images (from the swagger-ui-dist package)",
+    security: PUBLIC,
+    request: { params: z.object({ asset: z.string().meta({ example: 'swagger-ui.css' }) }) },
+    responses: {
+      200: {
+        description: 'The file',
+        content: Object.fromEntries(['text/css', 'text/javascript', 'application/javascript', 'image/png', 'text/html'].map((type) => [type, { schema: z.string() }])),
+      },
+      ...errorResponses([404], { 404: '`not_found`: no such file' }),
+    },
+  });
+}

@@ -1,0 +1,101 @@
+/**
+ * The API's answers besides the job itself — errors, live workers, health, the webhook secret,
+ * the job event stream's events and webhook deliveries — as zod schemas. The OpenAPI document
+ * is generated from them (`.meta({ id })` names its components) and clients take their types
+ * from them.
+ */
+import { z } from 'zod';
+import { DEFAULT_LIMITS, RequestLimits } from './job-request';
+import { jobProgressSchema, jobViewSchema } from './job-view';
+
+export const fieldProblemSchema = z
+  .object({
+    path: z.string().meta({ description: 'The offending field, dotted (`regions.0.mask`), or `(body)`', example: 'width' }),
+    message: z.string().meta({ example: 'width must be a multiple of 8' }),
+  })
+  .meta({ id: 'FieldProblem' });
+
+/** Every error answer: `{error: {code, message, fields?}}`. */
+export const errorBodySchema = z
+  .object({
+    error: z.object({
+      code: z.string().meta({ description: 'Machine-readable reason, e.g. `invalid_request`, `not_found`, `rate_limited`', example: 'invalid_request' }),
+      message: z.string().meta({ description: 'The reason in words' }),
+      fields: z.array(fieldProblemSchema).optional().meta({ description: '`invalid_request`: one entry per offending field' }),
+    }),
+  })
+  .meta({ id: 'Error', description: 'The body of every 4xx and 5xx answer' });
+export type ErrorBody = z.infer<typeof errorBodySchema>;
+
+/** One live worker as `GET /v1/workers` lists it. */
+export const workerInfoSchema = z
+  .object({
+    id: z.string().meta({ description: 'WORKER_ID: stable across restarts; the `worker` label of its metrics' }),
+    host: z.string(),
+    pid: z.int(),
+    executionProvider: z.string().meta({ example: 'cpu' }),
+    model: z.string().meta({ description: 'The model it serves (its queue)' }),
+    maxBatch: z.int().meta({ description: 'Most lanes in one UNet call' }),
+    maxInFlight: z.int().meta({ description: 'Most jobs denoising at once' }),
+    inFlight: z.int(),
+    startedAt: z.iso.datetime(),
+    lastHeartbeat: z.iso.datetime(),
+  })
+  .meta({ id: 'Worker' });
+export type WorkerInfo = z.infer<typeof workerInfoSchema>;
+
+export const workerListSchema = z.object({ workers: z.array(workerInfoSchema) }).meta({ id: 'WorkerList', description: 'Workers with a heartbeat in the last 15 s' });
+
+export const webhookSecretSchema = z
+  .object({ secret: z.string().regex(/^whsec_[A-Za-z0-9+/]+={0,2}$/).meta({ description: "The tenant's Standard Webhooks signing secret" }) })
+  .meta({ id: 'WebhookSecret' });
+
+/**
+ * The events of `GET /v1/jobs/{id}/events` (Server-Sent Events: `event:` is the name, `data:`
+ * one line of JSON), for a farm with these limits.
+ */
+export function jobStreamEventSchema(limits: RequestLimits = DEFAULT_LIMITS) {
+  const job = jobViewSchema(limits);
+  /** `queued` / `started`: the job when the stream opens, `{}` when it changes state later. */
+  const stateEvent = (status: 'queued' | 'started') =>
+    z
+      .object({ event: z.literal(status), data: z.union([job, z.strictObject({})]) })
+      .meta({ description: `The job (when the stream opens), or {} (when it becomes ${status} later)` });
+  /** A final status ends the stream, with the final job. */
+  const finalEvent = (status: 'succeeded' | 'failed' | 'canceled') =>
+    z.object({ event: z.literal(status), data: job }).meta({ description: `The job ${status}; the stream ends after it` });
+  return z
+    .discriminatedUnion('event', [
+      stateEvent('queued'),
+      stateEvent('started'),
+      z.object({ event: z.literal('progress'), data: jobProgressSchema }).meta({ description: 'A step done, steps increasing' }),
+      finalEvent('succeeded'),
+      finalEvent('failed'),
+      finalEvent('canceled'),
+      z.object({ event: z.literal('error'), data: errorBodySchema }).meta({ description: 'The job vanished after the stream opened; the stream ends' }),
+    ])
+    .meta({ id: 'JobStreamEvent', description: 'One Server-Sent Event of a job stream: `event` is its name, `data` its JSON' });
+}
+
+export const WEBHOOK_EVENT_TYPES = ['job.succeeded', 'job.failed', 'job.canceled'] as const;
+
+/** The body of a webhook delivery (Standard Webhooks), for a farm with these limits. */
+export function webhookEventSchema(limits: RequestLimits = DEFAULT_LIMITS) {
+  return z
+    .object({
+      type: z.enum(WEBHOOK_EVENT_TYPES),
+      timestamp: z.iso.datetime(),
+      data: jobViewSchema(limits),
+    })
+    .meta({ id: 'WebhookEvent', description: 'What a webhook delivery POSTs: the event type and the job' });
+}
+
+/** `GET /healthz` (readiness): 200 when Redis and S3 answer, else 503. */
+export const healthSchema = z
+  .object({
+    status: z.enum(['ok', 'unavailable']),
+    redis: z.boolean().meta({ description: 'Redis answered PING' }),
+    s3: z.boolean().meta({ description: 'The bucket answered' }),
+  })
+  .meta({ id: 'Health' });
+export type Health = z.infer<typeof healthSchema>;
