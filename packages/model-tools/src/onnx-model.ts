@@ -82,7 +82,7 @@ export function tensorValues(tensor: onnx.ITensorProto, dir = '.'): Float32Array
     raw = bytes.subarray(offset, offset + length);
   }
   if (raw) {
-    const copy = raw.slice();
+    const copy = new Uint8Array(raw); // a fresh, aligned copy (protobufjs hands out Buffer views)
     switch (type) {
       case 'float32':
         return new Float32Array(copy.buffer, copy.byteOffset, copy.byteLength / 4);

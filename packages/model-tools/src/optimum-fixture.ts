@@ -216,10 +216,12 @@ function vaeDecoder(generation: Generation, float: ElementType, overflowsInFp16:
   const rgb = g.node('Slice', [latent, g.constant('int64', [1], [0]), g.constant('int64', [1], [3]), g.constant('int64', [1], [1])]);
   let image = g.node('Tanh', [g.node('Mul', [rgb, g.constant(float, [], [0.2])])]);
   if (overflowsInFp16) {
-    // Like SDXL's VAE: an activation beyond fp16's range (65504) for ordinary latents. In fp32,
-    // (x·20000 − x·20000) is 0; in fp16 it is inf − inf = NaN wherever |x| > 3.3.
-    const big = g.node('Mul', [rgb, g.constant(float, [], [20000])]);
-    image = g.node('Add', [image, g.node('Sub', [big, big])]);
+    // Like SDXL's VAE: an activation beyond fp16's range (65504) for ordinary latents, stored in
+    // fp16 (an explicit Cast: onnxruntime's CPU kernels would otherwise compute it in fp32). In
+    // fp32, (x·20000 − x·20000) is 0; stored in fp16 it is inf − inf = NaN wherever |x| > 3.3.
+    const wide = g.node('Mul', [g.node('Cast', [rgb], { to: 1 }), g.constant('float32', [], [20000])]);
+    const stored = g.node('Cast', [g.node('Cast', [wide], { to: 10 })], { to: 1 });
+    image = g.node('Add', [image, g.node('Cast', [g.node('Sub', [stored, stored])], { to: 10 })]);
   }
   const up = g.node('Resize', [image, '', g.constant('float32', [4], [1, 1, 8, 8])], { mode: 'nearest' });
   g.node('Identity', [up], {}, ['sample']);

@@ -9,6 +9,7 @@ export * from './scheduler-factory';
 export * from './gaussian-rng';
 export { fromFloat16, toFloat16 } from '@farm/model-tools';
 export * from './clip-tokenizer';
+export * from './model-signature';
 export * from './sd-model';
 export * from './latent-window';
 export * from './composition';
