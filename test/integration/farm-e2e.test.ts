@@ -55,8 +55,10 @@ describe('the farm end to end', () => {
         return sharp(Buffer.from(await (await fetch(job.result.url)).arrayBuffer())).raw().toBuffer();
       }),
     );
-    expect(images[0].equals(images[1])).toBe(true);
-    expect(images[0].equals(images[2])).toBe(false);
+    // The same seed gives the same image up to float rounding: the two jobs may share UNet calls
+    // with different partners (batch sizes), whose kernels round the last bits differently.
+    expect(levelsApart(images[0], images[1])).toBeLessThanOrEqual(1);
+    expect(levelsApart(images[0], images[2])).toBeGreaterThan(16);
   });
 
   it('encodes jpeg and webp on request', async () => {
@@ -199,3 +201,10 @@ describe('GET /v1/jobs/:id/events', () => {
     expect((await api.fetch(`/v1/jobs/nope/events`)).status).toBe(404);
   });
 });
+
+/** The largest difference between two images' bytes, in levels of 255. */
+function levelsApart(a: Buffer, b: Buffer): number {
+  let most = 0;
+  for (let i = 0; i < a.length; i++) most = Math.max(most, Math.abs(a[i] - b[i]));
+  return most;
+}
