@@ -5,6 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import sharp from 'sharp';
 import type { FarmWorker } from '@farm/worker';
+import { EventStreamReader, ServerEvent } from '../support/event-stream';
 import { Harness, postJob, TestApi, useFarm, waitForJob } from '../support/harness';
 
 let farm: Harness;
@@ -156,18 +157,11 @@ describe('DELETE /v1/jobs/:id', () => {
   });
 });
 
-/** Reads an SSE stream to its end with plain fetch; returns the events in order. */
-async function readEvents(path: string): Promise<Array<{ event: string; data: any }>> {
-  const res = await api.fetch(path);
-  expect(res.headers.get('content-type')).toMatch(/text\/event-stream/);
-  const text = await res.text();
-  return text
-    .split('\n\n')
-    .filter((block) => block.includes('event: '))
-    .map((block) => ({
-      event: /event: (.*)/.exec(block)![1],
-      data: JSON.parse(/data: (.*)/.exec(block)![1]),
-    }));
+/** Reads an SSE stream to its end; returns the events in order. */
+async function readEvents(path: string): Promise<ServerEvent[]> {
+  const stream = await EventStreamReader.open(api, path);
+  expect(stream.response.headers.get('content-type')).toMatch(/text\/event-stream/);
+  return stream.all();
 }
 
 describe('GET /v1/jobs/:id/events', () => {
@@ -175,10 +169,10 @@ describe('GET /v1/jobs/:id/events', () => {
     // Hold the queue until the stream is open, so every step is relayed live.
     await farm.queue.pause();
     const { body } = await postJob(api, { type: 'generate', prompt: 'a purple circle on a green background', width: 128, height: 128, steps: 6 });
-    const streaming = readEvents(`/v1/jobs/${body.id}/events`);
-    await new Promise((r) => setTimeout(r, 300));
+    const stream = await EventStreamReader.open(api, `/v1/jobs/${body.id}/events`);
+    await stream.waitFor('queued'); // the stream is live: nothing after this can be missed
     await farm.queue.resume();
-    const events = await streaming;
+    const events = await stream.all();
     const names = events.map((e) => e.event);
     expect(names[names.length - 1]).toBe('succeeded');
     const steps = events.filter((e) => e.event === 'progress').map((e) => e.data.step);

@@ -60,6 +60,13 @@ export class JobEventHub {
     };
   }
 
+  /** Subscriptions held now (one per open event stream). */
+  get subscriptions(): number {
+    let n = 0;
+    for (const set of this.listeners.values()) n += set.size;
+    return n;
+  }
+
   private emit(jobId: string, event: HubEvent): void {
     for (const listener of this.listeners.get(jobId) ?? []) listener(event);
   }

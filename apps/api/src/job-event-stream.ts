@@ -1,10 +1,12 @@
 /**
  * `GET /v1/jobs/:id/events`: a job's life as Server-Sent Events — `queued`, `started`,
  * `progress` ({step, total}), then `succeeded` or `failed` carrying the final job JSON, after
- * which the stream ends. A client that connects late first gets the job's current state.
+ * which the stream ends. A client that connects late first gets the job's current state; an
+ * unknown job is a 404 before the stream starts.
  */
 import type { Request, Response } from 'express';
 import type { JobStatus, JobView } from '@farm/contracts';
+import { HttpError } from './http-errors';
 import type { JobEventHub, HubEvent } from './job-event-hub';
 
 export interface JobEventSource {
@@ -17,35 +19,50 @@ const FINAL: ReadonlySet<JobStatus> = new Set(['succeeded', 'failed', 'canceled'
 const HEARTBEAT_MS = 15000;
 
 export async function streamJobEvents(req: Request, res: Response, source: JobEventSource): Promise<void> {
+  // Subscribe first, then read the state: nothing can slip between the two. From here on the
+  // client may go away at any moment; whenever it does, its subscription and heartbeat go too.
+  const pending: HubEvent[] = [];
+  let deliver: (e: HubEvent) => void = (e) => pending.push(e);
+  const unsubscribe = source.hub.subscribe(req.params.id as string, (e) => deliver(e));
+  let heartbeat: NodeJS.Timeout | undefined;
+  let closed = false;
+  function end() {
+    if (closed) return;
+    closed = true;
+    clearInterval(heartbeat);
+    unsubscribe();
+    if (!res.writableEnded && res.headersSent) res.end();
+  }
+  res.on('close', end);
+  if (req.socket.destroyed) end(); // it went away before this route ran
+
+  let view: JobView | null;
+  try {
+    view = await source.current();
+  } catch (err) {
+    end();
+    throw err;
+  }
+  if (closed) return;
+  if (!view) {
+    end();
+    throw new HttpError(404, 'not_found', `no job with id ${req.params.id}`);
+  }
   res.writeHead(200, {
     'Content-Type': 'text/event-stream',
     'Cache-Control': 'no-cache, no-transform',
     Connection: 'keep-alive',
     'X-Accel-Buffering': 'no',
   });
+  heartbeat = setInterval(() => res.write(': keep-alive\n\n'), HEARTBEAT_MS);
   let seq = 0;
-  let closed = false;
   const send = (event: string, data: unknown) => {
     if (!closed) res.write(`id: ${++seq}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
   };
-  const finish = (view: JobView) => {
-    send(view.status, view);
+  const finish = (final: JobView) => {
+    send(final.status, final);
     end();
   };
-
-  // Subscribe first, then read the state: nothing can slip between the two.
-  const pending: HubEvent[] = [];
-  let deliver: (e: HubEvent) => void = (e) => pending.push(e);
-  const unsubscribe = source.hub.subscribe(req.params.id as string, (e) => deliver(e));
-  const heartbeat = setInterval(() => !closed && res.write(': keep-alive\n\n'), HEARTBEAT_MS);
-  function end() {
-    if (closed) return;
-    closed = true;
-    clearInterval(heartbeat);
-    unsubscribe();
-    res.end();
-  }
-  req.on('close', end);
 
   let lastStep = -1;
   const onEvent = async (event: HubEvent) => {
@@ -61,18 +78,13 @@ export async function streamJobEvents(req: Request, res: Response, source: JobEv
       case 'completed':
       case 'failed':
       case 'canceled': {
-        const view = await source.current();
-        if (view && FINAL.has(view.status)) finish(view);
+        const now = await source.current();
+        if (now && FINAL.has(now.status)) finish(now);
         return;
       }
     }
   };
 
-  const view = await source.current();
-  if (!view) {
-    send('error', { error: { code: 'not_found', message: `no job with id ${req.params.id}` } });
-    return end();
-  }
   if (FINAL.has(view.status)) return finish(view);
   send(view.status === 'running' ? 'started' : 'queued', view);
   if (view.progress.step > 0) {

@@ -173,7 +173,6 @@ export function jobsRoutes(deps: JobsRouteDeps): Router {
 
   router.get('/jobs/:id/events', async (req, res) => {
     const tenant = tenantOf(res);
-    await load(req.params.id, tenant); // 404 before the stream starts
     await streamJobEvents(req, res, { hub: deps.events, current: () => jobs.find(req.params.id, tenant) });
   });
 
