@@ -2,6 +2,7 @@
  * Bad input over real HTTP: each answer is a 4xx JSON error naming the problem, and nothing
  * invalid reaches the queue.
  */
+import sharp from 'sharp';
 import { Harness, postJob, TestApi, useFarm } from '../support/harness';
 import { pngDeclaring } from '../support/png-bomb';
 
@@ -48,6 +49,20 @@ describe('POST /v1/jobs validation', () => {
     expect(res.body.error.code).toBe('invalid_request');
     expect(res.body.error.fields.map((f: { path: string }) => f.path)).toEqual(expect.arrayContaining(fields));
     for (const field of fields) expect(res.body.error.message).toContain(field);
+  });
+
+  it('refuses what the model cannot serve: more steps than its scheduler takes at the edit’s strength', async () => {
+    const source = (await sharp({ create: { width: 64, height: 64, channels: 3, background: '#000' } }).png().toBuffer()).toString('base64');
+    const res = await postJob(api, { type: 'edit', source: { image: source }, mask: { rects: [[0, 0, 8, 8]] }, prompt: 'a red circle', steps: 40, strength: 0.1 });
+    expect(res.status).toBe(400);
+    expect(res.body.error.fields).toEqual([{ path: 'strength', message: expect.stringMatching(/steps must be at most 5 at strength 0.1/) }]);
+  });
+
+  it('refuses images in formats other than PNG, JPEG and WebP, naming the field', async () => {
+    const gif = 'R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7'; // 1x1 GIF
+    const res = await postJob(api, { ...valid, regions: [region({ png: gif })] });
+    expect(res.status).toBe(400);
+    expect(res.body.error.fields).toEqual([{ path: 'regions.0.mask.png', message: expect.stringMatching(/not a PNG, JPEG or WebP image/) }]);
   });
 
   it('rejects malformed JSON with 400 invalid_json', async () => {

@@ -23,7 +23,14 @@ interface Case {
 
 const good = { type: 'generate', prompt: 'a red circle', width: 64, height: 64, steps: 4 };
 
-function corpus(images: { png100: string; png64: string }): Case[] {
+interface Images {
+  png100: string;
+  png64: string;
+  /** Formats other than PNG, JPEG and WebP, and a PNG whose pixel data is corrupt (its header is valid). */
+  others: Record<'gif' | 'tiff' | 'svg' | 'corrupt png', string>;
+}
+
+function corpus(images: Images): Case[] {
   const cases: Case[] = [];
   const field = (name: string, values: unknown[]) =>
     values.forEach((v, i) => cases.push({ name: `${name} #${i}: ${JSON.stringify(v)?.slice(0, 40)}`, body: { ...good, [name]: v } }));
@@ -92,7 +99,16 @@ function corpus(images: { png100: string; png64: string }): Case[] {
     { name: 'edit region without prompt', body: edit({ source: { image: images.png64 }, regions: [{ mask: { rects: [[0, 0, 8, 8]] } }] }) },
     { name: 'edit regions not an array', body: edit({ source: { image: images.png64 }, regions: { prompt: 'a red circle', mask: { rects: [[0, 0, 8, 8]] } } }) },
     { name: 'edit with no regions and no mask of an upload', body: edit({ source: { image: images.png64 }, regions: [] }) },
+    // More steps than the model's scheduler can take at this strength (LCM: 50 distilled steps × 0.1 = 5).
+    { name: 'edit of 40 steps at strength 0.1', body: edit({ source: { image: images.png64 }, mask: { rects: [[0, 0, 8, 8]] }, steps: 40, strength: 0.1 }) },
   );
+  for (const [format, base64] of Object.entries(images.others)) {
+    cases.push(
+      { name: `edit source image ${format}`, body: edit({ source: { image: base64 }, mask: { rects: [[0, 0, 8, 8]] } }) },
+      { name: `edit mask ${format}`, body: edit({ source: { image: images.png64 }, mask: { png: base64 } }) },
+      { name: `region mask ${format}`, body: region({ png: base64 }) },
+    );
+  }
   // Webhooks.
   for (const webhook of ['not a url', 'ftp://example.com/x', 'http://user:pw@example.com/x', 'javascript:alert(1)', 42, 'http://' + 'a'.repeat(3000) + '.com']) {
     cases.push({ name: `webhook ${String(webhook).slice(0, 30)}`, body: { ...good, webhook } });
@@ -139,7 +155,16 @@ async function objectCount(): Promise<number> {
 it('answers every malformed or hostile request with a 4xx JSON error naming the problem, and stores nothing', async () => {
   const png100 = (await sharp({ create: { width: 100, height: 100, channels: 3, background: '#000' } }).png().toBuffer()).toString('base64');
   const png64 = (await sharp({ create: { width: 64, height: 64, channels: 3, background: '#000' } }).png().toBuffer()).toString('base64');
-  const cases = corpus({ png100, png64 });
+  const noise = await sharp(Buffer.from(Array.from({ length: 64 * 64 * 3 }, (_, i) => (i * 7919) % 256)), { raw: { width: 64, height: 64, channels: 3 } }).png().toBuffer();
+  const corrupt = Buffer.from(noise);
+  for (let i = corrupt.length / 2; i < corrupt.length / 2 + 50; i++) corrupt[i] ^= 0xff; // inside the pixel data; header intact
+  const others = {
+    gif: (await sharp(noise).gif().toBuffer()).toString('base64'),
+    tiff: (await sharp(noise).tiff().toBuffer()).toString('base64'),
+    svg: Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"><rect width="64" height="64"/></svg>').toString('base64'),
+    'corrupt png': corrupt.toString('base64'),
+  };
+  const cases = corpus({ png100, png64, others });
   expect(cases.length).toBeGreaterThanOrEqual(100);
   const objectsBefore = await objectCount();
   const queuedBefore = await farm.queue.count();

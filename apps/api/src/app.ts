@@ -9,6 +9,8 @@ import type { Redis } from 'ioredis';
 import type { RequestLimits } from '@farm/contracts';
 import {
   ApiKeyStore,
+  BUNDLED_MODEL_CAPABILITIES,
+  DEFAULT_MODEL,
   JobCancellation,
   JobDirectory,
   JobLocator,
@@ -100,6 +102,8 @@ export function createApp(deps: ApiDeps): { app: Express; metrics: ApiMetrics; k
       cancellation,
       admission: new TenantAdmission(deps.redis, deps.keyPrefix, locator, deps.admission),
       idempotency: new IdempotencyKeys(deps.keyPrefix, deps.jobRetentionSeconds),
+      // The bundled model's, until workers publish their models' capabilities.
+      capabilities: (model) => (model === DEFAULT_MODEL ? BUNDLED_MODEL_CAPABILITIES : undefined),
       metrics,
     }),
   );

@@ -1,7 +1,7 @@
 /** The tenant-facing routes under /v1: submit, follow, cancel jobs; list workers. */
 import { randomInt, randomUUID } from 'node:crypto';
 import { Router } from 'express';
-import { FieldProblem, JobRequest, QueuedJob, RequestLimits, parseJobRequest } from '@farm/contracts';
+import { FieldProblem, JobRequest, ModelCapabilities, QueuedJob, RequestLimits, capabilityProblems, parseJobRequest } from '@farm/contracts';
 import {
   JOBS_PATH,
   JobCancellation,
@@ -34,6 +34,8 @@ export interface JobsRouteDeps {
   idempotency: IdempotencyKeys;
   metrics: ApiMetrics;
   limits: RequestLimits;
+  /** What a model can serve, where known: requests it cannot serve are refused at submit. */
+  capabilities: (model: string) => ModelCapabilities | undefined;
   webhooks: { secret?: string; allowPrivate: boolean };
   jobAttempts: number;
   jobBackoffMs: number;
@@ -113,7 +115,8 @@ export function jobsRoutes(deps: JobsRouteDeps): Router {
       checkRequestImages(parsed.value, deps.limits),
       checkWebhook(parsed.value),
     ]);
-    const problems = [...imageProblems, ...target.problems, ...webhookProblems];
+    const capabilities = deps.capabilities(target.model);
+    const problems = [...imageProblems, ...target.problems, ...webhookProblems, ...(capabilities ? capabilityProblems(parsed.value, capabilities) : [])];
     if (problems.length > 0) {
       metrics.rejected.inc({ reason: 'validation' });
       throw new HttpError(400, 'invalid_request', problems.map((p) => `${p.path}: ${p.message}`).join('; '), problems);

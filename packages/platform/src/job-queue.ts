@@ -4,12 +4,23 @@
  */
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { JobName, QueuedJob, JobOutput } from '@farm/contracts';
+import type { JobName, JobOutput, ModelCapabilities, QueuedJob } from '@farm/contracts';
 
 export type FarmQueue = Queue<QueuedJob, JobOutput, JobName>;
 
 /** The bundled model's name: the default where none is configured. */
 export const DEFAULT_MODEL = 'shapes-ldm';
+
+/**
+ * What the bundled model serves, for the API's submit-time check (models/shapes-ldm: an
+ * LCMScheduler with 50 original inference steps, classifier-free guidance, 8 pixels per latent
+ * cell; a unit test holds this to the model's own config files).
+ */
+export const BUNDLED_MODEL_CAPABILITIES: ModelCapabilities = {
+  sizeMultiple: 8,
+  guidance: { kind: 'cfg' },
+  sampler: { kind: 'lcm', originalSteps: 50 },
+};
 
 export interface QueueSettings {
   QUEUE_NAME: string;
