@@ -49,6 +49,13 @@ const APP_METRICS = new Set([
   'farm_jobs_rejected_total',
   'farm_http_request_duration_seconds',
   'farm_queue_jobs',
+  'farm_sessions_open',
+  'farm_session_frames_total',
+  'farm_session_tiles_total',
+  'farm_session_frame_bytes_total',
+  'farm_session_frames_dropped_total',
+  'farm_session_update_latency_seconds',
+  'farm_session_updates_total',
   // Worker
   'farm_job_latency_seconds',
   'farm_job_queue_wait_seconds',
@@ -63,6 +70,9 @@ const APP_METRICS = new Set([
   'farm_jobs_in_flight',
   'farm_unet_batch_size',
   'farm_stream_batch_lanes',
+  'farm_sessions_hosted',
+  'farm_session_renders_total',
+  'farm_session_updates_superseded_total',
 ]);
 const HISTOGRAMS = [
   'farm_http_request_duration_seconds',
@@ -71,6 +81,7 @@ const HISTOGRAMS = [
   'farm_job_compute_seconds',
   'farm_unet_batch_size',
   'farm_stream_batch_lanes',
+  'farm_session_update_latency_seconds',
 ];
 
 const PROMQL_WORDS = new Set(['by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'and', 'or', 'unless', 'offset', 'bool', 'inf', 'nan']);
@@ -276,6 +287,13 @@ describe('Grafana', () => {
       expect(titles).toContain(word);
     }
     expect(panels.find((p) => p.title === 'Per worker').type).toBe('table');
+  });
+
+  it('has the live-session panels: sessions open, frames/s, update → frame latency, tiles vs whole frames, updates skipped', () => {
+    const exprs = panels.flatMap((p) => p.targets.map((t: Doc) => t.expr)).join('\n');
+    for (const metric of ['farm_sessions_open', 'farm_session_frames_total', 'farm_session_update_latency_seconds_bucket', 'farm_session_tiles_total', 'farm_session_updates_superseded_total', 'farm_session_updates_total']) {
+      expect(exprs).toContain(metric);
+    }
   });
 
   it('queries only metrics the apps export or recording rules from rules.yml', () => {
