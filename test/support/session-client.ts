@@ -32,6 +32,7 @@ export class SessionClient {
     readonly ws: WebSocket,
     readonly width: number,
     readonly height: number,
+    private readonly composes: boolean,
   ) {
     ws.on('message', (data, isBinary) => this.receive(data as Buffer, isBinary));
     ws.on('close', (code, reason) => {
@@ -40,14 +41,23 @@ export class SessionClient {
     });
   }
 
-  /** Connects to a session (an API key header, or a token in the query string). */
-  static connect(api: TestApi, session: { id: string; links: { ws: string } }, size: { width: number; height: number }, auth: { token?: string; key?: string | null } = {}): Promise<SessionClient> {
+  /**
+   * Connects to a session (an API key header, or a token in the query string). Without `compose`
+   * (benchmarks) the frames' tiles are only collected, not decoded into `image`.
+   */
+  static connect(
+    api: TestApi,
+    session: { id: string; links: { ws: string } },
+    size: { width: number; height: number },
+    auth: { token?: string; key?: string | null } = {},
+    compose = true,
+  ): Promise<SessionClient> {
     const base = api.base.replace(/^http/, 'ws');
     const query = auth.token ? `?token=${encodeURIComponent(auth.token)}` : '';
     const key = auth.key === undefined ? api.key : auth.key;
     const ws = new WebSocket(`${base}${session.links.ws}${query}`, { headers: key && !auth.token ? { Authorization: `Bearer ${key}` } : {} });
     return new Promise((resolve, reject) => {
-      ws.once('open', () => resolve(new SessionClient(ws, size.width, size.height)));
+      ws.once('open', () => resolve(new SessionClient(ws, size.width, size.height, compose)));
       ws.once('unexpected-response', (_req, res) => reject(new Error(`upgrade refused: ${res.statusCode}`)));
       ws.once('error', reject);
     });
@@ -77,7 +87,7 @@ export class SessionClient {
     const { frame, data } = this.pending!;
     this.pending = null;
     const done: Frame = { ...frame, data };
-    this.composing = this.composing.then(() => this.compose(done.tiles, data));
+    if (this.composes) this.composing = this.composing.then(() => this.compose(done.tiles, data));
     void this.composing.then(() => {
       this.received.push(done);
       this.notify();

@@ -77,15 +77,31 @@ describe('what changed on the canvas', () => {
 });
 
 describe('frame tiles', () => {
+  const blank = (w: number, h: number) => Buffer.alloc(w * h * 3);
+  const touch = (image: Buffer, width: number, x: number, y: number) => (image[(y * width + x) * 3 + 1] = 9);
+
   it('are the grid cells where any byte changed, clipped to the image', () => {
-    const before = Buffer.alloc(40 * 20 * 3);
+    const before = blank(40, 20);
     const after = Buffer.from(before);
-    after[(5 * 40 + 35) * 3 + 1] = 9; // pixel (35, 5): the clipped cell at x 32…39
-    after[(19 * 40 + 0) * 3] = 1; // pixel (0, 19): the cell at y 16…19
+    touch(after, 40, 35, 5); // the clipped cell at x 32…39
+    touch(after, 40, 0, 19); // the cell at y 16…19
     expect(changedTiles(before, after, 40, 20, 16)).toEqual([
       { x: 32, y: 0, w: 8, h: 16 },
       { x: 0, y: 16, w: 16, h: 4 },
     ]);
     expect(changedTiles(before, before, 40, 20, 16)).toEqual([]);
+  });
+
+  it('join into rectangles: a compact change is one tile, an L shape two', () => {
+    const before = blank(64, 64);
+    const block = Buffer.from(before);
+    for (const [x, y] of [[20, 20], [40, 20], [20, 40], [40, 40]]) touch(block, 64, x, y);
+    expect(changedTiles(before, block, 64, 64, 16)).toEqual([{ x: 16, y: 16, w: 32, h: 32 }]);
+    const ell = Buffer.from(before);
+    for (const [x, y] of [[0, 0], [0, 20], [20, 20]]) touch(ell, 64, x, y);
+    expect(changedTiles(before, ell, 64, 64, 16)).toEqual([
+      { x: 0, y: 0, w: 16, h: 16 },
+      { x: 0, y: 16, w: 32, h: 16 },
+    ]);
   });
 });

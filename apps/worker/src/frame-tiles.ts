@@ -1,7 +1,9 @@
 /**
  * A session's frames as tiles: which cells of a fixed grid over the image changed between two
- * renders (any byte differs), and each tile encoded as its own image file. The first frame, and
- * any frame a client must see whole, is the one tile covering the image.
+ * renders (any byte differs), joined into rectangles (runs along a row, then runs of equal
+ * columns down the rows) so that a compact stroke is one tile, and each tile encoded as its own
+ * image file. The first frame, and any frame a client must see whole, is the one tile covering
+ * the image.
  */
 import type { ImageFormat, Tile } from '@farm/contracts';
 import { encodeImage } from '@farm/pipeline';
@@ -13,21 +15,34 @@ export function wholeTile(width: number, height: number): Tile {
   return { x: 0, y: 0, w: width, h: height };
 }
 
-/** The grid cells (clipped to the image) where `after` differs from `before` (RGB, width×height). */
+/** Rectangles (clipped to the image) covering the grid cells where `after` differs from `before` (RGB, width×height). */
 export function changedTiles(before: Buffer, after: Buffer, width: number, height: number, size = TILE_SIZE): Tile[] {
   const tiles: Tile[] = [];
+  /** Runs of changed cells in the grid row above, by their x span: extended downwards when the next row has the same run. */
+  let above = new Map<string, Tile>();
   for (let y = 0; y < height; y += size) {
     const h = Math.min(size, height - y);
+    const runs = new Map<string, Tile>();
+    let run: Tile | null = null;
     for (let x = 0; x < width; x += size) {
       const w = Math.min(size, width - x);
-      for (let row = y; row < y + h; row++) {
+      let changed = false;
+      for (let row = y; row < y + h && !changed; row++) {
         const start = (row * width + x) * 3;
-        if (before.compare(after, start, start + w * 3, start, start + w * 3) !== 0) {
-          tiles.push({ x, y, w, h });
-          break;
-        }
+        changed = before.compare(after, start, start + w * 3, start, start + w * 3) !== 0;
+      }
+      if (changed && run) run.w += w;
+      else if (changed) run = { x, y, w, h };
+      if ((!changed || x + w >= width) && run) {
+        const key = `${run.x}:${run.w}`;
+        const upper = above.get(key);
+        if (upper) upper.h += h;
+        else tiles.push(run);
+        runs.set(key, upper ?? run);
+        run = null;
       }
     }
+    above = runs;
   }
   return tiles;
 }

@@ -4,7 +4,8 @@
  * seed is a generation; a changed region is an edit of the pixels whose owner changed; a changed
  * background prompt is an edit of what the prompt-change probe finds under the background; an
  * unchanged state costs nothing. Updates that arrive while a frame renders are coalesced: the
- * next render takes the newest state. Frames, progress and commits go to the session's outbox.
+ * next render takes the newest state. Frames, progress previews (of renders long enough to
+ * watch) and commits go to the session's outbox.
  */
 import { randomUUID } from 'node:crypto';
 import { CONTENT_TYPES, CanvasState, Tile, editStrength } from '@farm/contracts';
@@ -47,6 +48,9 @@ interface Rendered {
 
 /** A new seed or negative prompt changes every pixel: the frame is generated again. */
 const needsRegeneration = (before: CanvasState, after: CanvasState) => before.seed !== after.seed || before.negativePrompt !== after.negativePrompt;
+
+/** A render shows a progress preview once this long has passed since it began or since its last one. */
+const PREVIEW_EVERY_MS = 100;
 
 const hasPixels = (mask: Mask | null): mask is Mask => mask !== null && mask.data.some((v) => v > 0);
 
@@ -166,7 +170,11 @@ export class LiveSession {
     this.renders++;
     const id = this.renderId();
     let progress = Promise.resolve();
+    let shown = performance.now();
     const onProgress: ProgressListener = (step, total, preview) => {
+      // Only renders long enough to be watched get previews (a stroke's frame comes sooner).
+      if (step === total || performance.now() - shown < PREVIEW_EVERY_MS) return;
+      shown = performance.now();
       progress = progress
         .then(async () => this.deps.sessions.publish(this.id, { type: 'progress', basedOn: state.seq, step, total, preview: await preview() }))
         .catch(() => undefined);
@@ -198,15 +206,14 @@ export class LiveSession {
       this.rendered = unchanged;
       return;
     }
+    // A stroke of one region at full strength is a mask edit under the region's prompt: one lane
+    // per step instead of the region's and the background's over the same window.
+    const [only] = change.regions;
+    const stroke = !hasPixels(background) && change.regions.length === 1 && only.strength === 1;
     const frame = await this.deps.pipeline.editFrame(
-      {
-        ...base,
-        source: before.image,
-        prompt: state.prompt,
-        mask: hasPixels(background) ? { pixels: background } : undefined,
-        regions: change.regions.map(asRegion),
-        strength,
-      },
+      stroke
+        ? { ...base, source: before.image, prompt: only.prompt, mask: { pixels: only.mask }, strength }
+        : { ...base, source: before.image, prompt: state.prompt, mask: hasPixels(background) ? { pixels: background } : undefined, regions: change.regions.map(asRegion), strength },
       onProgress,
     );
     await progress;
