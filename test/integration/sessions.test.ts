@@ -65,11 +65,14 @@ describe('a live session', () => {
   });
   afterAll(() => client.close());
 
-  it('answers 201 with the socket path and a token, and sends a whole first frame', async () => {
+  it('answers 201 with the socket path and a token, and sends a whole first frame after progress previews', async () => {
     expect(session).toMatchObject({ id: expect.any(String), token: expect.any(String), links: { ws: `/v1/sessions/${session.id}/ws` } });
     expect(first).toMatchObject({ basedOn: 0, format: 'png', tiles: [{ x: 0, y: 0, ...{ w: 256, h: 256 } }] });
     const image = await decodeRgb(first.data[0]);
     expect([image.width, image.height]).toEqual([256, 256]);
+    const previews = client.received.slice(0, client.received.indexOf(first)).filter((m) => m.type === 'progress');
+    expect(previews.map((p) => p.type === 'progress' && [p.basedOn, p.step, p.total])).toEqual([[0, 1, 4], [0, 2, 4], [0, 3, 4]]);
+    expect(previews.every((p) => p.type === 'progress' && p.preview.startsWith('data:image/png;base64,'))).toBe(true);
   });
 
   it('renders a stroke by sending only the tiles it changed, all around the stroke', async () => {

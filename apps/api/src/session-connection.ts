@@ -64,14 +64,14 @@ export class SessionConnection {
     private readonly deps: SessionConnectionDeps,
   ) {}
 
-  async start(): Promise<void> {
-    const { sessions, outbox, metrics } = this.deps;
+  start(): void {
+    const { outbox, metrics } = this.deps;
     metrics.open.inc();
     this.ws.on('message', (data, isBinary) => void this.receive(data, isBinary));
     this.ws.on('close', () => void this.end());
-    // Read what comes after now, then ask for the whole frame: it cannot slip between the two.
-    this.unsubscribe = outbox.subscribe(this.record.id, await sessions.outboxTail(this.record.id), (entry) => this.relay(entry));
-    await sessions.send(this.record.worker, { kind: 'keyframe', session: this.record.id });
+    // From the outbox's start: the session's one socket gets everything since it opened (the
+    // first frame and its previews may well be rendered before the client connects).
+    this.unsubscribe = outbox.subscribe(this.record.id, '0-0', (entry) => this.relay(entry));
     this.watch = setInterval(() => void this.check().catch(() => undefined), WATCH_MS);
   }
 

@@ -82,8 +82,7 @@ export class SessionSockets {
     if (!record || !state || record.tenant !== tenant) return refuse(socket, 404, 'not_found', `no session with id ${id}`);
     if (!(await sessions.claimSocket(id, 3 * WATCH_MS))) return refuse(socket, 409, 'session_in_use', `session ${id} already has a client`);
     this.wss.handleUpgrade(req, socket, head, (ws) => {
-      const connection = new SessionConnection(ws, record, state, { ...this.deps, outbox: this.outbox, messageSchema: this.messageSchema });
-      connection.start().catch((err) => ws.close(1011, `the session could not start: ${err.message}`.slice(0, 120)));
+      new SessionConnection(ws, record, state, { ...this.deps, outbox: this.outbox, messageSchema: this.messageSchema }).start();
     });
   }
 

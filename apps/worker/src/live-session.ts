@@ -4,8 +4,8 @@
  * seed is a generation; a changed region is an edit of the pixels whose owner changed; a changed
  * background prompt is an edit of what the prompt-change probe finds under the background; an
  * unchanged state costs nothing. Updates that arrive while a frame renders are coalesced: the
- * next render takes the newest state. Frames, progress previews (of renders long enough to
- * watch) and commits go to the session's outbox.
+ * next render takes the newest state. Frames, progress previews (of the renders long enough to
+ * watch: generations and prompt changes, not strokes) and commits go to the session's outbox.
  */
 import { randomUUID } from 'node:crypto';
 import { CONTENT_TYPES, CanvasState, Tile, editStrength } from '@farm/contracts';
@@ -48,9 +48,6 @@ interface Rendered {
 
 /** A new seed or negative prompt changes every pixel: the frame is generated again. */
 const needsRegeneration = (before: CanvasState, after: CanvasState) => before.seed !== after.seed || before.negativePrompt !== after.negativePrompt;
-
-/** A render shows a progress preview once this long has passed since it began or since its last one. */
-const PREVIEW_EVERY_MS = 100;
 
 const hasPixels = (mask: Mask | null): mask is Mask => mask !== null && mask.data.some((v) => v > 0);
 
@@ -170,11 +167,8 @@ export class LiveSession {
     this.renders++;
     const id = this.renderId();
     let progress = Promise.resolve();
-    let shown = performance.now();
     const onProgress: ProgressListener = (step, total, preview) => {
-      // Only renders long enough to be watched get previews (a stroke's frame comes sooner).
-      if (step === total || performance.now() - shown < PREVIEW_EVERY_MS) return;
-      shown = performance.now();
+      if (step === total) return; // the frame itself follows
       progress = progress
         .then(async () => this.deps.sessions.publish(this.id, { type: 'progress', basedOn: state.seq, step, total, preview: await preview() }))
         .catch(() => undefined);
@@ -191,7 +185,8 @@ export class LiveSession {
     // What changed: pixels whose owner changed, and where a new background prompt matters.
     const change = canvasChange(before.painted, painted, spec.width, spec.height);
     let background = change.background;
-    if (state.prompt !== before.state.prompt) {
+    const promptChanged = state.prompt !== before.state.prompt;
+    if (promptChanged) {
       const found = await this.deps.pipeline.promptChange(id, { ...before.image, prompt: before.state.prompt }, state.prompt, state.seed);
       const underBackground = overBackground(found.pixel, ownerMap(painted, spec.width, spec.height));
       background = background ? unionMasks([background, underBackground]) : underBackground;
@@ -214,7 +209,7 @@ export class LiveSession {
       stroke
         ? { ...base, source: before.image, prompt: only.prompt, mask: { pixels: only.mask }, strength }
         : { ...base, source: before.image, prompt: state.prompt, mask: hasPixels(background) ? { pixels: background } : undefined, regions: change.regions.map(asRegion), strength },
-      onProgress,
+      promptChanged ? onProgress : undefined, // a stroke's frame comes sooner than previews would
     );
     await progress;
     this.deps.onRender?.('edit');

@@ -175,12 +175,6 @@ export class SessionStore {
       .expire(this.outboxKey(id), this.idleSeconds)
       .exec();
   }
-
-  /** The id of the newest outbox entry ('0-0' when there is none): read after it for what comes next. */
-  async outboxTail(id: string): Promise<string> {
-    const [last] = await this.redis.xrevrange(this.outboxKey(id), '+', '-', 'COUNT', 1);
-    return last ? last[0] : '0-0';
-  }
 }
 
 /** One stream entry's fields ([name, value, …] as Buffers) as an outbox entry. */
