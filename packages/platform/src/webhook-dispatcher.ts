@@ -1,14 +1,16 @@
 /**
  * Webhook deliveries, on a BullMQ queue of their own beside the jobs: one delivery per job and
  * final event (the delivery's id is derived from both, so duplicates collapse), POSTed with a
- * Standard Webhooks signature, retried with exponential backoff. A failed delivery never touches
- * the job it reports on.
+ * Standard Webhooks signature through an agent that checks the address of every connection it
+ * makes (webhook-target.ts), retried with exponential backoff. A target refused as internal is not
+ * retried; a failed delivery never touches the job it reports on.
  */
 import { Queue, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { Agent, request } from 'undici';
 import type { JobStatus } from '@farm/contracts';
 import type { JobDirectory } from './job-directory';
-import { webhookTargetProblem } from './webhook-target';
+import { WebhookTargetRefused, webhookAgent } from './webhook-target';
 import { signWebhook, tenantWebhookSecret } from './webhook-signature';
 
 export interface WebhookDispatcherOptions {
@@ -37,8 +39,11 @@ export class WebhookDispatcher {
   private readonly queue: Queue<Delivery>;
   private worker: Worker<Delivery> | null = null;
   private workerConnection: Redis | null = null;
+  /** Checks every connection's address (SSRF) unless private targets are allowed. */
+  private readonly agent: Agent;
 
   constructor(private readonly options: WebhookDispatcherOptions) {
+    this.agent = webhookAgent(options.allowPrivate ?? false);
     this.queue = new Queue<Delivery>(`${options.queueName}-webhooks`, { connection: options.connection, prefix: options.prefix });
   }
 
@@ -65,15 +70,14 @@ export class WebhookDispatcher {
   }
 
   private async deliver(delivery: Delivery, deliveryId: string): Promise<void> {
-    const problem = await webhookTargetProblem(delivery.url, this.options.allowPrivate ?? false);
-    if (problem) throw new UnrecoverableError(`webhook target refused: ${problem}`);
     const view = await this.options.jobs.find(delivery.jobId, delivery.tenant);
     if (!view) throw new UnrecoverableError(`job ${delivery.jobId} no longer exists`);
     const timestamp = Math.floor(Date.now() / 1000);
     const body = JSON.stringify({ type: `job.${view.status}`, timestamp: new Date(timestamp * 1000).toISOString(), data: view });
-    const res = await fetch(delivery.url, {
+    // No redirects are followed: one could point anywhere, internal addresses included.
+    const res = await request(delivery.url, {
       method: 'POST',
-      redirect: 'manual', // a redirect could point anywhere, internal addresses included
+      dispatcher: this.agent,
       signal: AbortSignal.timeout(this.options.timeoutMs ?? 10000),
       headers: {
         'Content-Type': 'application/json',
@@ -83,13 +87,16 @@ export class WebhookDispatcher {
         'webhook-signature': signWebhook(tenantWebhookSecret(this.options.masterSecret, delivery.tenant), deliveryId, timestamp, body),
       },
       body,
+    }).catch((err: unknown) => {
+      throw err instanceof WebhookTargetRefused ? new UnrecoverableError(`webhook target refused: ${err.message}`) : err;
     });
-    await res.body?.cancel();
-    if (res.status < 200 || res.status >= 300) throw new Error(`webhook answered ${res.status}`);
+    await res.body.dump();
+    if (res.statusCode < 200 || res.statusCode >= 300) throw new Error(`webhook answered ${res.statusCode}`);
   }
 
   async close(): Promise<void> {
     await this.worker?.close();
+    await this.agent.close();
     this.workerConnection?.disconnect();
     await this.queue.close();
   }
