@@ -95,6 +95,6 @@ describe('POST /v1/jobs validation', () => {
     const ok = await postJob(api, valid);
     expect(ok.status).toBe(202);
     expect(await farm.queue.count()).toBe(1);
-    expect((await farm.queue.getJob(ok.body.id))?.data).toMatchObject({ ...valid, seed: expect.any(Number) });
+    expect((await farm.queue.getJob(ok.body.id))?.data).toMatchObject({ request: { ...valid, seed: expect.any(Number) }, tenant: 'tenant-a' });
   });
 });

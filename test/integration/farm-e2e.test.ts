@@ -74,11 +74,12 @@ describe('the farm end to end', () => {
 
   it('reports a job that fails in the worker as failed with a reason, and keeps working', async () => {
     // A producer that bypasses the API's validation (an old client, a script) enqueues garbage.
-    const bad = await farm.queue.add('generate', { type: 'generate', prompt: '', width: 13, tenant: 'tenant-a' } as never, { jobId: 'bad-job-1', attempts: 3 });
+    const garbage = { request: { type: 'generate', prompt: 'a red circle', width: 13, steps: 4, seed: 1, model: 'shapes-ldm' }, tenant: 'tenant-a' };
+    const bad = await farm.queue.add('generate', garbage as never, { jobId: 'bad-job-1', attempts: 3 });
     const failed = await waitForJob(api, bad.id!);
     expect(failed.status).toBe('failed');
     expect(failed.error.code).toBe('invalid_job');
-    expect(failed.error.message).toMatch(/width/);
+    expect(failed.error.message).toMatch(/request\.width/);
     expect(failed.attempts).toBe(1); // bad input is not retried
 
     const next = await postJob(api, { type: 'generate', prompt: 'a yellow triangle on a black background', width: 64, height: 64 });
@@ -147,7 +148,7 @@ describe('DELETE /v1/jobs/:id', () => {
       await farm.queue.resume();
       // The worker takes it, sees the cancellation and fails it without rendering.
       for (let i = 0; i < 200 && (await farm.queue.getJobState(body.id)) !== 'failed'; i++) await new Promise((r) => setTimeout(r, 25));
-      expect((await farm.queue.getJob(body.id))?.failedReason).toBe('canceled: canceled before it started');
+      expect((await farm.queue.getJob(body.id))?.failedReason).toBe('canceled before it started');
       const job = await waitForJob(api, body.id);
       expect(job).toMatchObject({ status: 'canceled', error: { code: 'canceled' } });
       expect(job.result).toBeUndefined();

@@ -1,7 +1,7 @@
 /**
  * Worker processes under stress, with real processes, Redis and S3 servers: a rolling-deploy
- * SIGTERM hands in-flight jobs back at once and exits 0; an S3 outage is retried with backoff
- * until the store returns.
+ * SIGTERM hands in-flight jobs back at once and exits 0; jobs wait out an S3 outage without
+ * spending attempts, within the storage budget.
  */
 import { ChildProcess, fork } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
@@ -156,11 +156,10 @@ describe('S3 outage', () => {
 
   beforeAll(async () => {
     farm = new Harness();
-    api = await farm.startApi({ jobAttempts: 6, jobBackoffMs: 300 });
+    api = await farm.startApi({ jobAttempts: 2, jobBackoffMs: 100 });
     s3 = await EmbeddedS3.start({ directory, bucket: 'outage', credentials });
     port = Number(new URL(s3.endpoint).port);
     store = new ObjectStore({ ...testStoreOptions(), endpoint: s3.endpoint, bucket: 'outage' });
-    await farm.startWorker({ store }); // the worker stores results in the S3 that will go away
   });
   afterAll(async () => {
     await farm.close();
@@ -168,35 +167,42 @@ describe('S3 outage', () => {
     await s3.close().catch(() => undefined);
   });
 
-  it('retries the upload with backoff and succeeds once S3 is back', async () => {
+  it('puts jobs back without spending attempts while S3 is down, and finishes them once it is back', async () => {
+    const worker = await farm.startWorker({ store }); // the worker stores results in the S3 that will go away
     await s3.close(); // S3 goes away
-    const { body } = await postJob(api, { type: 'generate', prompt: 'a blue circle on a yellow background', width: 64, height: 64 });
-    // The first attempts fail with storage_unavailable and are put back with a delay.
-    await until(async () => ((await farm.queue.getJob(body.id))?.attemptsMade ?? 0) >= 1);
-    const during = (await (await api.fetch(`/v1/jobs/${body.id}`)).json()) as { status: string };
-    expect(during.status).toBe('queued');
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push((await postJob(api, { type: 'generate', prompt: 'a blue circle on a yellow background', width: 64, height: 64, seed: i })).body.id);
+    // Jobs that found storage down went back to the queue, their attempts not spent, and the
+    // worker holds none while the store is away.
+    await until(async () => (await farm.queue.getDelayedCount()) > 0 && (await farm.queue.getActiveCount()) === 0);
+    for (const id of ids) {
+      expect((await farm.queue.getJob(id))?.attemptsMade).toBe(0);
+      expect(((await (await api.fetch(`/v1/jobs/${id}`)).json()) as { status: string }).status).toBe('queued');
+    }
 
     s3 = await EmbeddedS3.start({ directory, bucket: 'outage', port, credentials }); // S3 returns
-    const job = await waitForJob(api, body.id, 60000);
-    expect(job.status).toBe('succeeded');
-    expect(job.attempts).toBeGreaterThanOrEqual(2);
+    const jobs = await Promise.all(ids.map((id) => waitForJob(api, id, 60000)));
+    expect(jobs.map((j) => j.status)).toEqual(['succeeded', 'succeeded', 'succeeded']);
+    expect(jobs.map((j) => j.attempts)).toEqual([1, 1, 1]); // the completion is the only attempt
+    await farm.stopWorker(worker);
   });
 
-  it('fails a job with a clear reason once its retries are spent, lists it as dead letter, and retries it on request', async () => {
-    const impatient = await farm.startApi({ jobAttempts: 2, jobBackoffMs: 100 });
+  it('fails a job with a clear reason once the outage outlasts its budget and its retries are spent, lists it as dead letter, and retries it on request', async () => {
+    const worker = await farm.startWorker({ store, storageOutageBudgetMs: 0 });
     await s3.close();
-    const { body } = await postJob(impatient, { type: 'generate', prompt: 'a black background', width: 64, height: 64 });
-    const failed = await waitForJob(impatient, body.id, 60000);
+    const { body } = await postJob(api, { type: 'generate', prompt: 'a black background', width: 64, height: 64 });
+    const failed = await waitForJob(api, body.id, 60000);
     expect(failed).toMatchObject({ status: 'failed', attempts: 2, error: { code: 'storage_unavailable' } });
     expect(failed.error.message).toMatch(/could not store the result/);
 
-    const admin = impatient.as(ADMIN_KEY);
+    const admin = api.as(ADMIN_KEY);
     const deadLetter = (await (await admin.fetch('/admin/dead-letter')).json()) as { jobs: Array<Record<string, any>> };
     expect(deadLetter.jobs).toContainEqual(expect.objectContaining({ id: body.id, tenant: 'tenant-a', error: expect.objectContaining({ code: 'storage_unavailable' }) }));
 
     s3 = await EmbeddedS3.start({ directory, bucket: 'outage', port, credentials });
     expect((await admin.fetch(`/admin/dead-letter/${body.id}/retry`, { method: 'POST' })).status).toBe(202);
-    expect((await waitForJob(impatient, body.id, 60000)).status).toBe('succeeded');
+    expect((await waitForJob(api, body.id, 60000)).status).toBe('succeeded');
+    await farm.stopWorker(worker);
   });
 });
 

@@ -9,16 +9,18 @@ import type { Server } from 'node:http';
 import type { Redis } from 'ioredis';
 import { DEFAULT_LIMITS } from '@farm/contracts';
 import { ApiDeps, JobEventHub, SessionSockets, createApp } from '@farm/api';
-import { DEFAULT_MODEL_DIR, FarmWorker, FarmWorkerOptions } from '@farm/worker';
+import { DEFAULT_MODEL_DIR, FarmWorker, FarmWorkerOptions, WORKER_ENV, workerSettings } from '@farm/worker';
 import {
   ApiKeyStore,
   DEFAULT_MODEL,
   FarmQueue,
   JobCancellation,
+  JobFinalStates,
   ModelQueues,
   ObjectStore,
   ObjectStoreOptions,
   createRedis,
+  loadConfig,
   modelQueueName,
   openQueue,
 } from '@farm/platform';
@@ -66,7 +68,8 @@ export class Harness {
   readonly queue: FarmQueue = openQueue({ QUEUE_NAME: this.queueName, QUEUE_PREFIX }, this.redis, DEFAULT_MODEL);
   readonly store = new ObjectStore(testStoreOptions());
   readonly keyPrefix = `${QUEUE_PREFIX}:${this.queueName}`;
-  readonly cancellation = new JobCancellation(this.redis, this.keyPrefix, 3600);
+  readonly finalStates = new JobFinalStates(this.redis, this.keyPrefix, 3600);
+  readonly cancellation = new JobCancellation(this.redis, this.keyPrefix, this.finalStates);
   private keys: ApiKeyStore | null = null;
   readonly events = new JobEventHub([modelQueueName(this.queueName, DEFAULT_MODEL)], QUEUE_PREFIX, this.redis, this.cancellation);
   private servers: Server[] = [];
@@ -113,11 +116,15 @@ export class Harness {
     return new TestApi(api.base, await this.keys!.create(tenant));
   }
 
-  /** An in-process worker on the bundled model (its own Redis connection, as in production). */
+  /**
+   * An in-process worker on the bundled model (its own Redis connection, as in production), with
+   * the configuration's defaults but for this test farm's queue and the given options.
+   */
   async startWorker(options: Partial<FarmWorkerOptions> = {}): Promise<FarmWorker> {
     const redis = createRedis(process.env.REDIS_URL!);
     this.redisClients.push(redis);
     const worker = new FarmWorker({
+      ...workerSettings(loadConfig(WORKER_ENV, {})),
       redis,
       store: this.store,
       queueName: this.queueName,
@@ -126,8 +133,8 @@ export class Harness {
       model: DEFAULT_MODEL,
       limits: DEFAULT_LIMITS,
       maxInFlight: 4,
-      maxUnetBatch: 8,
       lockDurationMs: 10000,
+      jobRetentionSeconds: 3600,
       webhooks: { secret: WEBHOOK_SECRET, allowPrivate: true },
       ...options,
     });

@@ -1,4 +1,4 @@
-import { DEFAULT_LIMITS, decodeFailure, encodeFailure, isPromptEdit, parseJobRequest } from '@farm/contracts';
+import { DEFAULT_LIMITS, isPromptEdit, parseJobRequest } from '@farm/contracts';
 
 const valid = { type: 'generate', prompt: 'a red circle', width: 256, height: 128, steps: 4 };
 
@@ -65,13 +65,5 @@ describe('edit kinds', () => {
     expect(problems({ ...upload, regions: [] })).toEqual([{ path: 'mask', message: expect.stringMatching(/previous job/) }]);
     expect(parseJobRequest({ ...upload, regions: [{ prompt: 'a red circle', mask: rect }] }).ok).toBe(true);
     expect(parseJobRequest({ ...upload, source: 'job-1' }).ok).toBe(true);
-  });
-});
-
-describe('failure encoding', () => {
-  it('round-trips a code and message, and has a fallback for foreign reasons', () => {
-    expect(decodeFailure(encodeFailure('storage_unavailable', 'S3: down'))).toEqual({ code: 'storage_unavailable', message: 'S3: down' });
-    expect(decodeFailure('Something broke')).toEqual({ code: 'internal_error', message: 'Something broke' });
-    expect(decodeFailure(undefined).code).toBe('internal_error');
   });
 });

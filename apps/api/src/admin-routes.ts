@@ -7,14 +7,15 @@ import { z } from 'zod';
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
-import { decodeFailure, describeIssues } from '@farm/contracts';
-import type { ApiKeyStore, JobDirectory, ModelQueues } from '@farm/platform';
+import { describeIssues } from '@farm/contracts';
+import type { ApiKeyStore, JobDirectory, JobFinalStates, ModelQueues } from '@farm/platform';
 import { HttpError } from './http-errors';
 
 export interface AdminRouteDeps {
   queues: ModelQueues;
   jobs: JobDirectory;
   keys: ApiKeyStore;
+  finalStates: JobFinalStates;
 }
 
 /** The body of `POST /admin/api-keys`. */
@@ -40,24 +41,31 @@ export function adminRoutes(deps: AdminRouteDeps, mountPath: string): Router {
       .flat()
       .sort((a, b) => (b.finishedOn ?? 0) - (a.finishedOn ?? 0))
       .slice(0, limit);
+    const finals = await Promise.all(failed.map((job) => deps.finalStates.get(job.id!)));
     res.json({
-      jobs: failed
-        .map((job) => ({
+      jobs: failed.flatMap((job, i) => {
+        const final = finals[i];
+        if (final?.status === 'canceled') return [];
+        return [{
           id: job.id,
           tenant: job.data.tenant,
-          model: job.data.model,
-          type: job.data.type,
+          model: job.data.request.model,
+          type: job.data.request.type,
           attempts: job.attemptsMade,
           failedAt: job.finishedOn ? new Date(job.finishedOn).toISOString() : null,
-          error: decodeFailure(job.failedReason),
-        }))
-        .filter((job) => job.error.code !== 'canceled'),
+          // Failed by the queue itself (its workers died more often than allowed): no decision of ours.
+          error: final?.status === 'failed' ? final.error : { code: 'internal_error', message: job.failedReason },
+        }];
+      }),
     });
   });
 
   router.post('/dead-letter/:id/retry', async (req, res) => {
     const job = await (await deps.jobs.queueOf(req.params.id))?.getJob(req.params.id);
-    if (!job || (await job.getState()) !== 'failed') throw new HttpError(404, 'not_found', `no failed job with id ${req.params.id}`);
+    const canceled = (await deps.finalStates.get(req.params.id))?.status === 'canceled';
+    if (!job || canceled || (await job.getState()) !== 'failed') throw new HttpError(404, 'not_found', `no failed job with id ${req.params.id}`);
+    // An operator's retry takes back the job's failure, so the new attempt can end it again.
+    await deps.finalStates.reopen(job.id!);
     await job.retry('failed');
     res.status(202).json({ id: job.id, status: 'queued' });
   });

@@ -11,8 +11,10 @@ import {
   ApiKeyStore,
   BUNDLED_MODEL_CAPABILITIES,
   DEFAULT_MODEL,
+  FollowedJobs,
   JobCancellation,
   JobDirectory,
+  JobFinalStates,
   JobLocator,
   ModelQueues,
   ObjectStore,
@@ -68,7 +70,8 @@ const PUBLIC_DIR = path.resolve(__dirname, '../public');
 export function createApp(deps: ApiDeps): { app: Express; metrics: ApiMetrics; keys: ApiKeyStore; sessions: SessionSockets } {
   const metrics = new ApiMetrics(deps.queues);
   const keys = new ApiKeyStore(deps.redis, deps.keyPrefix);
-  const cancellation = new JobCancellation(deps.redis, deps.keyPrefix, deps.jobRetentionSeconds);
+  const finalStates = new JobFinalStates(deps.redis, deps.keyPrefix, deps.jobRetentionSeconds);
+  const cancellation = new JobCancellation(deps.redis, deps.keyPrefix, finalStates);
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', false);
@@ -76,7 +79,7 @@ export function createApp(deps: ApiDeps): { app: Express; metrics: ApiMetrics; k
   app.use(express.json({ limit: deps.bodyLimitBytes, strict: false }));
 
   const locator = new JobLocator(deps.redis, deps.keyPrefix);
-  const jobs = new JobDirectory(deps.queues, deps.store, cancellation, locator);
+  const jobs = new JobDirectory(deps.queues, deps.store, finalStates, locator);
   const sessionStore = new SessionStore(deps.redis, deps.keyPrefix, deps.sessionIdleSeconds);
   const hosts = new SessionHosts(deps.redis, deps.keyPrefix);
   const tokens = new SessionTokens(deps.redis, deps.keyPrefix);
@@ -100,6 +103,7 @@ export function createApp(deps: ApiDeps): { app: Express; metrics: ApiMetrics; k
       jobs,
       workers: new WorkerRegistry(deps.redis, deps.keyPrefix),
       cancellation,
+      followed: new FollowedJobs(deps.redis, deps.keyPrefix),
       admission: new TenantAdmission(deps.redis, deps.keyPrefix, locator, deps.admission),
       idempotency: new IdempotencyKeys(deps.keyPrefix, deps.jobRetentionSeconds),
       // The bundled model's, until workers publish their models' capabilities.
@@ -108,7 +112,7 @@ export function createApp(deps: ApiDeps): { app: Express; metrics: ApiMetrics; k
     }),
   );
   app.use('/v1', tenantAuth(deps.auth, keys), sessionsRoutes({ ...deps, sessions: sessionStore, hosts, tokens }));
-  app.use('/admin', adminAuth(deps.adminKey), adminRoutes({ queues: deps.queues, jobs, keys }, '/admin'));
+  app.use('/admin', adminAuth(deps.adminKey), adminRoutes({ queues: deps.queues, jobs, keys, finalStates }, '/admin'));
 
   const openapi = apiDocument(deps.limits);
   app.get('/openapi.json', (_req, res) => {

@@ -13,6 +13,8 @@ export interface JobEventSource {
   hub: JobEventHub;
   /** The job's current JSON, or null when it no longer exists. */
   current(): Promise<JobView | null>;
+  /** Marks the job as followed (workers build previews for followed jobs); repeated with the heartbeat. */
+  follow(): Promise<void>;
 }
 
 const FINAL: ReadonlySet<JobStatus> = new Set(['succeeded', 'failed', 'canceled']);
@@ -38,7 +40,7 @@ export async function streamJobEvents(req: Request, res: Response, source: JobEv
 
   let view: JobView | null;
   try {
-    view = await source.current();
+    [view] = await Promise.all([source.current(), source.follow().catch(() => undefined)]);
   } catch (err) {
     end();
     throw err;
@@ -54,7 +56,10 @@ export async function streamJobEvents(req: Request, res: Response, source: JobEv
     Connection: 'keep-alive',
     'X-Accel-Buffering': 'no',
   });
-  heartbeat = setInterval(() => res.write(': keep-alive\n\n'), HEARTBEAT_MS);
+  heartbeat = setInterval(() => {
+    res.write(': keep-alive\n\n');
+    source.follow().catch(() => undefined);
+  }, HEARTBEAT_MS);
   let seq = 0;
   const send = (event: string, data: unknown) => {
     if (!closed) res.write(`id: ${++seq}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`);

@@ -1,9 +1,10 @@
 /** The tenant-facing routes under /v1: submit, follow, cancel jobs; list workers. */
 import { randomInt, randomUUID } from 'node:crypto';
 import { Router } from 'express';
-import { FieldProblem, JobRequest, ModelCapabilities, QueuedJob, RequestLimits, capabilityProblems, parseJobRequest } from '@farm/contracts';
+import { FieldProblem, JobRequest, ModelCapabilities, QueuedJob, RequestLimits, SourceJob, capabilityProblems, parseJobRequest, queuedJob } from '@farm/contracts';
 import {
   JOBS_PATH,
+  FollowedJobs,
   JobCancellation,
   JobDirectory,
   LOCATOR_MARGIN_SECONDS,
@@ -30,6 +31,7 @@ export interface JobsRouteDeps {
   events: JobEventHub;
   workers: WorkerRegistry;
   cancellation: JobCancellation;
+  followed: FollowedJobs;
   admission: TenantAdmission;
   idempotency: IdempotencyKeys;
   metrics: ApiMetrics;
@@ -55,11 +57,13 @@ export function jobsRoutes(deps: JobsRouteDeps): Router {
 
   /**
    * The model a job runs on: the one it names, else its source's (edits), else the default.
-   * An edit of a previous job needs that job (of the same tenant) to have finished with an image.
+   * An edit of a previous job needs that job (of the same tenant) to have finished with an image;
+   * the worker gets that image and prompt with the job.
    */
-  const resolveModel = async (request: JobRequest, tenant: string): Promise<{ model: string; problems: FieldProblem[] }> => {
+  const resolveModel = async (request: JobRequest, tenant: string): Promise<{ model: string; sourceJob?: SourceJob; problems: FieldProblem[] }> => {
     const problems: FieldProblem[] = [];
     let model = request.model ?? deps.queues.defaultModel;
+    let sourceJob: SourceJob | undefined;
     if (request.type === 'edit' && typeof request.source === 'string') {
       const source = await jobs.find(request.source, tenant);
       if (source?.status !== 'succeeded') {
@@ -69,12 +73,13 @@ export function jobsRoutes(deps: JobsRouteDeps): Router {
         problems.push({ path: 'model', message: `the source job ran on model ${source.request.model}; an edit must use the same model` });
       } else {
         model = source.request.model ?? model;
+        sourceJob = { imageKey: source.result!.key, prompt: source.request.prompt };
       }
     }
     if (!deps.queues.get(model)) {
       problems.push({ path: 'model', message: `unknown model "${model}"; this farm serves: ${deps.queues.models.join(', ')}` });
     }
-    return { model, problems };
+    return { model, sourceJob, problems };
   };
 
   const checkWebhook = async (request: JobRequest): Promise<FieldProblem[]> => {
@@ -86,7 +91,7 @@ export function jobsRoutes(deps: JobsRouteDeps): Router {
 
   /** Puts an admitted job in its model's queue (BullMQ keeps the first of two adds of one id). */
   const enqueue = (model: string, data: QueuedJob, jobId: string, queuePriority: number) =>
-    deps.queues.get(model)!.add(data.type, data, {
+    deps.queues.get(model)!.add(data.request.type, data, {
       jobId,
       priority: queuePriority,
       attempts: deps.jobAttempts,
@@ -134,7 +139,7 @@ export function jobsRoutes(deps: JobsRouteDeps): Router {
           ? undefined
           : { key: deps.idempotency.redisKey(tenant, idempotencyKey), fingerprint: IdempotencyKeys.fingerprint(request), ttlSeconds: deps.idempotency.ttlSeconds },
     };
-    const data: QueuedJob = { ...request, seed: request.seed ?? randomInt(0, 2 ** 32), tenant };
+    const data = queuedJob(parsed.value, { seed: parsed.value.seed ?? randomInt(0, 2 ** 32), model: target.model, tenant, sourceJob: target.sourceJob });
     const admission = await deps.admission.admit(submission);
     switch (admission.kind) {
       case 'refused':
@@ -156,8 +161,8 @@ export function jobsRoutes(deps: JobsRouteDeps): Router {
           await deps.admission.withdraw(submission, deps.queues.get(target.model)!.toKey(submission.jobId));
           throw err;
         });
-        metrics.submitted.inc({ type: data.type });
-        const view = await presentJob(job, 'queued', deps.store, JOBS_PATH);
+        metrics.submitted.inc({ type: data.request.type });
+        const view = await presentJob(job, 'queued', null, deps.store, JOBS_PATH);
         return res.status(202).location(view.links.self).json(view);
       }
     }
@@ -169,14 +174,19 @@ export function jobsRoutes(deps: JobsRouteDeps): Router {
 
   router.delete('/jobs/:id', async (req, res) => {
     const view = await load(req.params.id, tenantOf(res));
-    if (FINAL.has(view.status)) throw new HttpError(409, 'job_finished', `job ${view.id} already ${view.status}`);
-    await deps.cancellation.cancel(view.id);
-    res.status(202).json({ ...view, status: 'canceled' });
+    // The cancel wins only if it decides the job's final state before the job's own end does.
+    const { won, state } = FINAL.has(view.status) ? { won: false, state: view } : await deps.cancellation.cancel(view.id);
+    if (!won) throw new HttpError(409, 'job_finished', `job ${view.id} already ${state.status}`);
+    res.status(202).json(await load(view.id, tenantOf(res)));
   });
 
   router.get('/jobs/:id/events', async (req, res) => {
     const tenant = tenantOf(res);
-    await streamJobEvents(req, res, { hub: deps.events, current: () => jobs.find(req.params.id, tenant) });
+    await streamJobEvents(req, res, {
+      hub: deps.events,
+      current: () => jobs.find(req.params.id, tenant),
+      follow: () => deps.followed.follow(req.params.id),
+    });
   });
 
   // The tenant's webhook signing secret (Standard Webhooks "whsec_…"), to verify deliveries.

@@ -11,7 +11,7 @@ const signals = new ShutdownSignals('api');
 async function main(): Promise<void> {
   const { createServer } = await import('node:http');
   const platform = await import('@farm/platform');
-  const { JobCancellation, ModelQueues, ObjectStore, checkRedis, connectRedis, listen, loadConfig, modelQueueName, objectStoreOptionsFromEnv, requestLimits } = platform;
+  const { JobCancellation, JobFinalStates, ModelQueues, ObjectStore, checkRedis, connectRedis, listen, loadConfig, modelQueueName, objectStoreOptionsFromEnv, requestLimits } = platform;
   const { apiEnv, limitsEnv, modelsEnv, queueEnv, sessionEnv, storageEnv, webhookEnv } = platform;
   const { createApp } = await import('./app');
   const { JobEventHub } = await import('./job-event-hub');
@@ -25,7 +25,7 @@ async function main(): Promise<void> {
   const store = new ObjectStore(objectStoreOptionsFromEnv(config));
   const keyPrefix = `${config.QUEUE_PREFIX}:${config.QUEUE_NAME}`;
   const queueNames = config.MODELS.map((m) => modelQueueName(config.QUEUE_NAME, m));
-  const events = new JobEventHub(queueNames, config.QUEUE_PREFIX, redis, new JobCancellation(redis, keyPrefix));
+  const events = new JobEventHub(queueNames, config.QUEUE_PREFIX, redis, new JobCancellation(redis, keyPrefix, new JobFinalStates(redis, keyPrefix, config.JOB_RETENTION_SECONDS)));
   let server: Server | undefined;
   let sessions: { close(): Promise<void> } | undefined;
   signals.onShutdown(async (signal) => {

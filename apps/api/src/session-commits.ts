@@ -5,7 +5,7 @@
  * completes it without computing anything. Once it has succeeded it is a job like any other:
  * GET /v1/jobs/:id finds it, its URL downloads the frame, and edits take it as their source.
  */
-import { QueuedJob, canvasRequest } from '@farm/contracts';
+import { canvasRequest, queuedJob } from '@farm/contracts';
 import { JOBS_PATH, JobLocator, LOCATOR_MARGIN_SECONDS, ModelQueues, ObjectStore, OutboxMessage, SessionRecord } from '@farm/platform';
 
 export interface SessionCommitDeps {
@@ -28,7 +28,7 @@ export async function recordCommit(
 ): Promise<{ id: string; url: string; links: { self: string } }> {
   const queue = deps.queues.get(record.spec.model)!;
   const { state, jobId, key } = snapshot;
-  const data: QueuedJob = { ...canvasRequest(state, record.spec), seed: state.seed, tenant: record.tenant, snapshot: { key, workerId: record.worker } };
+  const data = queuedJob(canvasRequest(state, record.spec), { seed: state.seed, model: record.spec.model, tenant: record.tenant, snapshot: { key, workerId: record.worker } });
   await deps.locator.record(jobId, record.spec.model, deps.jobRetentionSeconds + LOCATOR_MARGIN_SECONDS);
   await queue.add('generate', data, {
     jobId,

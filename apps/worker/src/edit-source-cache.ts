@@ -2,6 +2,11 @@
  * What edits start from, shared by every worker: a finished job's final latent (fp16) in S3
  * beside its image, indexed in Redis with a retention limit, and a bounded in-memory LRU of
  * ready-to-use sources (latent + decoded pixels) in each worker.
+ *
+ * Storing a source never delays the job it came from: `put` keeps it in memory at once and
+ * stores the latent, then its index entry, in the background. If that fails or the worker dies
+ * first, there is no index entry, and an edit of the job on another worker encodes the job's
+ * image again (`reencoded`), which costs one VAE encoder call and nothing else.
  */
 import sharp from 'sharp';
 import type { Redis } from 'ioredis';
@@ -13,12 +18,12 @@ export interface SourceCacheOptions {
   redis: Redis;
   /** Redis key prefix; keep the queue's hash tag in it for Redis Cluster. */
   keyPrefix: string;
-  /** How long a source stays editable from cache (default one day). */
-  ttlSeconds?: number;
-  /** Sources kept in this worker's memory (default 32). */
-  capacity?: number;
+  /** How long a source stays editable from cache (EDIT_CACHE_TTL_SECONDS). */
+  ttlSeconds: number;
+  /** Sources kept in this worker's memory (EDIT_CACHE_SIZE). */
+  capacity: number;
   /** Called when the set of sources held in memory changes (to advertise it). */
-  onHeldChanged?: (jobIds: string[]) => void;
+  onHeldChanged: (jobIds: string[]) => void;
 }
 
 interface IndexEntry {
@@ -31,29 +36,50 @@ interface IndexEntry {
 
 export type CachedSource = { source: EditSource; from: 'memory' | 'cache' };
 
+/** The object key of a job's cached latent. */
+export function latentKey(jobId: string): string {
+  return `cache/${jobId}.latent.f16`;
+}
+
 export class EditSourceCache {
   private readonly memory = new Map<string, EditSource>();
-  private readonly ttl: number;
-  private readonly capacity: number;
+  /** Stores still under way, by job. */
+  private readonly storing = new Map<string, Promise<void>>();
 
-  constructor(private readonly options: SourceCacheOptions) {
-    this.ttl = options.ttlSeconds ?? 24 * 3600;
-    this.capacity = options.capacity ?? 32;
-  }
+  constructor(private readonly options: SourceCacheOptions) {}
 
   /** Redis key of a job's index entry. */
   indexKey(jobId: string): string {
     return `${this.options.keyPrefix}:${jobId}`;
   }
 
-  async put(jobId: string, source: EditSource, imageKey: string): Promise<void> {
-    const latentKey = `cache/${jobId}.latent.f16`;
+  /** Keeps the source in memory now and stores it for every worker in the background. */
+  put(jobId: string, source: EditSource, imageKey: string): void {
     const half = toFloat16(source.latent);
     // Memory holds the same fp16-rounded latent as S3, so an edit comes out the same on any worker.
     this.remember(jobId, { ...source, latent: fromFloat16(half) });
-    await this.options.store.put(latentKey, Buffer.from(half.buffer, half.byteOffset, half.byteLength), 'application/octet-stream');
-    const entry: IndexEntry = { width: source.width, height: source.height, prompt: source.prompt, latentKey, imageKey };
-    await this.options.redis.set(this.indexKey(jobId), JSON.stringify(entry), 'EX', this.ttl);
+    const entry: IndexEntry = { width: source.width, height: source.height, prompt: source.prompt, latentKey: latentKey(jobId), imageKey };
+    const stored = this.store(jobId, half, entry)
+      .catch((err) => console.error(`worker: could not cache ${jobId} for edits (edits will re-encode it): ${err.message}`))
+      .finally(() => this.storing.delete(jobId));
+    this.storing.set(jobId, stored);
+  }
+
+  /** Resolves once the job's source is stored (or failed to be). */
+  stored(jobId: string): Promise<void> {
+    return this.storing.get(jobId) ?? Promise.resolve();
+  }
+
+  private async store(jobId: string, half: Uint16Array, entry: IndexEntry): Promise<void> {
+    await this.options.store.put(entry.latentKey, Buffer.from(half.buffer, half.byteOffset, half.byteLength), 'application/octet-stream');
+    await this.options.redis.set(this.indexKey(jobId), JSON.stringify(entry), 'EX', this.options.ttlSeconds);
+  }
+
+  /** Drops the job's source everywhere (its job ended without a result). */
+  async forget(jobId: string): Promise<void> {
+    await this.stored(jobId);
+    if (this.memory.delete(jobId)) this.options.onHeldChanged([...this.memory.keys()]);
+    await Promise.all([this.options.redis.del(this.indexKey(jobId)), this.options.store.remove([latentKey(jobId)])]);
   }
 
   /** The source of a job, from memory or from the shared cache; null when it expired. */
@@ -83,7 +109,7 @@ export class EditSourceCache {
   private remember(jobId: string, source: EditSource): void {
     const known = this.memory.delete(jobId);
     this.memory.set(jobId, source);
-    while (this.memory.size > this.capacity) this.memory.delete(this.memory.keys().next().value as string);
-    if (!known) this.options.onHeldChanged?.([...this.memory.keys()]);
+    while (this.memory.size > this.options.capacity) this.memory.delete(this.memory.keys().next().value as string);
+    if (!known) this.options.onHeldChanged([...this.memory.keys()]);
   }
 }

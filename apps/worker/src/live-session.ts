@@ -8,11 +8,10 @@
  * watch: generations and prompt changes, not strokes) and commits go to the session's outbox.
  */
 import { randomUUID } from 'node:crypto';
-import { CONTENT_TYPES, CanvasState, Tile, editStrength } from '@farm/contracts';
+import { CONTENT_TYPES, CanvasState, InvalidJobError, Tile, editStrength } from '@farm/contracts';
 import {
   DiffusionPipeline,
   EditSource,
-  InvalidInputError,
   Mask,
   PaintedRegion,
   ProgressListener,
@@ -27,7 +26,7 @@ import {
 import type { SessionRecord, SessionStore } from '@farm/platform';
 import type { EditSourceCache } from './edit-source-cache';
 import { changedTiles, encodeTiles, wholeTile } from './frame-tiles';
-import { resultKey, toMaskSpec } from './render-job';
+import { resultKey, toMaskSpec } from './run-job';
 
 export interface LiveSessionDeps {
   pipeline: DiffusionPipeline;
@@ -143,7 +142,7 @@ export class LiveSession {
         } else return;
       } catch (err) {
         if (this.closed) return;
-        const invalid = err instanceof InvalidInputError;
+        const invalid = err instanceof InvalidJobError;
         await this.deps.sessions
           .publish(this.id, { type: 'error', code: invalid ? 'invalid_state' : 'render_failed', message: (err as Error).message })
           .catch(() => undefined);
@@ -235,13 +234,14 @@ export class LiveSession {
    */
   private async snapshot(): Promise<void> {
     const rendered = this.rendered;
-    if (!rendered) throw new InvalidInputError('nothing has been rendered yet');
+    if (!rendered) throw new InvalidJobError('nothing has been rendered yet');
     const { format } = this.record.spec;
     const { image } = rendered;
     const jobId = randomUUID();
     const key = resultKey(jobId, format);
     const data = await encodeImage(image.rgb, image.width, image.height, format);
-    await Promise.all([this.deps.store.put(key, data, CONTENT_TYPES[format]), this.deps.editSources.put(jobId, image, key)]);
+    this.deps.editSources.put(jobId, image, key);
+    await Promise.all([this.deps.store.put(key, data, CONTENT_TYPES[format]), this.deps.editSources.stored(jobId)]);
     await this.deps.sessions.publish(this.id, { type: 'snapshot', basedOn: rendered.state.seq, jobId, key, state: rendered.state });
   }
 

@@ -9,10 +9,9 @@ import { exitOnStartupFailure } from '@farm/platform/dist/startup-error';
 const signals = new ShutdownSignals('worker');
 
 async function main(): Promise<void> {
-  const { ObjectStore, checkRedis, createRedis, limitsEnv, loadConfig, objectStoreOptionsFromEnv, queueEnv, requestLimits, sessionEnv, storageEnv, webhookEnv, workerEnv } =
-    await import('@farm/platform');
-  const { DEFAULT_MODEL_DIR, FarmWorker } = await import('./farm-worker');
-  const config = loadConfig({ ...queueEnv, ...storageEnv, ...limitsEnv, ...webhookEnv, ...workerEnv, ...sessionEnv });
+  const { ObjectStore, checkRedis, createRedis, loadConfig, objectStoreOptionsFromEnv, requestLimits, storageEnv } = await import('@farm/platform');
+  const { DEFAULT_MODEL_DIR, FarmWorker, WORKER_ENV, workerSettings } = await import('./farm-worker');
+  const config = loadConfig({ ...WORKER_ENV, ...storageEnv });
   await checkRedis(config.REDIS_URL);
   const redis = createRedis(config.REDIS_URL);
   redis.on('error', (err) => console.error(`worker: redis: ${err.message}`));
@@ -22,29 +21,13 @@ async function main(): Promise<void> {
   const modelDir = config.MODEL_DIR ?? DEFAULT_MODEL_DIR;
   const model = config.MODEL_NAME ?? path.basename(modelDir);
   const worker = new FarmWorker({
+    ...workerSettings(config),
     redis,
     store,
-    queueName: config.QUEUE_NAME,
-    queuePrefix: config.QUEUE_PREFIX,
     modelDir,
     model,
     limits: requestLimits(config),
-    workerId: config.WORKER_ID,
-    executionProvider: config.EXECUTION_PROVIDER,
-    scheduler: config.SCHEDULER,
-    threads: config.ORT_THREADS || undefined,
-    maxInFlight: config.MAX_IN_FLIGHT,
-    maxUnetBatch: config.MAX_UNET_BATCH,
-    unetConcurrency: config.UNET_CONCURRENCY,
-    textCacheSize: config.TEXT_CACHE_SIZE,
-    lockDurationMs: config.LOCK_DURATION_MS,
-    progressPreviews: config.PROGRESS_PREVIEWS,
-    editCacheTtlSeconds: config.EDIT_CACHE_TTL_SECONDS,
-    editCacheSize: config.EDIT_CACHE_SIZE,
-    editAffinityMs: config.EDIT_AFFINITY_MS,
-    webhooks: { secret: config.WEBHOOK_SECRET, allowPrivate: config.WEBHOOK_ALLOW_PRIVATE },
     statusPort: config.WORKER_METRICS_PORT,
-    sessionIdleSeconds: config.SESSION_IDLE_SECONDS,
   });
   // A signal while the model loads waits for the start, then stops.
   const started = worker.start();

@@ -1,5 +1,6 @@
 export * from './job-request';
 export * from './job-view';
+export * from './job-failures';
 export * from './queue';
 export * from './model-capabilities';
 export * from './api-answers';

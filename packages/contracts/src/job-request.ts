@@ -1,6 +1,6 @@
 /**
- * The job request schema: what `POST /v1/jobs` accepts and what the worker re-validates
- * before it spends compute. Limits come from configuration, so the schema is built by a
+ * The job request schema: what `POST /v1/jobs` accepts (the queued job, in queue.ts, extends it
+ * with what the API decides). Limits come from configuration, so the schema is built by a
  * factory; the defaults below are the ones the README documents.
  */
 import { z } from 'zod';
@@ -156,15 +156,17 @@ export function jobRequestSchema(limits: RequestLimits = DEFAULT_LIMITS) {
     .meta({ description: 'A job as submitted: fields with a default may be left out' });
 }
 
+/** What the API decides for every request it accepts: the seed (when the request has none) and the model. */
+export const DECIDED_FIELDS = { seed: z.int().min(0).max(0xffffffff), model: z.string().regex(/^[\w.-]{1,64}$/) };
+
 /**
  * A request as the API accepted it, as a job shows it: defaults applied, its seed and model
  * decided. Other fields may follow (the queue's own), so the variants are open.
  */
 export function acceptedRequestSchema(limits: RequestLimits = DEFAULT_LIMITS) {
   const [generate, edit] = jobRequestSchema(limits).options;
-  const decided = { seed: z.int().min(0).max(0xffffffff), model: z.string() };
   return z
-    .discriminatedUnion('type', [generate.loose().extend(decided).meta({ id: 'AcceptedGenerateRequest' }), edit.loose().safeExtend(decided).meta({ id: 'AcceptedEditRequest' })])
+    .discriminatedUnion('type', [generate.loose().extend(DECIDED_FIELDS).meta({ id: 'AcceptedGenerateRequest' }), edit.loose().safeExtend(DECIDED_FIELDS).meta({ id: 'AcceptedEditRequest' })])
     .meta({ id: 'AcceptedJobRequest', description: 'The request as accepted: defaults applied, seed and model decided' });
 }
 
@@ -182,20 +184,6 @@ export type GenerateRequest = Extract<JobRequest, { type: 'generate' }>;
 export type EditRequest = Extract<JobRequest, { type: 'edit' }>;
 export type RegionRequest = NonNullable<GenerateRequest['regions']>[number];
 export type MaskRequest = RegionRequest['mask'];
-/** A live session's committed frame, already stored: its job only records it (no compute). */
-export interface SessionSnapshot {
-  /** Object key of the stored image. */
-  key: string;
-  /** The worker that rendered it. */
-  workerId: string;
-}
-
-/**
- * What the queue carries: the validated request, its seed fixed at submission, its owner, and
- * for a session's commit the snapshot it records.
- */
-export type QueuedJob = JobRequest & { seed: number; tenant: string; snapshot?: SessionSnapshot };
-
 export interface FieldProblem {
   path: string;
   message: string;

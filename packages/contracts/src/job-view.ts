@@ -1,8 +1,9 @@
 /**
- * The job as clients see it (`GET /v1/jobs/:id`), the worker's result record, and the
- * failure encoding shared by both sides of the queue.
+ * The job as clients see it (`GET /v1/jobs/:id`), the worker's result record, and a job's final
+ * state as it is decided once for all (the one record that answers "how did it end?").
  */
 import { z } from 'zod';
+import { JOB_FAILURE_CODES } from './job-failures';
 import { DEFAULT_LIMITS, ImageFormat, JobRequest, RequestLimits, acceptedRequestSchema } from './job-request';
 
 /** Job types (BullMQ job names): one typed catalogue (see STYLE.md §7). */
@@ -10,6 +11,10 @@ export const JOB_NAMES = ['generate', 'edit'] as const;
 
 export const JOB_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'canceled'] as const;
 export type JobStatus = (typeof JOB_STATUSES)[number];
+
+/** The statuses a job ends in; it reaches exactly one of them, once. */
+export const FINAL_STATUSES = ['succeeded', 'failed', 'canceled'] as const;
+export type FinalStatus = (typeof FINAL_STATUSES)[number];
 
 export const jobProgressSchema = z
   .object({
@@ -72,11 +77,22 @@ export type JobTimings = z.infer<typeof jobTimingsSchema>;
 
 export const jobErrorSchema = z
   .object({
-    code: z.string().meta({ description: 'invalid_job, inference_failed, storage_unavailable, canceled, …' }),
+    code: z.enum(JOB_FAILURE_CODES).meta({ description: "One of the README's job failure codes" }),
     message: z.string(),
   })
   .meta({ id: 'JobError', description: 'Why a job failed or was canceled' });
 export type JobError = z.infer<typeof jobErrorSchema>;
+
+/**
+ * How a job ended, decided once by whichever of completion, final failure or cancel comes
+ * first, and never changed afterwards: `at` in ms since the epoch, `error` for failures.
+ */
+export const finalStateSchema = z.discriminatedUnion('status', [
+  z.object({ status: z.literal('succeeded'), at: z.number() }),
+  z.object({ status: z.literal('failed'), at: z.number(), error: jobErrorSchema }),
+  z.object({ status: z.literal('canceled'), at: z.number() }),
+]);
+export type FinalState = z.infer<typeof finalStateSchema>;
 
 /**
  * The job as `GET /v1/jobs/{id}` answers it. Its request is the one the API accepted, under the
@@ -111,17 +127,3 @@ export function jobViewSchema(limits: RequestLimits = DEFAULT_LIMITS) {
     .meta({ id: 'Job' });
 }
 export type JobView = Omit<z.output<ReturnType<typeof jobViewSchema>>, 'request'> & { request: JobRequest };
-
-/**
- * BullMQ keeps a failure as one string; we keep the machine-readable code in front of the
- * message ("code: message") so the API can hand both back.
- */
-export function encodeFailure(code: string, message: string): string {
-  return `${code}: ${message}`;
-}
-
-export function decodeFailure(reason: string | undefined): JobError {
-  const match = /^([a-z][a-z0-9_]*): ([\s\S]*)$/.exec(reason ?? '');
-  if (match) return { code: match[1], message: match[2] };
-  return { code: 'internal_error', message: reason || 'the job failed without a reason' };
-}

@@ -5,7 +5,7 @@
  * as work of the shared stream batch and the VAE, and encodes the result. One instance per
  * worker process; `generate` and `edit` may be called concurrently and share the UNet batches.
  */
-import { isPromptEdit } from '@farm/contracts';
+import { InvalidJobError, isPromptEdit } from '@farm/contracts';
 import { KeepLayer, RegionLayer, canvasComposition } from './canvas-composition';
 import { changeProbe } from './change-mask';
 import type { Conditioning, Guidance } from './composition';
@@ -14,7 +14,7 @@ import { GaussianRng } from './gaussian-rng';
 import { OutputFormat, encodeImage } from './image-output';
 import { CanvasShape, Window, cropWindow, pasteWindow } from './latent-window';
 import { LatentPreview } from './latent-preview';
-import { InvalidInputError, MaskSpec, encodeMaskPng, rasterizeMask } from './mask-source';
+import { MaskSpec, encodeMaskPng, rasterizeMask } from './mask-source';
 import { toPlanarTensor, toRgbBytes } from './pixel-tensor';
 import type { Mask } from './region-masks';
 import { RegionLayout, regionLayers } from './region-layers';
@@ -305,7 +305,7 @@ export class DiffusionPipeline {
       return drawnEditMasks([...drawn, ...regionMasks], canvas, this.layout.vaeScale);
     }
     const { prompt } = source;
-    if (prompt === undefined) throw new InvalidInputError('a prompt edit needs the source prompt (edit a job, not an upload)');
+    if (prompt === undefined) throw new InvalidJobError('a prompt edit needs the source prompt (edit a job, not an upload)');
     return this.promptChange(params.id, { ...source, prompt }, params.prompt, params.seed, params.guidanceScale);
   }
 

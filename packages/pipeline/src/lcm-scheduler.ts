@@ -5,8 +5,7 @@
  * re-noising with fresh noise between steps.
  */
 import type { SamplerSteps } from '@farm/contracts';
-import { sampleStepsProblem } from '@farm/contracts';
-import { InvalidInputError } from './mask-source';
+import { InvalidJobError, sampleStepsProblem } from '@farm/contracts';
 import { NoiseSchedule, SchedulerConfig } from './noise-schedule';
 import { Scheduler, addNoise, predictionToX0 } from './scheduler';
 
@@ -41,7 +40,7 @@ export class LCMScheduler implements Scheduler {
 
   timesteps(steps: number, strength = 1): number[] {
     const problem = sampleStepsProblem(this.sampler, steps, strength);
-    if (problem) throw new InvalidInputError(problem);
+    if (problem) throw new InvalidJobError(problem);
     const { num_train_timesteps: T, original_inference_steps: original } = this.config;
     // 1. The timesteps the model was distilled on: k-1, 2k-1, …, with k = T // original.
     const k = Math.floor(T / original);

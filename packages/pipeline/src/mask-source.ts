@@ -3,22 +3,16 @@
  * one already rasterized at the image size (a live session's) is taken as it is.
  */
 import sharp from 'sharp';
-import { MAX_MASK_PIXELS } from '@farm/contracts';
+import { InvalidJobError, MAX_MASK_PIXELS } from '@farm/contracts';
 import { Mask, Polygon, Rect, rasterizePolygons, rasterizeRects } from './region-masks';
 
 export type MaskSpec = { png: Buffer } | { rects: readonly Rect[] } | { polygons: readonly Polygon[] } | { pixels: Mask };
-
-
-/** Input that can never succeed (not an image, too many pixels): retrying will not help. */
-export class InvalidInputError extends Error {
-  override readonly name = 'InvalidInputError';
-}
 
 export async function rasterizeMask(spec: MaskSpec, width: number, height: number): Promise<Mask> {
   if ('rects' in spec) return rasterizeRects(spec.rects, width, height);
   if ('polygons' in spec) return rasterizePolygons(spec.polygons, width, height);
   if ('pixels' in spec) {
-    if (spec.pixels.width !== width || spec.pixels.height !== height) throw new InvalidInputError(`a ${spec.pixels.width}x${spec.pixels.height} mask cannot be used on a ${width}x${height} image`);
+    if (spec.pixels.width !== width || spec.pixels.height !== height) throw new InvalidJobError(`a ${spec.pixels.width}x${spec.pixels.height} mask cannot be used on a ${width}x${height} image`);
     return spec.pixels;
   }
   // White (or opaque-white) marks the region; transparency counts as not set. Scaled to the canvas.
@@ -31,7 +25,7 @@ export async function rasterizeMask(spec: MaskSpec, width: number, height: numbe
       .raw()
       .toBuffer();
   } catch (err) {
-    throw new InvalidInputError(`mask image cannot be used: ${(err as Error).message}`);
+    throw new InvalidJobError(`mask image cannot be used: ${(err as Error).message}`);
   }
   const data = new Float32Array(width * height);
   for (let i = 0; i < data.length; i++) data[i] = grey[i] / 255;

@@ -22,7 +22,7 @@ export interface Scheduler {
   readonly sampler: SamplerSteps;
   /**
    * Timesteps, descending, for `steps` denoising steps; `strength` < 1 starts part-way (img2img,
-   * as diffusers' pipelines start). Throws InvalidInputError when they make no step.
+   * as diffusers' pipelines start). Throws InvalidJobError when they make no step.
    */
   timesteps(steps: number, strength?: number): number[];
   /** Standard deviation of a text-to-image job's first sample (diffusers' init_noise_sigma, as the UNet sees it). */

@@ -9,6 +9,7 @@
  * The engine's state is one map of typed job states; it has no clock and no I/O of its own:
  * the UNet is injected.
  */
+import { JobCanceledError } from '@farm/contracts';
 import type { Composition, LaneSpec } from './composition';
 import { GaussianRng } from './gaussian-rng';
 import type { CanvasShape } from './latent-window';
@@ -74,10 +75,6 @@ export interface TickReport {
   /** Latent cells (h·w) over all lanes: the tick's work, whatever its packing. */
   cells: number;
   finished: number;
-}
-
-export class CanceledError extends Error {
-  override readonly name = 'CanceledError';
 }
 
 interface DenoiseState {
@@ -189,12 +186,12 @@ export class StreamBatch {
     }
   }
 
-  /** Takes a job out of the batch; its promise rejects with CanceledError. */
+  /** Takes a job out of the batch; its promise rejects with JobCanceledError. */
   cancel(id: string, reason = 'canceled'): boolean {
     const job = this.jobs.get(id);
     if (!job) return false;
     this.jobs.delete(id);
-    job.reject(new CanceledError(reason));
+    job.reject(new JobCanceledError(reason));
     return true;
   }
 

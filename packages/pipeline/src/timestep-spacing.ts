@@ -5,8 +5,7 @@
  * `get_timesteps`). Reference: diffusers v0.40.0, scheduling_euler_discrete.py and
  * scheduling_ddim.py `set_timesteps`, pipeline_stable_diffusion_img2img.py `get_timesteps`.
  */
-import { sampleStepsProblem } from '@farm/contracts';
-import { InvalidInputError } from './mask-source';
+import { InvalidJobError, sampleStepsProblem } from '@farm/contracts';
 import type { SchedulerConfig } from './noise-schedule';
 
 /** numpy's round: halves go to the even neighbour. */
@@ -21,7 +20,7 @@ export function roundHalfEven(x: number): number {
  */
 export function spacedTimesteps(config: SchedulerConfig, steps: number, integer: boolean): number[] {
   const T = config.num_train_timesteps;
-  if (!Number.isInteger(steps) || steps < 1 || steps > T) throw new InvalidInputError(`steps must be 1 … ${T}`);
+  if (!Number.isInteger(steps) || steps < 1 || steps > T) throw new InvalidJobError(`steps must be 1 … ${T}`);
   const out: number[] = [];
   switch (config.timestep_spacing) {
     case 'linspace':
@@ -54,7 +53,7 @@ export function spacedTimesteps(config: SchedulerConfig, steps: number, integer:
  */
 export function startAt(plan: readonly number[], strength: number): number[] {
   const problem = sampleStepsProblem({ kind: 'spaced' }, plan.length, strength);
-  if (problem) throw new InvalidInputError(problem);
+  if (problem) throw new InvalidJobError(problem);
   const keep = Math.min(Math.floor(plan.length * strength), plan.length);
   return plan.slice(plan.length - keep);
 }

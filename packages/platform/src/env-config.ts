@@ -18,6 +18,8 @@ export const queueEnv = {
   /** Key prefix; the braces make it a Redis Cluster hash tag so every key of the farm shares a slot. */
   QUEUE_PREFIX: z.string().min(1).default('{farm}'),
   QUEUE_NAME: z.string().regex(/^[\w-]+$/).default('jobs'),
+  /** Finished jobs (and how they ended) kept in Redis for status queries. */
+  JOB_RETENTION_SECONDS: positiveInt.default(7 * 24 * 3600),
 };
 
 const modelName = /^[\w.-]{1,64}$/;
@@ -107,8 +109,6 @@ export const apiEnv = {
   JOB_ATTEMPTS: positiveInt.max(20).default(3),
   /** First retry delay; doubles each attempt. */
   JOB_BACKOFF_MS: z.coerce.number().int().min(0).default(2000),
-  /** Finished jobs kept in Redis for status queries. */
-  JOB_RETENTION_SECONDS: positiveInt.default(7 * 24 * 3600),
 };
 
 export const workerEnv = {
@@ -140,6 +140,11 @@ export const workerEnv = {
   PROGRESS_PREVIEWS: bool.default(true),
   /** Lock held on a running job; extended every half of it. A dead worker's jobs return after it. */
   LOCK_DURATION_MS: positiveInt.min(1000).default(30000),
+  /**
+   * Longest S3 outage a job waits out without spending attempts: while S3 is down the worker stops
+   * taking jobs, and a job that found it down goes back to the queue.
+   */
+  STORAGE_OUTAGE_BUDGET_MS: z.coerce.number().int().min(0).default(5 * 60 * 1000),
   /** On SIGTERM, how long in-flight jobs may take before they are handed back to the queue. */
   SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(25000),
 };

@@ -17,3 +17,6 @@ export * from './listen';
 export * from './startup-error';
 export * from './session-store';
 export * from './session-hosts';
+export * from './job-final-states';
+export * from './followed-jobs';
+export * from './job-progress';

@@ -1,33 +1,29 @@
 /**
- * Cancelling jobs across processes: a marker key per canceled job (so any API replica reports
- * it and any worker skips it when fetched) and a pub/sub message (so the worker holding a
- * running job drops its lanes at the next step). Keys and channel carry the queue's hash tag.
+ * Cancelling jobs across processes: a cancel claims the job's final state (so it wins only if the
+ * job has not ended, and the job then ends canceled everywhere) and, when it won, a pub/sub message
+ * tells the worker holding a running job to drop its lanes at the next step and tells every API
+ * replica to end the job's event streams. The channel carries the queue's hash tag.
  */
 import type { Redis } from 'ioredis';
+import type { FinalState } from '@farm/contracts';
+import type { JobFinalStates } from './job-final-states';
 
 export class JobCancellation {
   private readonly channel: string;
 
   constructor(
     private readonly redis: Redis,
-    private readonly keyPrefix: string,
-    /** How long the marker outlives the request (default: a week, the job retention). */
-    private readonly ttlSeconds = 7 * 24 * 3600,
+    keyPrefix: string,
+    private readonly finalStates: JobFinalStates,
   ) {
     this.channel = `${keyPrefix}:cancel`;
   }
 
-  private key(id: string): string {
-    return `${this.keyPrefix}:canceled:${id}`;
-  }
-
-  async cancel(id: string): Promise<void> {
-    await this.redis.set(this.key(id), '1', 'EX', this.ttlSeconds);
-    await this.redis.publish(this.channel, id);
-  }
-
-  async isCanceled(id: string): Promise<boolean> {
-    return (await this.redis.exists(this.key(id))) === 1;
+  /** Cancels the job unless it already ended; resolves to its final state (`canceled` when the cancel won). */
+  async cancel(id: string): Promise<{ won: boolean; state: FinalState }> {
+    const claim = await this.finalStates.claim(id, { status: 'canceled', at: Date.now() });
+    if (claim.won) await this.redis.publish(this.channel, id);
+    return claim;
   }
 
   /** Calls `onCancel(id)` for every cancellation from now on; resolves to an unsubscribe. */

@@ -1,10 +1,10 @@
 /**
  * Looking jobs up as a tenant sees them — another tenant's job is as absent as a missing one —
- * in the public job JSON, with cancellations taken into account. The job's queue comes from its
+ * in the public job JSON, with its final state taken into account. The job's queue comes from its
  * locator (one key read), not from asking every model's queue.
  */
 import type { JobView } from '@farm/contracts';
-import type { JobCancellation } from './job-cancellation';
+import type { JobFinalStates } from './job-final-states';
 import type { JobLocator } from './job-locator';
 import { presentJob, statusOf } from './job-presenter';
 import type { FarmQueue, ModelQueues } from './job-queue';
@@ -16,7 +16,7 @@ export class JobDirectory {
   constructor(
     private readonly queues: ModelQueues,
     private readonly store: ObjectStore,
-    private readonly cancellation: JobCancellation,
+    private readonly finalStates: JobFinalStates,
     private readonly locator: JobLocator,
   ) {}
 
@@ -30,11 +30,11 @@ export class JobDirectory {
     const queue = await this.queueOf(id);
     if (!queue) return null;
     // State first: once it is final, the job's hash (result, failure reason) is final too.
-    const [state, canceled] = await Promise.all([queue.getJobState(id), this.cancellation.isCanceled(id)]);
+    const [state, final] = await Promise.all([queue.getJobState(id), this.finalStates.get(id)]);
     if (state === 'unknown') return null;
     const job = await queue.getJob(id);
     if (!job || (tenant !== null && job.data.tenant !== tenant)) return null;
-    const status = state !== 'completed' && canceled ? 'canceled' : statusOf(state);
-    return status ? presentJob(job, status, this.store, JOBS_PATH) : null;
+    const status = statusOf(state, final);
+    return status ? presentJob(job, status, final, this.store, JOBS_PATH) : null;
   }
 }

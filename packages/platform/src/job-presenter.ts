@@ -1,12 +1,17 @@
-/** Turns a BullMQ job into the public job JSON (JobView). */
+/** Turns a BullMQ job and its final state into the public job JSON (JobView). */
 import type { Job } from 'bullmq';
-import type { JobName, JobOutput, JobProgress, JobStatus, JobView, QueuedJob } from '@farm/contracts';
-import { decodeFailure } from '@farm/contracts';
+import type { FinalState, JobName, JobOutput, JobProgress, JobRequest, JobStatus, JobView, QueuedJob } from '@farm/contracts';
 import type { ObjectStore } from './object-store';
 
 type FarmJob = Job<QueuedJob, JobOutput, JobName>;
 
-export function statusOf(state: string): JobStatus | null {
+/**
+ * A job's status from its queue state and its final state. The final state rules: a canceled job
+ * is canceled whatever its queue state, and a job whose completion or failure is decided but
+ * not yet recorded by the queue is still running (its result is not there yet).
+ */
+export function statusOf(state: string, final: FinalState | null): JobStatus | null {
+  if (final?.status === 'canceled') return 'canceled';
   switch (state) {
     case 'completed':
       return 'succeeded';
@@ -18,7 +23,7 @@ export function statusOf(state: string): JobStatus | null {
     case 'prioritized':
     case 'delayed':
     case 'waiting-children':
-      return 'queued';
+      return final ? 'running' : 'queued';
     default:
       return null;
   }
@@ -30,20 +35,21 @@ function progressOf(job: FarmJob): JobProgress {
     const { step, total } = p as JobProgress; // previews travel by SSE only
     return { step, total };
   }
-  return { step: 0, total: job.data.steps ?? 0 }; // no steps: a job queued past the API's checks
+  return { step: 0, total: job.data.request?.steps ?? 0 }; // no steps: a job queued past the API's checks
 }
 
 const iso = (ms: number | undefined) => (ms ? new Date(ms).toISOString() : null);
 
-export async function presentJob(job: FarmJob, status: JobStatus, store: ObjectStore, basePath: string): Promise<JobView> {
+export async function presentJob(job: FarmJob, status: JobStatus, final: FinalState | null, store: ObjectStore, basePath: string): Promise<JobView> {
+  // What the API accepted; a job another producer queued past its checks shows its data as it came.
+  const request: JobRequest = job.data.request ?? (job.data as unknown as JobRequest);
   const output = status === 'succeeded' ? job.returnvalue : undefined;
   const started = job.processedOn;
-  const finished = status === 'succeeded' || status === 'failed' ? job.finishedOn : undefined;
-  const progress = status === 'succeeded' ? { step: job.data.steps, total: job.data.steps } : progressOf(job);
-  const { tenant: _owner, ...request } = job.data; // the owner is the caller: not part of the answer
+  const finished = status === 'succeeded' || status === 'failed' || status === 'canceled' ? (final?.at ?? job.finishedOn) : undefined;
+  const progress = status === 'succeeded' ? { step: request.steps, total: request.steps } : progressOf(job);
   const view: JobView = {
     id: job.id!,
-    type: job.data.type,
+    type: job.name,
     status,
     progress,
     request,
@@ -73,7 +79,10 @@ export async function presentJob(job: FarmJob, status: JobStatus, store: ObjectS
       Object.assign(view.result, { mask: { key: maskKey, url: await store.presignGet(maskKey) }, ...edit });
     }
   }
-  if (status === 'failed') view.error = decodeFailure(job.failedReason);
+  if (status === 'failed') {
+    // A job the queue failed without a decision of ours (its workers died more often than allowed).
+    view.error = final?.status === 'failed' ? final.error : { code: 'internal_error', message: job.failedReason || 'the job failed without a reason' };
+  }
   if (status === 'canceled') view.error = { code: 'canceled', message: 'canceled by the client' };
   return view;
 }

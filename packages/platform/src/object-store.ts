@@ -1,6 +1,7 @@
 /** Results in S3 (AWS, MinIO or the embedded s3rver) behind a small class: put, presign, health. */
 import {
   CreateBucketCommand,
+  DeleteObjectCommand,
   GetObjectCommand,
   HeadBucketCommand,
   PutObjectCommand,
@@ -88,6 +89,11 @@ export class ObjectStore {
   async get(key: string): Promise<Buffer> {
     const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
     return Buffer.from(await out.Body!.transformToByteArray());
+  }
+
+  /** Deletes the objects (absent ones included). */
+  async remove(keys: readonly string[]): Promise<void> {
+    await Promise.all(keys.map((key) => this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }))));
   }
 
   /** A GET URL that plain curl can download until it expires. */

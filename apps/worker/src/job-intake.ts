@@ -1,0 +1,265 @@
+/**
+ * Takes jobs from BullMQ by manual fetching (`getNextJob`) and hands each to the runner as a
+ * lease: up to `maxInFlight` jobs in the stream batch at once, and as many more fetched ahead of
+ * need as will leave it at the end of the current tick, so a freed slot is filled at once (a
+ * blocking fetch when idle, non-blocking ones between ticks when busy). Holds every lease's lock
+ * (extended every half lock duration), stops fetching while the storage gate is closed, and on
+ * stop hands unfinished leases back to the queue at once, so none waits for a stalled-lock timeout.
+ */
+import { randomUUID } from 'node:crypto';
+import { Job, UnrecoverableError, Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { JobName, JobOutput, QueuedJob } from '@farm/contracts';
+import type { StorageGate } from './storage-gate';
+
+export type FarmJob = Job<QueuedJob, JobOutput, JobName>;
+
+export interface IntakeOptions {
+  queueName: string;
+  prefix: string;
+  connection: Redis;
+  /** Jobs in the stream batch at once. */
+  maxInFlight: number;
+  /** Lock duration in ms; locks are extended every half of it. */
+  lockDurationMs: number;
+  gate: StorageGate;
+}
+
+export interface IntakeHandlers {
+  /** Runs and settles the lease's job; resolves when the job has left this worker. */
+  run(lease: Lease): Promise<void>;
+  /** Work on a job this worker no longer owns (handed back, lock lost) must stop. */
+  abort(jobId: string, reason: string): void;
+}
+
+/** What the fetch loop sees: slots in use, jobs about to free theirs, jobs fetched but not started. */
+export interface IntakeCounts {
+  maxInFlight: number;
+  /** Leases started and still in the stream batch (or on their way into it). */
+  running: number;
+  /** Of those, the ones at their last step: they leave at the end of the current tick. */
+  finishing: number;
+  /** Fetched ahead, waiting for a slot. */
+  waiting: number;
+}
+
+/** How many jobs to fetch now: enough for the free slots and for those freed at the end of this tick. */
+export function jobsToFetch(c: IntakeCounts): number {
+  return Math.max(0, c.maxInFlight - c.running + c.finishing - c.waiting);
+}
+
+/** One job held by this worker: its lock token, and the queue moves only the lock holder may make. */
+export class Lease {
+  readonly controller = new AbortController();
+  /** Denoising steps left; unknown (Infinity) until the runner knows the job. */
+  stepsLeft = Infinity;
+  inEngine = false;
+
+  constructor(
+    readonly job: FarmJob,
+    readonly token: string,
+    private readonly onLeftEngine: (lease: Lease) => void,
+  ) {}
+
+  get id(): string {
+    return this.job.id!;
+  }
+
+  /** The runner's report of the job's denoising progress; the last step frees its slot. */
+  progressed(step: number, total: number): void {
+    this.stepsLeft = total - step;
+    if (this.stepsLeft <= 0) this.leaveEngine();
+  }
+
+  /** The job no longer needs its stream-batch slot (done denoising, or failed before). */
+  leaveEngine(): void {
+    if (!this.inEngine) return;
+    this.inEngine = false;
+    this.onLeftEngine(this);
+  }
+
+  complete(output: JobOutput): Promise<unknown> {
+    return this.job.moveToCompleted(output, this.token, false);
+  }
+
+  /** Records a failed attempt; the queue retries it (with backoff, an attempt spent) unless `final`. */
+  fail(message: string, final: boolean): Promise<unknown> {
+    return this.job.moveToFailed(final ? new UnrecoverableError(message) : new Error(message), this.token, false);
+  }
+
+  /** Puts the job back for `delayMs` without spending an attempt. */
+  defer(delayMs: number): Promise<void> {
+    return this.job.moveToDelayed(Date.now() + delayMs, this.token);
+  }
+
+  /** Puts the job back in the queue at once (shutdown). */
+  handBack(): Promise<unknown> {
+    return this.job.moveToWait(this.token);
+  }
+}
+
+export class JobIntake {
+  private readonly worker: Worker<QueuedJob, JobOutput, JobName>;
+  private readonly held = new Map<string, { lease: Lease; done: Promise<void> }>();
+  private readonly waiting: Lease[] = [];
+  private running = 0;
+  private stopping = false;
+  private wake: (() => void) | null = null;
+  private lockTimer: NodeJS.Timeout | null = null;
+  private loop: Promise<void> | null = null;
+
+  constructor(
+    private readonly handlers: IntakeHandlers,
+    private readonly options: IntakeOptions,
+  ) {
+    if (options.maxInFlight < 1) throw new Error('maxInFlight must be at least 1');
+    this.worker = new Worker<QueuedJob, JobOutput, JobName>(options.queueName, null, {
+      connection: options.connection,
+      prefix: options.prefix,
+      autorun: false,
+      lockDuration: options.lockDurationMs,
+      // A dead worker's jobs go back to the queue within about two lock durations.
+      stalledInterval: options.lockDurationMs,
+    });
+    this.worker.on('error', (err) => console.error(`worker: queue: ${err.message}`));
+  }
+
+  get maxInFlight(): number {
+    return this.options.maxInFlight;
+  }
+
+  /** Jobs held: running, finishing (storing, completing) or fetched ahead. */
+  get inFlight(): number {
+    return this.held.size;
+  }
+
+  /** Starts fetching; resolves when the intake stops. */
+  start(): Promise<void> {
+    this.loop ??= this.run();
+    return this.loop;
+  }
+
+  /** Something changed (an engine tick ended, a slot freed): fetch again if there is room. */
+  poke(): void {
+    this.wake?.();
+  }
+
+  private counts(): IntakeCounts {
+    let finishing = 0;
+    for (const { lease } of this.held.values()) if (lease.inEngine && lease.stepsLeft <= 1) finishing++;
+    return { maxInFlight: this.options.maxInFlight, running: this.running, finishing, waiting: this.waiting.length };
+  }
+
+  private async run(): Promise<void> {
+    await this.worker.startStalledCheckTimer();
+    this.lockTimer = setInterval(() => void this.extendLocks(), this.options.lockDurationMs / 2);
+    while (!this.stopping) {
+      if (!this.options.gate.isOpen()) {
+        await Promise.race([this.options.gate.whenOpen(), this.sleepUntilPoked(1000)]);
+        continue;
+      }
+      if (jobsToFetch(this.counts()) === 0) {
+        await this.sleepUntilPoked(1000);
+        continue;
+      }
+      const token = randomUUID();
+      let job: FarmJob | undefined;
+      try {
+        job = await this.worker.getNextJob(token, { block: this.held.size === 0 });
+      } catch (err) {
+        if (this.stopping) break;
+        console.error(`worker: fetching jobs failed: ${(err as Error).message}`);
+        await this.sleepUntilPoked(1000);
+        continue;
+      }
+      if (this.stopping) {
+        if (job) await job.moveToWait(token).catch(() => undefined);
+        break;
+      }
+      if (job) this.hold(new Lease(job, token, () => this.slotFreed()));
+      else if (this.held.size > 0) await this.sleepUntilPoked(250);
+    }
+  }
+
+  private sleepUntilPoked(maxMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, maxMs);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wake = () => {
+        this.wake = null;
+        done();
+      };
+    });
+  }
+
+  private hold(lease: Lease): void {
+    this.waiting.push(lease);
+    this.held.set(lease.id, { lease, done: Promise.resolve() });
+    this.startWaiting();
+  }
+
+  private slotFreed(): void {
+    this.running--;
+    this.startWaiting();
+    this.poke();
+  }
+
+  /** Starts waiting leases while slots are free. */
+  private startWaiting(): void {
+    while (this.waiting.length > 0 && this.running < this.options.maxInFlight && !this.stopping) {
+      const lease = this.waiting.shift()!;
+      this.running++;
+      lease.inEngine = true;
+      const entry = this.held.get(lease.id)!;
+      entry.done = this.handlers
+        .run(lease)
+        .catch((err) => console.error(`worker: job ${lease.id}: ${(err as Error).message}`))
+        .finally(() => {
+          lease.leaveEngine();
+          this.held.delete(lease.id);
+          this.poke();
+        });
+    }
+  }
+
+  private async extendLocks(): Promise<void> {
+    for (const [id, { lease }] of this.held) {
+      try {
+        await lease.job.extendLock(lease.token, this.options.lockDurationMs);
+      } catch (err) {
+        console.error(`worker: lost the lock of ${id}: ${(err as Error).message}`);
+        lease.controller.abort();
+        this.handlers.abort(id, 'lock lost');
+      }
+    }
+  }
+
+  /**
+   * Stops fetching, lets running jobs finish for up to `graceMs`, hands the rest back to the
+   * queue (waiting state, at once), and closes the BullMQ worker.
+   */
+  async stop(graceMs: number): Promise<void> {
+    this.stopping = true;
+    this.poke();
+    for (const lease of this.waiting.splice(0)) {
+      this.held.delete(lease.id);
+      await lease.handBack().catch((err) => console.error(`worker: could not hand back ${lease.id}: ${err.message}`));
+    }
+    const all = () => Promise.all([...this.held.values()].map((h) => h.done));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([all(), new Promise((r) => (timer = setTimeout(r, graceMs)))]);
+    clearTimeout(timer);
+    for (const [id, { lease }] of this.held) {
+      lease.controller.abort();
+      this.handlers.abort(id, 'worker shutting down');
+      await lease.handBack().catch((err) => console.error(`worker: could not hand back ${id}: ${err.message}`));
+    }
+    await all();
+    if (this.lockTimer) clearInterval(this.lockTimer);
+    await this.worker.close(true);
+    await this.loop;
+  }
+}

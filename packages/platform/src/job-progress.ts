@@ -1,0 +1,55 @@
+/**
+ * Progress of many jobs written in one script call (once per engine tick), in BullMQ's own
+ * format: each job's `progress` field (what GET shows: step and total) and a `progress` event on
+ * the queue's event stream (what QueueEvents relays to event streams, with a preview when there is
+ * one). The same call says which of the jobs someone follows, for the next tick's previews.
+ */
+import type { Redis } from 'ioredis';
+import type { JobProgress } from '@farm/contracts';
+import type { FollowedJobs } from './followed-jobs';
+import type { FarmQueue } from './job-queue';
+
+/** KEYS: event stream, queue meta, followed set, then one job hash per update. ARGV: now, then (id, progress, event data) per update. */
+const WRITE_PROGRESS = `
+local maxEvents = redis.call('HGET', KEYS[2], 'opts.maxLenEvents')
+if not maxEvents then
+  maxEvents = 10000
+  redis.call('HSET', KEYS[2], 'opts.maxLenEvents', maxEvents)
+end
+local now = tonumber(ARGV[1])
+local followed = {}
+for i = 4, #KEYS do
+  local a = (i - 4) * 3 + 2
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    redis.call('HSET', KEYS[i], 'progress', ARGV[a + 1])
+    redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxEvents, '*', 'event', 'progress', 'jobId', ARGV[a], 'data', ARGV[a + 2])
+  end
+  local expires = redis.call('ZSCORE', KEYS[3], ARGV[a])
+  followed[#followed + 1] = (expires and tonumber(expires) > now) and 1 or 0
+end
+return followed`;
+
+export interface ProgressUpdate extends JobProgress {
+  jobId: string;
+}
+
+export class JobProgressWriter {
+  constructor(
+    private readonly redis: Redis,
+    private readonly queue: FarmQueue,
+    private readonly followed: FollowedJobs,
+  ) {}
+
+  /** Writes every update at once; resolves to whether each job is followed now. */
+  async write(updates: readonly ProgressUpdate[], now = Date.now()): Promise<boolean[]> {
+    if (updates.length === 0) return [];
+    const keys = [this.queue.keys.events, this.queue.keys.meta, this.followed.key, ...updates.map((u) => this.queue.toKey(u.jobId))];
+    const args = updates.flatMap(({ jobId, step, total, preview }) => [
+      jobId,
+      JSON.stringify({ step, total }),
+      JSON.stringify(preview === undefined ? { step, total } : { step, total, preview }),
+    ]);
+    const flags = (await this.redis.eval(WRITE_PROGRESS, keys.length, ...keys, now, ...args)) as number[];
+    return flags.map((f) => f === 1);
+  }
+}

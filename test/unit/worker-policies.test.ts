@@ -1,0 +1,108 @@
+/**
+ * The worker's decisions, as plain functions and small units: what an attempt's outcome means
+ * for the job, how many jobs to fetch ahead, when an edit waits for the worker holding its
+ * source, and when the storage gate holds jobs back.
+ */
+import { InferenceError, InvalidJobError, JobCanceledError, JobFailure, JobOutput, StorageUnavailableError, queuedJob } from '@farm/contracts';
+import { EditAffinity, Outcome, StorageGate, jobsToFetch, mayPreferHolder, settlementOf } from '@farm/worker';
+
+describe('settling an attempt', () => {
+  const output = { key: 'results/j.png' } as JobOutput;
+  const storage = { budgetMs: 300000, retryMs: 1000 };
+  const first = { attemptsMade: 0, attempts: 3, storageWaitMs: 0 };
+  const failed = (failure: JobFailure): Outcome => ({ kind: 'failed', failure });
+
+  it('completes a success, puts a deferral back, ignores an aborted attempt', () => {
+    expect(settlementOf({ kind: 'succeeded', output }, first, storage)).toEqual({ kind: 'complete', output });
+    expect(settlementOf({ kind: 'deferred', delayMs: 150 }, first, storage)).toEqual({ kind: 'put-back', delayMs: 150, failure: null });
+    expect(settlementOf({ kind: 'aborted' }, first, storage)).toEqual({ kind: 'none' });
+  });
+
+  it('ends bad input and cancels at once, whatever attempts are left', () => {
+    for (const failure of [new InvalidJobError('width: 13'), new JobCanceledError('canceled by the client')]) {
+      expect(settlementOf(failed(failure), first, storage)).toEqual({ kind: 'end', failure });
+    }
+  });
+
+  it('retries transient failures until the attempts are spent', () => {
+    const failure = new InferenceError('onnxruntime failed');
+    expect(settlementOf(failed(failure), first, storage).kind).toBe('retry');
+    expect(settlementOf(failed(failure), { ...first, attemptsMade: 1 }, storage).kind).toBe('retry');
+    expect(settlementOf(failed(failure), { ...first, attemptsMade: 2 }, storage).kind).toBe('end');
+  });
+
+  it('puts a job back without an attempt while storage has been down for less than the budget, then spends attempts', () => {
+    const failure = new StorageUnavailableError('S3 down');
+    const lastAttempt = { ...first, attemptsMade: 2 };
+    expect(settlementOf(failed(failure), { ...lastAttempt, storageWaitMs: 299999 }, storage)).toEqual({ kind: 'put-back', delayMs: 1000, failure });
+    expect(settlementOf(failed(failure), { ...first, storageWaitMs: 300000 }, storage).kind).toBe('retry');
+    expect(settlementOf(failed(failure), { ...lastAttempt, storageWaitMs: 300000 }, storage).kind).toBe('end');
+    expect(settlementOf(failed(failure), { ...first, storageWaitMs: 0 }, { ...storage, budgetMs: 0 }).kind).toBe('retry');
+  });
+});
+
+describe('fetching ahead of need', () => {
+  it('fills free slots and fetches replacements for the jobs at their last step, minus those already waiting', () => {
+    expect(jobsToFetch({ maxInFlight: 8, running: 0, finishing: 0, waiting: 0 })).toBe(8);
+    expect(jobsToFetch({ maxInFlight: 8, running: 8, finishing: 0, waiting: 0 })).toBe(0); // mid-flight: none needed yet
+    expect(jobsToFetch({ maxInFlight: 8, running: 8, finishing: 3, waiting: 0 })).toBe(3);
+    expect(jobsToFetch({ maxInFlight: 8, running: 8, finishing: 3, waiting: 2 })).toBe(1);
+    expect(jobsToFetch({ maxInFlight: 8, running: 5, finishing: 5, waiting: 8 })).toBe(0);
+  });
+});
+
+describe('edit affinity', () => {
+  const base = { sourceJobId: 'src', heldHere: false, ageMs: 100, affinityMs: 2000 };
+
+  it('looks for a holder only for edits of a job this worker does not hold, within the window', () => {
+    expect(mayPreferHolder(base)).toBe(true);
+    expect(mayPreferHolder({ ...base, sourceJobId: null })).toBe(false);
+    expect(mayPreferHolder({ ...base, heldHere: true })).toBe(false);
+    expect(mayPreferHolder({ ...base, ageMs: 2000 })).toBe(false);
+    expect(mayPreferHolder({ ...base, affinityMs: 0 })).toBe(false);
+  });
+
+  it('defers an edit only while another live worker holds its source', async () => {
+    const holders = new Map([['src', ['worker-b']]]);
+    const affinity = new EditAffinity({ holders: async (id) => holders.get(id) ?? [], holds: () => false, affinityMs: 2000, retryMs: 150 });
+    const edit = (source: string) =>
+      queuedJob({ type: 'edit', source, prompt: 'a red circle', mask: { rects: [[0, 0, 8, 8]] }, steps: 4, guidanceScale: 1, format: 'png', priority: 5 }, {
+        seed: 1,
+        model: 'm',
+        tenant: 't',
+        sourceJob: { imageKey: `results/${source}.png`, prompt: 'p' },
+      });
+    expect(await affinity.deferral(edit('src'), 1000, 1500)).toBe(150);
+    expect(await affinity.deferral(edit('other'), 1000, 1500)).toBeNull();
+    expect(await affinity.deferral(edit('src'), 1000, 3000)).toBeNull(); // past the window: anyone serves it
+  });
+});
+
+describe('the storage gate', () => {
+  it('holds jobs back from a failure until storage answers, probing with backoff', async () => {
+    let up = false;
+    let probes = 0;
+    const gate = new StorageGate(async () => (probes++, up), { firstProbeMs: 5, maxProbeMs: 20, holdMs: 60000 });
+    expect(gate.isOpen()).toBe(true);
+    gate.failed();
+    expect(gate.isOpen()).toBe(false);
+    const opened = gate.whenOpen();
+    while (probes < 3) await new Promise((r) => setTimeout(r, 5));
+    expect(gate.isOpen()).toBe(false);
+    up = true;
+    await opened;
+    expect(gate.isOpen()).toBe(true);
+    gate.stop();
+  });
+
+  it('stops holding jobs back once the outage outlasts its budget, and never holds with no budget', () => {
+    const gate = new StorageGate(async () => false, { firstProbeMs: 1000, maxProbeMs: 1000, holdMs: 5000 });
+    gate.failed(10000);
+    expect(gate.isOpen(14999)).toBe(false);
+    expect(gate.isOpen(15000)).toBe(true);
+    gate.stop();
+    const none = new StorageGate(async () => false, { firstProbeMs: 1000, maxProbeMs: 1000, holdMs: 0 });
+    none.failed();
+    expect(none.isOpen()).toBe(true);
+  });
+});
