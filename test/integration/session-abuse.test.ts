@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { pngDeclaring } from '../support/png-bomb';
-import { TestApi, useFarm } from '../support/harness';
+import { TestApi, until, useFarm } from '../support/harness';
 import { Frame, Received, SessionClient, openSession } from '../support/session-client';
 
 let api: TestApi;
@@ -27,13 +27,6 @@ const SIZE = { width: 256, height: 256 };
 const OPEN = { prompt: 'a blue background', ...SIZE, steps: 4, seed: 3 };
 const STALLED_CLIENT = path.resolve(__dirname, '../support/stalled_ws_client.py');
 
-async function until(check: () => Promise<boolean>, timeoutMs = 60000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 const isError = (code: string) => (m: Received): m is Extract<Received, { type: 'error' }> => m.type === 'error' && m.code === code;
 

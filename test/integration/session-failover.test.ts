@@ -7,7 +7,7 @@
 import { ChildProcess, fork } from 'node:child_process';
 import path from 'node:path';
 import { SessionHosts } from '@farm/platform';
-import { Harness, QUEUE_PREFIX, TestApi, useFarm } from '../support/harness';
+import { Harness, QUEUE_PREFIX, TestApi, until, useFarm } from '../support/harness';
 import { SessionClient, openSession } from '../support/session-client';
 
 const WORKER_MAIN = path.resolve(__dirname, '../../apps/worker/dist/main.js');
@@ -23,13 +23,6 @@ useFarm((f, a) => {
 });
 afterAll(() => doomed?.kill('SIGKILL'));
 
-async function until(check: () => Promise<boolean>, timeoutMs = 60000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 it("resumes a dead worker's sessions on another: from the last commit, or generated again", async () => {
   const hosts = new SessionHosts(farm.redis, farm.keyPrefix);

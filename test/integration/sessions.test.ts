@@ -6,7 +6,7 @@
  */
 import sharp from 'sharp';
 import type { FarmWorker } from '@farm/worker';
-import { Harness, TestApi, download, postJob, useFarm, waitForJob } from '../support/harness';
+import { Harness, TestApi, download, postJob, until, useFarm, waitForJob } from '../support/harness';
 import { decodeRgb } from '../support/colour-judge';
 import { Frame, SessionClient, openSession } from '../support/session-client';
 
@@ -34,13 +34,6 @@ async function metric(w: FarmWorker, name: string, labels: Record<string, string
     .reduce((sum, v) => sum + v.value, 0);
 }
 
-async function until(check: () => Promise<boolean>, timeoutMs = 30000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 /** Pixels (x, y) where two RGB images differ. */
 function differing(a: Buffer, b: Buffer, width: number): Array<[number, number]> {

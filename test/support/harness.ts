@@ -177,6 +177,15 @@ export function useFarm(setup: (farm: Harness, api: TestApi) => void | Promise<v
   afterAll(() => farm.close());
 }
 
+/** Resolves once `check` holds, polling every 20 ms; throws after `timeoutMs`. */
+export async function until(check: () => boolean | Promise<boolean>, timeoutMs = 60000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 /** Downloads a URL (a presigned result) as bytes. */
 export async function download(url: string): Promise<Buffer> {
   const res = await fetch(url);
