@@ -1,7 +1,8 @@
 /**
  * One client's WebSocket on a live session. Client messages are checked here — size, JSON, the
  * message schema, the state they lead to, new mask images — and a bad one gets an error message
- * (the socket stays open). Updates are applied to the session's state in Redis and announced to
+ * (the socket stays open). Messages are handled one after another, in order; while a few wait, the
+ * socket is paused (TCP pushes back on the client). Updates are applied to the session's state in Redis and announced to
  * its worker with at most one write in flight: updates that arrive meanwhile are coalesced into
  * the next write, so a client faster than Redis or the worker never queues work without bound.
  * The session's outbox is relayed to the socket: frames numbered here, then their tiles as binary
@@ -41,11 +42,15 @@ export interface SessionConnectionDeps {
 
 /** How often the session's worker, expiry and socket claim are checked. */
 export const WATCH_MS = 1000;
+/** Client messages waiting to be handled before the socket stops reading. */
+const MAX_WAITING_MESSAGES = 8;
 /** Updates whose latency is still measured (the oldest are forgotten beyond that). */
 const TIMED_UPDATES = 64;
 
 export class SessionConnection {
   private writing = false;
+  /** The write loop under way (commits and keyframes wait for it, so they follow the updates before them). */
+  private written = Promise.resolve();
   /** An update arrived while a write was in flight: write the state again after it. */
   private dirty = false;
   private frames = 0;
@@ -56,6 +61,9 @@ export class SessionConnection {
   private unsubscribe: (() => void) | null = null;
   private watch: NodeJS.Timeout | null = null;
   private noWorkerSaid = false;
+  /** The client messages being handled, in order, and how many wait. */
+  private inbound = Promise.resolve();
+  private waiting = 0;
 
   constructor(
     private readonly ws: WebSocket,
@@ -67,7 +75,7 @@ export class SessionConnection {
   start(): void {
     const { outbox, metrics } = this.deps;
     metrics.open.inc();
-    this.ws.on('message', (data, isBinary) => void this.receive(data, isBinary));
+    this.ws.on('message', (data, isBinary) => this.enqueue(data, isBinary));
     this.ws.on('close', () => void this.end());
     // From the outbox's start: the session's one socket gets everything since it opened (the
     // first frame and its previews may well be rendered before the client connects).
@@ -81,6 +89,16 @@ export class SessionConnection {
 
   private error(code: string, message: string, extra: Partial<Extract<ServerMessage, { type: 'error' }>> = {}): void {
     this.send({ type: 'error', code, message, ...extra });
+  }
+
+  /** Handles messages in the order they came; too many waiting pause the socket until they are done. */
+  private enqueue(data: RawData, isBinary: boolean): void {
+    if (++this.waiting === MAX_WAITING_MESSAGES) this.ws.pause();
+    this.inbound = this.inbound
+      .then(() => this.receive(data, isBinary))
+      .finally(() => {
+        if (this.waiting-- === MAX_WAITING_MESSAGES) this.ws.resume();
+      });
   }
 
   private async receive(data: RawData, isBinary: boolean): Promise<void> {
@@ -110,6 +128,7 @@ export class SessionConnection {
   private async handle(message: ClientMessage): Promise<void> {
     const { sessions } = this.deps;
     if (message.type === 'update') return this.update(message);
+    await this.written;
     await sessions.touch(this.record.id);
     await sessions.send(this.record.worker, { kind: message.type, session: this.record.id });
   }
@@ -127,6 +146,11 @@ export class SessionConnection {
       this.dirty = true;
       return;
     }
+    this.written = this.write();
+  }
+
+  /** Writes the state and tells the worker, again while updates came meanwhile (only the newest state). */
+  private async write(): Promise<void> {
     this.writing = true;
     try {
       do {
@@ -135,6 +159,8 @@ export class SessionConnection {
         await this.deps.sessions.saveState(this.record.id, this.state);
         await this.deps.sessions.send(this.record.worker, { kind: 'update', session: this.record.id });
       } while (this.dirty);
+    } catch (err) {
+      this.error('unavailable', `the session could not be updated: ${(err as Error).message}`);
     } finally {
       this.writing = false;
     }
