@@ -1211,22 +1211,24 @@ def export_all(out, text, unet, enc, dec, scale, shift, tok, merges, vocab, cnet
 
 
 def check_onnx(out):
+    """onnx's checker on every exported graph, and no shape baked in: a Reshape, Expand, Tile or
+    ConstantOfShape whose shape is a constant must keep its sizes relative (0 or -1 in it)."""
     import onnx
-    import onnx.numpy_helper
+    import onnx.numpy_helper as nh
     for sub in ["text_encoder", "unet", "vae_encoder", "vae_decoder", "controlnet"]:
         p = os.path.join(out, sub, "model.onnx")
         if not os.path.exists(p):
             continue
         m = onnx.load(p)
         onnx.checker.check_model(m)
-        inits = {i.name for i in m.graph.initializer}
-        consts = {n.output[0] for n in m.graph.node if n.op_type == "Constant"}
-        fixed = [n.op_type for n in m.graph.node
-                 if n.op_type in ("Reshape", "Expand", "Tile", "ConstantOfShape", "Resize") and sub != "text_encoder"
-                 and len(n.input) > 1 and n.input[-1] and n.input[-1] in (inits | consts) and n.op_type != "Resize"]
+        known = {i.name: nh.to_array(i) for i in m.graph.initializer}
+        known.update({n.output[0]: nh.to_array(n.attribute[0].t) for n in m.graph.node if n.op_type == "Constant"})
+        fixed = [(n.op_type, known[n.input[1]].tolist()) for n in m.graph.node
+                 if n.op_type in ("Reshape", "Expand", "Tile", "ConstantOfShape") and len(n.input) > 1
+                 and n.input[1] in known and (known[n.input[1]] > 0).all() and sub != "text_encoder"]
         io = [(i.name, [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim]) for i in list(m.graph.input)[:4] + list(m.graph.output)[:2]]
-        log(f"onnx {sub}: {os.path.getsize(p) / 1e6:.2f} MB, {len(m.graph.input)} inputs, {len(m.graph.output)} outputs, "
-            f"{io}; constant-shape ops: {fixed[:8]}")
+        log(f"onnx {sub}: {os.path.getsize(p) / 1e6:.2f} MB, {len(m.graph.input)} inputs, {len(m.graph.output)} outputs, {io}")
+        assert not fixed, f"{sub}: shapes baked in: {fixed[:4]}"
 
 
 # --------------------------------------------------------------------------------------
