@@ -47,7 +47,12 @@ DEFAULT_WORK = os.path.join(HERE, ".work")
 # --------------------------------------------------------------------------------------
 # Step counts (fixed; NOT time budgets).
 # --------------------------------------------------------------------------------------
-AE_STEPS = 2500
+# Autoencoder stages: (steps, peak learning rate, latent noise std, canvas sizes); the second
+# sharpens small shapes (a 128 px canvas's shapes span 2-3 latent cells).
+AE_STAGES = [
+    (2500, 1e-3, 0.15, [(64, 64), (128, 128), (256, 256), (512, 512), (192, 320), (384, 256), (96, 160)]),
+    (1500, 3e-4, 0.08, [(64, 64), (96, 96), (128, 128), (128, 128), (192, 192), (256, 256), (160, 96), (512, 512)]),
+]
 AE_BATCH = 16
 UNET_STEPS = 6000
 CONTROL_STEPS = 1500
@@ -711,41 +716,54 @@ def step_rng(phase, step):
 # --------------------------------------------------------------------------------------
 # Training
 # --------------------------------------------------------------------------------------
-def train_autoencoder(enc, dec, steps, work):
+def train_autoencoder(enc, dec, stages, work):
+    """The autoencoder, stage after stage (a fresh AdamW each, cosine over the stage); WORK/ae.pt
+    after every stage, and a run picks up after the last stage it holds."""
     params = list(enc.parameters()) + list(dec.parameters())
-    opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=0.0)
-    sizes = [(64, 64), (128, 128), (256, 256), (512, 512), (192, 320), (384, 256), (96, 160)]
+    path = os.path.join(work, "ae.pt")
+    done = 0
+    if os.path.exists(path):
+        sd = torch.load(path)
+        enc.load_state_dict(sd["enc"])
+        dec.load_state_dict(sd["dec"])
+        done = sd.get("stages", 1)
+        log(f"autoencoder: {done} of {len(stages)} stages loaded from {path}")
     crop = 96
-    t0 = time.time()
-    for step in range(steps):
-        rng = step_rng(1, step)
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, steps, 1e-3)
-        H, W = sizes[step % len(sizes)]
-        scenes = [sample_scene(rng, allow_held_out=True) for _ in range(AE_BATCH)]
-        img, _ = render(scenes, H, W, rng)
-        ch, cw = min(crop, H), min(crop, W)
-        oy = int(rng.integers(0, H - ch + 1)) // VAE_FACTOR * VAE_FACTOR
-        ox = int(rng.integers(0, W - cw + 1)) // VAE_FACTOR * VAE_FACTOR
-        img = img[:, :, oy:oy + ch, ox:ox + cw]
-        z = enc(img)
-        noise = torch.from_numpy(rng.standard_normal(z.shape).astype(np.float32))
-        rec = dec(z + 0.15 * noise)
-        l1 = (rec - img).abs().mean()
-        mse = ((rec - img) ** 2).mean()
-        gx = lambda t: t[..., :, 1:] - t[..., :, :-1]
-        gy = lambda t: t[..., 1:, :] - t[..., :-1, :]
-        grad = (gx(rec) - gx(img)).abs().mean() + (gy(rec) - gy(img)).abs().mean()
-        loss = l1 + mse + grad + 1e-3 * (z ** 2).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        if step % 100 == 0 or step == steps - 1:
-            el = time.time() - t0
-            log(f"AE step {step}/{steps} loss {loss.item():.4f} l1 {l1.item():.4f} grad {grad.item():.4f} "
-                f"z_std {z.std().item():.3f} | {el:.0f}s, eta {el / (step + 1) * (steps - step - 1):.0f}s")
-    torch.save({"enc": enc.state_dict(), "dec": dec.state_dict()}, os.path.join(work, "ae.pt"))
+    first = sum(n for n, *_ in stages[:done])
+    for k, (steps, lr, noise_std, sizes) in list(enumerate(stages))[done:]:
+        opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+        t0 = time.time()
+        for i in range(steps):
+            step = first + i
+            rng = step_rng(1, step)
+            for g in opt.param_groups:
+                g["lr"] = lr_at(i, steps, lr)
+            H, W = sizes[step % len(sizes)]
+            scenes = [sample_scene(rng, allow_held_out=True) for _ in range(AE_BATCH)]
+            img, _ = render(scenes, H, W, rng)
+            ch, cw = min(crop, H), min(crop, W)
+            oy = int(rng.integers(0, H - ch + 1)) // VAE_FACTOR * VAE_FACTOR
+            ox = int(rng.integers(0, W - cw + 1)) // VAE_FACTOR * VAE_FACTOR
+            img = img[:, :, oy:oy + ch, ox:ox + cw]
+            z = enc(img)
+            noise = torch.from_numpy(rng.standard_normal(z.shape).astype(np.float32))
+            rec = dec(z + noise_std * noise)
+            l1 = (rec - img).abs().mean()
+            mse = ((rec - img) ** 2).mean()
+            gx = lambda t: t[..., :, 1:] - t[..., :, :-1]
+            gy = lambda t: t[..., 1:, :] - t[..., :-1, :]
+            grad = (gx(rec) - gx(img)).abs().mean() + (gy(rec) - gy(img)).abs().mean()
+            loss = l1 + mse + grad + 1e-3 * (z ** 2).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            if i % 100 == 0 or i == steps - 1:
+                el = time.time() - t0
+                log(f"AE stage {k + 1} step {i}/{steps} loss {loss.item():.4f} l1 {l1.item():.4f} grad {grad.item():.4f} "
+                    f"z_std {z.std().item():.3f} | {el:.0f}s, eta {el / (i + 1) * (steps - i - 1):.0f}s")
+        first += steps
+        save_checkpoint(path, enc=enc.state_dict(), dec=dec.state_dict(), stages=k + 1)
 
 
 @torch.no_grad()
@@ -1257,20 +1275,13 @@ def main():
     enc, dec = ImageEncoder(), Decoder()
     log(f"params: text {count(text) / 1e6:.2f}M unet {count(unet) / 1e6:.2f}M enc {count(enc) / 1e6:.3f}M "
         f"dec {count(dec) / 1e6:.3f}M")
-    ae_steps, unet_steps, control_steps = (40, 40, 40) if args.quick else (AE_STEPS, args.pilot or UNET_STEPS, CONTROL_STEPS)
+    unet_steps, control_steps = (40, 40) if args.quick else (args.pilot or UNET_STEPS, CONTROL_STEPS)
     t_start = time.time()
     if args.untrained:
         export_all(args.out, text, unet, enc, dec, 1.0, 0.0, tok, merges, vocab, cnet=ControlNet(unet))
         log("exported UNTRAINED model to", args.out)
         return
-    ae_path = os.path.join(args.work, "ae.pt")
-    if os.path.exists(ae_path):
-        sd = torch.load(ae_path)
-        enc.load_state_dict(sd["enc"])
-        dec.load_state_dict(sd["dec"])
-        log("autoencoder: loaded", ae_path)
-    else:
-        train_autoencoder(enc, dec, ae_steps, args.work)
+    train_autoencoder(enc, dec, [(40, lr, n, sz) for _, lr, n, sz in AE_STAGES] if args.quick else AE_STAGES, args.work)
     t_ae = time.time() - t_start
     if args.stop_after == "ae":
         return
