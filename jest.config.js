@@ -17,7 +17,7 @@ module.exports = {
   },
   moduleNameMapper: {
     '^@farm/(contracts|platform|pipeline|client|model-tools)$': '<rootDir>/packages/$1/src',
-    '^@farm/(api|worker|farm|cli)$': '<rootDir>/apps/$1/src',
+    '^@farm/(api|worker|farm|cli|weights)$': '<rootDir>/apps/$1/src',
   },
   globalSetup: '<rootDir>/test/support/global-setup.ts',
   // Every answer from a watched farm API is checked against its OpenAPI document.

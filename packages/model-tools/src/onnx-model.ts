@@ -5,7 +5,7 @@
  * files), and a small builder for new graphs. The fixture generator and weight-conversion tools
  * build on it; onnxruntime only ever sees the bytes.
  */
-import { readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { onnx } from 'onnx-proto';
 import { fromFloat16, toFloat16 } from './float16';
@@ -69,6 +69,20 @@ export function graphSignature(model: ModelProto): { inputs: ValueSignature[]; o
   };
 }
 
+/** `length` bytes (or all that follow) at `offset` of an external data file, read without loading the rest. */
+function readExternal(file: string, offset: number, length?: string): Uint8Array {
+  const fd = openSync(file, 'r');
+  try {
+    const size = length !== undefined ? Number(length) : fstatSync(fd).size - offset;
+    const bytes = new Uint8Array(size);
+    let read = 0;
+    while (read < size) read += readSync(fd, bytes, read, size - read, offset + read);
+    return bytes;
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** An initializer's values as float32 (float32, float16 or integer data; inline or external, relative to `dir`). */
 export function tensorValues(tensor: onnx.ITensorProto, dir = '.'): Float32Array {
   const type = elementType(tensor.dataType ?? 0);
@@ -76,10 +90,7 @@ export function tensorValues(tensor: onnx.ITensorProto, dir = '.'): Float32Array
   const external = tensor.externalData ?? [];
   if (external.length > 0) {
     const entry = (key: string) => external.find((e) => e.key === key)?.value;
-    const bytes = readFileSync(path.join(dir, entry('location')!));
-    const offset = Number(entry('offset') ?? 0);
-    const length = entry('length') !== undefined ? Number(entry('length')) : bytes.length - offset;
-    raw = bytes.subarray(offset, offset + length);
+    raw = readExternal(path.join(dir, entry('location')!), Number(entry('offset') ?? 0), entry('length') ?? undefined);
   }
   if (raw) {
     const copy = new Uint8Array(raw); // a fresh, aligned copy (protobufjs hands out Buffer views)
@@ -199,28 +210,78 @@ export class GraphBuilder {
   }
 }
 
+/** Inputs ONNX requires in float32 whatever the graph computes in: Resize's roi and scales. */
+const FLOAT32_ONLY: Readonly<Record<string, readonly number[]>> = { Resize: [1, 2] };
+
 /**
- * The same graph computing in float32 where it computed in float16: fp16 inputs, outputs,
- * intermediate value types, initializers (external data read from `dir` and inlined), Constant
- * nodes and Casts to fp16. What diffusers' `force_upcast` does to the SDXL VAE, for an exported graph.
+ * The same graph computing in `to` where it computed in `from`: its inputs, outputs, intermediate
+ * value types, initializers (external data read from `dir` and inlined), Constant nodes and Casts
+ * (but for the inputs ONNX requires in float32). float16 → float32 is what diffusers'
+ * `force_upcast` does to the SDXL VAE, for an exported graph; float32 → float16 makes a GPU copy.
  */
-export function upcastFloat16(model: ModelProto, dir = '.'): ModelProto {
+export function convertFloats(model: ModelProto, from: 'float16' | 'float32', to: 'float16' | 'float32', dir = '.'): ModelProto {
   const copy = readModel(writeModel(model));
   const graph = copy.graph!;
-  const F16 = CODES.float16;
-  const F32 = CODES.float32;
+  const [FROM, TO] = [CODES[from], CODES[to]];
+  const kept = new Set<string>();
+  for (const node of graph.node ?? []) (FLOAT32_ONLY[node.opType ?? ''] ?? []).forEach((slot) => node.input?.[slot] && kept.add(node.input[slot]));
   for (const info of [...(graph.input ?? []), ...(graph.output ?? []), ...(graph.valueInfo ?? [])]) {
     const tensor = info.type?.tensorType;
-    if (tensor && tensor.elemType === F16) tensor.elemType = F32;
+    if (tensor && tensor.elemType === FROM && !kept.has(info.name ?? '')) tensor.elemType = TO;
   }
-  const upcast = (t: onnx.ITensorProto): onnx.TensorProto =>
-    t.dataType === F16 ? makeTensor(t.name ?? '', 'float32', (t.dims ?? []).map(Number), tensorValues(t, dir)) : (t as onnx.TensorProto);
-  graph.initializer = (graph.initializer ?? []).map(upcast);
+  const convert = (t: onnx.ITensorProto, name = t.name ?? ''): onnx.TensorProto =>
+    t.dataType === FROM && !kept.has(name) ? makeTensor(t.name ?? '', to, (t.dims ?? []).map(Number), tensorValues(t, dir)) : (t as onnx.TensorProto);
+  graph.initializer = (graph.initializer ?? []).map((t) => convert(t));
   for (const node of graph.node ?? []) {
     for (const attr of node.attribute ?? []) {
-      if (node.opType === 'Cast' && attr.name === 'to' && Number(attr.i) === F16) attr.i = F32;
-      if (attr.t && attr.t.dataType === F16) attr.t = upcast(attr.t);
+      if (node.opType === 'Cast' && attr.name === 'to' && Number(attr.i) === FROM && !kept.has(node.output?.[0] ?? '')) attr.i = TO;
+      if (attr.t) attr.t = convert(attr.t, node.output?.[0]);
     }
   }
   return copy;
+}
+
+/** The same graph computing in float32 where it computed in float16 (see convertFloats). */
+export function upcastFloat16(model: ModelProto, dir = '.'): ModelProto {
+  return convertFloats(model, 'float16', 'float32', dir);
+}
+
+/** Above this many bytes of initializers a saved model keeps them in an external data file (protobuf's 2 GB limit). */
+const EXTERNAL_TOTAL = 1.5 * 2 ** 30;
+
+/**
+ * Writes `model` to `file`; when its initializers pass `externalAbove` bytes (1.5 GB), their data
+ * goes to `<file>_data` (ONNX external data, 64-byte aligned), as exporters do for large UNets.
+ * Returns the files written.
+ */
+export function saveModel(model: ModelProto, file: string, externalAbove = EXTERNAL_TOTAL): string[] {
+  const graph = model.graph!;
+  const total = (graph.initializer ?? []).reduce((n, t) => n + (t.rawData?.length ?? 0), 0);
+  if (total < externalAbove) {
+    writeFileSync(file, writeModel(model));
+    return [file];
+  }
+  const location = `${path.basename(file)}_data`;
+  const fd = openSync(path.join(path.dirname(file), location), 'w');
+  try {
+    let offset = 0;
+    for (const tensor of graph.initializer ?? []) {
+      const raw = tensor.rawData;
+      if (!raw || raw.length < 1024) continue;
+      offset = Math.ceil(offset / 64) * 64;
+      writeSync(fd, raw, 0, raw.length, offset);
+      tensor.externalData = [
+        { key: 'location', value: location },
+        { key: 'offset', value: String(offset) },
+        { key: 'length', value: String(raw.length) },
+      ];
+      tensor.dataLocation = onnx.TensorProto.DataLocation.EXTERNAL;
+      tensor.rawData = new Uint8Array(0);
+      offset += raw.length;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  writeFileSync(file, writeModel(model));
+  return [file, path.join(path.dirname(file), location)];
 }
