@@ -74,6 +74,9 @@ export function createApp(deps: ApiDeps): { app: Express; metrics: ApiMetrics; k
   const cancellation = new JobCancellation(deps.redis, deps.keyPrefix, finalStates);
   const app = express();
   app.disable('x-powered-by');
+  // No ETags: job JSON changes as the job runs and conditional requests are not offered; this also
+  // spares hashing every response body.
+  app.set('etag', false);
   app.set('trust proxy', false);
   app.use(metrics.middleware());
   app.use(express.json({ limit: deps.bodyLimitBytes, strict: false }));
