@@ -8,9 +8,8 @@
  *  - an idle session: the worker's UNet calls while it sits open;
  *  - traffic: bytes sent per stroke against a whole frame.
  */
-import { Frame, SessionClient, openSession } from '../support/session-client';
-import { TestApi } from '../support/harness';
-import { intArg, sleep, startLocalFarm } from './bench-support';
+import { Frame, SessionApi, SessionClient, openSession } from '../support/session-client';
+import { authed, intArg, sleep, startLocalFarm } from './bench-support';
 
 const SIZE = { width: 256, height: 256 };
 /** A 57×57 px square: 5% of the canvas. */
@@ -21,7 +20,7 @@ const strokeAt = (i: number): [number, number, number, number] => [(i % 4) * 64 
 const middle = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 const bytesOf = (frame: Frame) => frame.data.reduce((n, d) => n + d.length, 0);
 
-async function open(api: TestApi, seed: number): Promise<SessionClient> {
+async function open(api: SessionApi, seed: number): Promise<SessionClient> {
   for (;;) {
     const { status, body } = await openSession(api, { prompt: 'a blue background', ...SIZE, steps: 4, seed });
     if (status === 201) {
@@ -91,7 +90,7 @@ async function main(): Promise<void> {
   const metricsPort = intArg('metrics-port', 19465);
   const farm = await startLocalFarm({ port: intArg('port', 18094), workers: 0 });
   farm.startWorker('bench-sessions', { WORKER_METRICS_PORT: String(metricsPort) });
-  const api = new TestApi(farm.base, farm.key);
+  const api: SessionApi = { base: farm.base, key: farm.key, fetch: (path, init = {}) => fetch(`${farm.base}${path}`, authed(farm, init)) };
   try {
     console.log(`session benchmark: ${SIZE.width}x${SIZE.height}, 4 steps, bundled model, CPU, one worker process`);
 

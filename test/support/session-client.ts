@@ -6,7 +6,13 @@
 import sharp from 'sharp';
 import WebSocket from 'ws';
 import type { ServerMessage, Tile } from '@farm/contracts';
-import type { TestApi } from './harness';
+
+/** The API as this client needs it (the harness's TestApi is one; benchmarks make their own). */
+export interface SessionApi {
+  base: string;
+  key: string | null;
+  fetch(path: string, init?: RequestInit): Promise<Response>;
+}
 
 export type FrameMessage = Extract<ServerMessage, { type: 'frame' }>;
 export interface Frame extends FrameMessage {
@@ -14,7 +20,7 @@ export interface Frame extends FrameMessage {
 }
 export type Received = Exclude<ServerMessage, FrameMessage> | Frame;
 
-export async function openSession(api: TestApi, body: Record<string, unknown>): Promise<{ status: number; body: Record<string, any> }> {
+export async function openSession(api: SessionApi, body: Record<string, unknown>): Promise<{ status: number; body: Record<string, any> }> {
   const res = await api.fetch('/v1/sessions', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
   return { status: res.status, body: (await res.json()) as Record<string, any> };
 }
@@ -46,7 +52,7 @@ export class SessionClient {
    * (benchmarks) the frames' tiles are only collected, not decoded into `image`.
    */
   static connect(
-    api: TestApi,
+    api: SessionApi,
     session: { id: string; links: { ws: string } },
     size: { width: number; height: number },
     auth: { token?: string; key?: string | null } = {},
