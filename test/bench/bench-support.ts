@@ -4,7 +4,9 @@ import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
+import type { Redis } from 'ioredis';
 import { EmbeddedS3 } from '@farm/farm';
+import { DEFAULT_MODEL, FarmQueue, createRedis, openQueue } from '@farm/platform';
 
 /** The repository's root. */
 export const ROOT = path.resolve(__dirname, '../../..');
@@ -20,6 +22,10 @@ export interface LocalFarm {
   api: ChildProcess;
   /** Starts one more worker process. */
   startWorker(id: string, env?: Record<string, string>): ChildProcess;
+  /** The bundled model's queue of this farm (opened on first use; closed with the farm). */
+  queue(): FarmQueue;
+  /** A Redis connection of the benchmark's own (closed with the farm). */
+  redis: Redis;
   close(): Promise<void>;
 }
 
@@ -27,7 +33,7 @@ export interface LocalFarm {
 export async function startLocalFarm(options: { port: number; workers?: number; env?: Record<string, string> }): Promise<LocalFarm> {
   const s3 = await EmbeddedS3.start({ directory: mkdtempSync(path.join(os.tmpdir(), 'farm-bench-')), bucket: 'bench' });
   const queueName = `bench-${Date.now().toString(36)}`;
-  const env = {
+  const env: NodeJS.ProcessEnv = {
     ...process.env,
     ...s3.env(),
     QUEUE_NAME: queueName,
@@ -37,10 +43,12 @@ export async function startLocalFarm(options: { port: number; workers?: number; 
     API_KEYS: `bench:${BENCH_KEY}`,
     ...options.env,
   };
-  const api = fork(path.join(ROOT, 'apps/api/dist/main.js'), [], { env, stdio: 'inherit' });
+  // BENCH_CHILD_NODE_ARGS="--cpu-prof --cpu-prof-dir=prof" profiles the farm's processes.
+  const execArgv = process.env.BENCH_CHILD_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  const api = fork(path.join(ROOT, 'apps/api/dist/main.js'), [], { env, stdio: 'inherit', execArgv });
   const children: ChildProcess[] = [api];
   const startWorker = (id: string, extra: Record<string, string> = {}) => {
-    const child = fork(path.join(ROOT, 'apps/worker/dist/main.js'), [], { env: { ...env, WORKER_ID: id, ...extra }, stdio: 'inherit' });
+    const child = fork(path.join(ROOT, 'apps/worker/dist/main.js'), [], { env: { ...env, WORKER_ID: id, ...extra }, stdio: 'inherit', execArgv });
     children.push(child);
     return child;
   };
@@ -51,15 +59,22 @@ export async function startLocalFarm(options: { port: number; workers?: number; 
     if (ok) break;
     await sleep(100);
   }
+  const redis = createRedis(env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+  let queue: FarmQueue | null = null;
   return {
     base,
     key: BENCH_KEY,
     queueName,
     api,
     startWorker,
+    redis,
+    queue: () => (queue ??= openQueue({ QUEUE_NAME: queueName, QUEUE_PREFIX: env.QUEUE_PREFIX ?? '{farm}' }, redis, DEFAULT_MODEL)),
     async close() {
       await Promise.all(children.map((c) => new Promise((r) => { if (c.exitCode !== null) return r(null); c.once('exit', r); c.kill('SIGTERM'); })));
       await s3.close();
+      await queue?.obliterate({ force: true }).catch(() => undefined);
+      await queue?.close();
+      redis.disconnect();
     },
   };
 }
@@ -72,9 +87,7 @@ export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Submits a job and polls it to a final state; returns the job JSON. */
 export async function runJob(farm: LocalFarm, body: unknown): Promise<Record<string, any>> {
-  const res = await fetch(`${farm.base}/v1/jobs`, authed(farm, { method: 'POST', body: JSON.stringify(body) }));
-  if (res.status !== 202) throw new Error(`submit answered ${res.status}: ${await res.text()}`);
-  const { id } = (await res.json()) as { id: string };
+  const id = await submit(farm, body);
   for (;;) {
     const job = (await (await fetch(`${farm.base}/v1/jobs/${id}`, authed(farm))).json()) as Record<string, any>;
     if (job.status === 'succeeded') return job;
@@ -82,6 +95,71 @@ export async function runJob(farm: LocalFarm, body: unknown): Promise<Record<str
     await sleep(250);
   }
 }
+
+/** Submits a job; returns its id. */
+export async function submit(farm: LocalFarm, body: unknown): Promise<string> {
+  const res = await fetch(`${farm.base}/v1/jobs`, authed(farm, { method: 'POST', body: JSON.stringify(body) }));
+  if (res.status !== 202) throw new Error(`submit answered ${res.status}: ${await res.text()}`);
+  return ((await res.json()) as { id: string }).id;
+}
+
+/**
+ * Submits the jobs at once and waits until the queue has completed them all, reading the queue's
+ * completed count (one cheap Redis call every few ms: the client adds next to nothing to the
+ * machine's load). Returns the seconds from the first submission to the last completion.
+ */
+export async function throughputRound(farm: LocalFarm, bodies: unknown[]): Promise<number> {
+  const queue = farm.queue();
+  const before = await queue.getCompletedCount();
+  const t0 = performance.now();
+  await Promise.all(bodies.map((b) => submit(farm, b)));
+  while ((await queue.getCompletedCount()) < before + bodies.length) {
+    if ((await queue.getFailedCount()) > 0) throw new Error('a job failed');
+    await sleep(5);
+  }
+  return (performance.now() - t0) / 1000;
+}
+
+/** Submits a job and reads its event stream to the `succeeded` event; returns the milliseconds from submission. */
+export async function timeToSucceeded(farm: LocalFarm, body: unknown): Promise<number> {
+  const t0 = performance.now();
+  const id = await submit(farm, body);
+  const res = await fetch(`${farm.base}/v1/jobs/${id}/events`, authed(farm));
+  const reader = res.body!.getReader();
+  const decoder = new TextDecoder();
+  let text = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`the events of ${id} ended without success: ${text.slice(-300)}`);
+    text += decoder.decode(value, { stream: true });
+    if (/event: succeeded\n/.test(text)) {
+      const ms = performance.now() - t0;
+      await reader.cancel();
+      return ms;
+    }
+    if (/event: (failed|canceled)\n/.test(text)) throw new Error(`job ${id} did not succeed: ${text.slice(-300)}`);
+  }
+}
+
+/** A counter's value summed over its series, from a Prometheus text exposition. */
+export async function scrapeCounter(url: string, name: string): Promise<number> {
+  const text = await (await fetch(url)).text();
+  return [...text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, 'gm'))].reduce((sum, m) => sum + Number(m[1]), 0);
+}
+
+/** Redis' own count of commands executed so far, by command (INFO commandstats). */
+export async function redisCommandCounts(redis: Redis): Promise<Map<string, number>> {
+  const info = await redis.info('commandstats');
+  return new Map([...info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)].map((m) => [m[1], Number(m[2])]));
+}
+
+/** Commands executed between two `redisCommandCounts` readings, most frequent first. */
+export function commandDelta(before: Map<string, number>, after: Map<string, number>): Array<[string, number]> {
+  return [...after].map(([cmd, n]): [string, number] => [cmd, n - (before.get(cmd) ?? 0)]).filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1]);
+}
+
+export const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+export const quantile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))];
 
 export function intArg(name: string, fallback: number): number {
   const found = process.argv.find((a) => a.startsWith(`--${name}=`));

@@ -1,52 +1,141 @@
 /**
- * `npm run bench:e2e`: the farm's overhead. The same N jobs (same model, size, steps), measured
- * side by side in one run: through the whole farm (HTTP → Redis queue → worker process → S3,
- * polled over HTTP) and through the pipeline called in-process. Prints images/s and the ratio.
+ * `npm run bench:e2e`: the farm's overhead, measured side by side in one run with the worker
+ * settings as shipped (MAX_IN_FLIGHT and MAX_UNET_BATCH from the configuration's defaults or the
+ * environment, the same on both sides).
  *
- * Options: --jobs=N (default 32) --size=PX (default 256) --steps=N (default 4) --port=P (default 18080)
+ * 1. Throughput: the same N jobs through the whole farm (HTTP submit → Redis queue → one worker
+ *    process → S3; completion read from the queue) and through the pipeline in-process, both
+ *    keeping MAX_IN_FLIGHT jobs in the stream batch (a job's slot frees when it is denoised).
+ *    Rounds alternate; the ratio is of the medians. Next to it: the model's busy fraction on
+ *    each side (time in model calls ÷ wall time), the mean UNet batch (last round) and the Redis
+ *    commands per job in the farm (INFO commandstats, commands inside scripts included).
+ * 2. Idle-farm latency: one job at a time, submission → its `succeeded` event (SSE), minus the
+ *    pipeline's own time for the same job alone in-process (alternated, p50 and p90).
+ *
+ * Options: --jobs=N (default 64) --size=PX (default 256) --steps=N (default 4) --rounds=N (default 3)
+ *          --latency=N jobs for the latency figure (default 20) --port=P (default 18080)
  */
-import { DiffusionPipeline, GenerateParams } from '@farm/pipeline';
+import { BusyMeter, DiffusionPipeline, GenerateParams } from '@farm/pipeline';
+import { loadConfig, workerEnv } from '@farm/platform';
 import { DEFAULT_MODEL_DIR } from '@farm/worker';
-import { intArg, runJob, startLocalFarm } from './bench-support';
+import { commandDelta, intArg, median, quantile, redisCommandCounts, scrapeCounter, startLocalFarm, throughputRound, timeToSucceeded } from './bench-support';
+
+/** N jobs through the pipeline in-process with `slots` of them in the stream batch at once; returns seconds. */
+function inProcessRound(pipeline: DiffusionPipeline, jobs: number, slots: number, params: (i: number) => GenerateParams): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    let next = 0;
+    let inBatch = 0;
+    let finished = 0;
+    const fill = () => {
+      while (inBatch < slots && next < jobs) {
+        const i = next++;
+        inBatch++;
+        let left = false;
+        const leave = () => {
+          if (left) return;
+          left = true;
+          inBatch--;
+          fill();
+        };
+        pipeline
+          .generate(params(i), (step, total) => step === total && leave())
+          .then(() => {
+            leave();
+            if (++finished === jobs) resolve((performance.now() - t0) / 1000);
+          }, reject);
+      }
+    };
+    fill();
+  });
+}
 
 async function main(): Promise<void> {
-  const jobs = intArg('jobs', 32);
+  const jobs = intArg('jobs', 64);
   const size = intArg('size', 256);
   const steps = intArg('steps', 4);
+  const rounds = intArg('rounds', 3);
+  const latencyJobs = intArg('latency', 20);
+  const port = intArg('port', 18080);
+  const { MAX_IN_FLIGHT: slots, MAX_UNET_BATCH: maxBatch } = loadConfig(workerEnv);
   const prompt = 'a red circle and a blue square on a yellow background';
-  const params = (i: number): GenerateParams => ({ id: `p${i}`, prompt, width: size, height: size, steps, guidanceScale: 1, seed: i, format: 'png' });
+  const params = (i: number): GenerateParams => ({ id: `p${i}-${Math.random()}`, prompt, width: size, height: size, steps, guidanceScale: 1, seed: i, format: 'png' });
   const request = (i: number) => ({ type: 'generate', prompt, width: size, height: size, steps, seed: i });
 
-  const pipeline = await DiffusionPipeline.load(DEFAULT_MODEL_DIR, { maxBatch: 8 });
-  await pipeline.generate({ ...params(0), id: 'warm' });
-  let t0 = performance.now();
-  // In-process: the same concurrency the worker allows (MAX_IN_FLIGHT 8) shares the stream batch.
-  const inFlight = 8;
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: inFlight }, async () => {
-      while (next < jobs) {
-        const i = next++;
-        await pipeline.generate(params(i));
-      }
-    }),
-  );
-  const inProcessS = (performance.now() - t0) / 1000;
-  await pipeline.close();
-
-  const farm = await startLocalFarm({ port: intArg('port', 18080), env: { MAX_IN_FLIGHT: String(inFlight), MAX_UNET_BATCH: '8' } });
+  const busy = new BusyMeter();
+  const batches = { calls: 0, lanes: 0 };
+  const pipeline = await DiffusionPipeline.load(DEFAULT_MODEL_DIR, {
+    maxBatch,
+    busy,
+    onTick: (t) => {
+      batches.calls += t.batchSizes.length;
+      batches.lanes += t.lanes;
+    },
+  });
+  const metricsPort = port + 1;
+  const farm = await startLocalFarm({
+    port,
+    // The benchmark tenant submits faster than a tenant's default rate allows.
+    env: { TENANT_RATE_PER_SECOND: '100000', TENANT_BURST: '100000', WORKER_METRICS_PORT: String(metricsPort) },
+  });
+  const workerMetrics = `http://127.0.0.1:${metricsPort}/metrics`;
   try {
-    await runJob(farm, request(0)); // warm-up: model load, first inference
-    t0 = performance.now();
-    const results = await Promise.all(Array.from({ length: jobs }, (_, i) => runJob(farm, request(i))));
-    const farmS = (performance.now() - t0) / 1000;
-    const queueMs = results.map((r) => r.timings.queueMs).sort((a, b) => a - b);
-    console.log(`e2e benchmark: ${jobs} jobs, ${size}x${size}, ${steps} steps, bundled model, CPU`);
-    console.log(`  pipeline in-process : ${(jobs / inProcessS).toFixed(2)} images/s (${inProcessS.toFixed(2)} s)`);
-    console.log(`  whole farm          : ${(jobs / farmS).toFixed(2)} images/s (${farmS.toFixed(2)} s), median queue wait ${queueMs[Math.floor(jobs / 2)]} ms`);
-    console.log(`  farm / in-process   : ${(inProcessS / farmS).toFixed(3)} (overhead ${((farmS / inProcessS - 1) * 100).toFixed(1)}%)`);
+    await inProcessRound(pipeline, slots, slots, params); // warm-up: first inferences, allocations
+    await throughputRound(farm, Array.from({ length: slots }, (_, i) => request(i)));
+
+    const inProcess: number[] = [];
+    const inProcessBusy: number[] = [];
+    const farmS: number[] = [];
+    const farmBusy: number[] = [];
+    let inProcessBatch = 0;
+    let farmBatch = 0;
+    let commands: Array<[string, number]> = [];
+    for (let r = 0; r < rounds; r++) {
+      const busy0 = busy.busyMs();
+      const batches0 = { ...batches };
+      const s = await inProcessRound(pipeline, jobs, slots, params);
+      inProcessBatch = (batches.lanes - batches0.lanes) / (batches.calls - batches0.calls);
+      inProcess.push(s);
+      inProcessBusy.push((busy.busyMs() - busy0) / 1000 / s);
+
+      const scrape = () =>
+        Promise.all([
+          scrapeCounter(workerMetrics, 'farm_model_busy_seconds_total'),
+          scrapeCounter(workerMetrics, 'farm_unet_batch_size_sum'),
+          scrapeCounter(workerMetrics, 'farm_unet_batch_size_count'),
+          redisCommandCounts(farm.redis),
+        ]);
+      const [workerBusy0, lanes0, calls0, redis0] = await scrape();
+      const f = await throughputRound(farm, Array.from({ length: jobs }, (_, i) => request(r * jobs + i)));
+      const [workerBusy1, lanes1, calls1, redis1] = await scrape();
+      farmBatch = (lanes1 - lanes0) / (calls1 - calls0);
+      farmS.push(f);
+      farmBusy.push((workerBusy1 - workerBusy0) / f);
+      commands = commandDelta(redis0, redis1);
+    }
+
+    // Idle farm: one job at a time, each next to the same job in-process.
+    const overheads: number[] = [];
+    for (let i = 0; i < latencyJobs; i++) {
+      const t0 = performance.now();
+      await pipeline.generate(params(10_000 + i));
+      const own = performance.now() - t0;
+      overheads.push((await timeToSucceeded(farm, request(10_000 + i))) - own);
+    }
+
+    const rate = (s: number) => (jobs / s).toFixed(1);
+    const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
+    console.log(`e2e benchmark: ${jobs} jobs ${size}x${size}, ${steps} steps, MAX_IN_FLIGHT ${slots}, MAX_UNET_BATCH ${maxBatch}, bundled model, CPU, ${rounds} rounds alternated`);
+    console.log(`  pipeline in-process : ${rate(median(inProcess))} images/s (rounds: ${inProcess.map(rate).join(', ')}), model busy ${pct(median(inProcessBusy))}, UNet batch ${inProcessBatch.toFixed(1)}`);
+    console.log(`  whole farm          : ${rate(median(farmS))} images/s (rounds: ${farmS.map(rate).join(', ')}), model busy ${pct(median(farmBusy))}, UNet batch ${farmBatch.toFixed(1)}`);
+    console.log(`  farm / in-process   : ${(median(inProcess) / median(farmS)).toFixed(3)}`);
+    const total = commands.reduce((sum, [, n]) => sum + n, 0);
+    const top = commands.slice(0, process.argv.includes("--all-commands") ? 100 : 8).map(([cmd, n]) => `${cmd} ${(n / jobs).toFixed(1)}`).join(', ');
+    console.log(`  Redis commands/job  : ${(total / jobs).toFixed(1)} in the last farm round, all processes (${top}, …)`);
+    console.log(`  idle-farm latency   : submit → succeeded event minus the pipeline's own time: p50 ${quantile(overheads, 0.5).toFixed(1)} ms, p90 ${quantile(overheads, 0.9).toFixed(1)} ms (${latencyJobs} jobs)`);
   } finally {
     await farm.close();
+    await pipeline.close();
   }
 }
 

@@ -68,6 +68,7 @@ const APP_METRICS = new Set([
   'farm_images_per_second',
   'farm_denoise_steps_per_second',
   'farm_jobs_in_flight',
+  'farm_model_busy_seconds_total',
   'farm_unet_batch_size',
   'farm_stream_batch_lanes',
   'farm_sessions_hosted',
@@ -283,7 +284,7 @@ describe('Grafana', () => {
 
   it('has the farm panels', () => {
     const titles = panels.map((p) => p.title.toLowerCase()).join('\n');
-    for (const word of ['fps', 'queue wait', 'compute', 'total', 'queue depth', 'unet batch', 'in-flight', 'failures by reason', 'per worker']) {
+    for (const word of ['fps', 'queue wait', 'compute', 'total', 'queue depth', 'unet batch', 'in-flight', 'failures by reason', 'per worker', 'busy fraction']) {
       expect(titles).toContain(word);
     }
     expect(panels.find((p) => p.title === 'Per worker').type).toBe('table');

@@ -22,7 +22,7 @@ export interface SourceCacheOptions {
   ttlSeconds: number;
   /** Sources kept in this worker's memory (EDIT_CACHE_SIZE). */
   capacity: number;
-  /** Called when the set of sources held in memory changes (to advertise it). */
+  /** Called when the set of sources held in memory changed (to advertise it), at most once per turn of the event loop. */
   onHeldChanged: (jobIds: string[]) => void;
 }
 
@@ -45,6 +45,7 @@ export class EditSourceCache {
   private readonly memory = new Map<string, EditSource>();
   /** Stores still under way, by job. */
   private readonly storing = new Map<string, Promise<void>>();
+  private heldChanged: NodeJS.Immediate | null = null;
 
   constructor(private readonly options: SourceCacheOptions) {}
 
@@ -78,7 +79,7 @@ export class EditSourceCache {
   /** Drops the job's source everywhere (its job ended without a result). */
   async forget(jobId: string): Promise<void> {
     await this.stored(jobId);
-    if (this.memory.delete(jobId)) this.options.onHeldChanged([...this.memory.keys()]);
+    if (this.memory.delete(jobId)) this.announceHeld();
     await Promise.all([this.options.redis.del(this.indexKey(jobId)), this.options.store.remove([latentKey(jobId)])]);
   }
 
@@ -110,6 +111,14 @@ export class EditSourceCache {
     const known = this.memory.delete(jobId);
     this.memory.set(jobId, source);
     while (this.memory.size > this.options.capacity) this.memory.delete(this.memory.keys().next().value as string);
-    if (!known) this.options.onHeldChanged([...this.memory.keys()]);
+    if (!known) this.announceHeld();
+  }
+
+  /** Jobs finishing together change the set many times in one turn: it is announced once. */
+  private announceHeld(): void {
+    this.heldChanged ??= setImmediate(() => {
+      this.heldChanged = null;
+      this.options.onHeldChanged([...this.memory.keys()]);
+    });
   }
 }

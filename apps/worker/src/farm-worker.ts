@@ -9,7 +9,7 @@ import path from 'node:path';
 import type { Server } from 'node:http';
 import type { Redis } from 'ioredis';
 import { RequestLimits, queuedJobSchema } from '@farm/contracts';
-import { DiffusionPipeline, ExecutionProvider, SchedulerName } from '@farm/pipeline';
+import { BusyMeter, DiffusionPipeline, ExecutionProvider, SchedulerName } from '@farm/pipeline';
 import {
   FarmQueue,
   FollowedJobs,
@@ -145,13 +145,14 @@ export class FarmWorker {
   private heartbeat: NodeJS.Timeout | null = null;
   private unsubscribeCancels: (() => void) | null = null;
   private readonly startedAt = new Date().toISOString();
+  private readonly busy = new BusyMeter();
 
   constructor(private readonly options: FarmWorkerOptions) {
     const o = options;
     this.id = o.workerId;
     this.queue = openQueue({ QUEUE_NAME: o.queueName, QUEUE_PREFIX: o.queuePrefix }, o.redis, o.model);
     this.ownQueue = new ModelQueues(new Map([[o.model, this.queue]]));
-    this.metrics = new WorkerMetrics(this.id, this.ownQueue, () => this.intake?.inFlight ?? 0, () => this.sessions?.size ?? 0);
+    this.metrics = new WorkerMetrics(this.id, this.ownQueue, () => this.intake?.inFlight ?? 0, () => this.sessions?.size ?? 0, this.busy);
     const keyPrefix = (this.keyPrefix = `${o.queuePrefix}:${o.queueName}`);
     this.followed = new FollowedJobs(o.redis, keyPrefix);
     this.registry = new WorkerRegistry(o.redis, keyPrefix);
@@ -193,6 +194,7 @@ export class FarmWorker {
     this.pipeline = await DiffusionPipeline.load(o.modelDir, {
       executionProvider: o.executionProvider,
       scheduler: o.scheduler,
+      busy: this.busy,
       threads: o.threads || undefined,
       maxBatch: o.maxUnetBatch,
       unetConcurrency: o.unetConcurrency,
@@ -206,6 +208,12 @@ export class FarmWorker {
     // Created once the model is loaded: the queue sees the worker only when it can serve.
     this.intake = new JobIntake(
       {
+        // A job its preparation ended (bad input, canceled, deferred) is settled without a slot.
+        prepare: async (lease) => {
+          const ended = await this.runner.prepare(lease);
+          if (ended) await this.settler.settle(lease, ended);
+          return ended === null;
+        },
         run: async (lease) => this.settler.settle(lease, await this.runner.run(lease)),
         abort: (jobId, reason) => this.pipeline.cancel(jobId, reason),
       },

@@ -1,10 +1,11 @@
 /**
  * Takes jobs from BullMQ by manual fetching (`getNextJob`) and hands each to the runner as a
- * lease: up to `maxInFlight` jobs in the stream batch at once, and as many more fetched ahead of
- * need as will leave it at the end of the current tick, so a freed slot is filled at once (a
- * blocking fetch when idle, non-blocking ones between ticks when busy). Holds every lease's lock
- * (extended every half lock duration), stops fetching while the storage gate is closed, and on
- * stop hands unfinished leases back to the queue at once, so none waits for a stalled-lock timeout.
+ * lease: up to `maxInFlight` jobs in the stream batch at once, and as many more fetched and
+ * prepared ahead of need as will leave it at the end of the current tick, so a freed slot is
+ * filled at once, without waiting for I/O (a blocking fetch when idle, non-blocking ones — several
+ * at once — when busy). Holds every lease's lock (extended every half lock duration), stops
+ * fetching while the storage gate is closed, and on stop hands unfinished leases back to the queue
+ * at once, so none waits for a stalled-lock timeout.
  */
 import { randomUUID } from 'node:crypto';
 import { Job, UnrecoverableError, Worker } from 'bullmq';
@@ -26,20 +27,22 @@ export interface IntakeOptions {
 }
 
 export interface IntakeHandlers {
-  /** Runs and settles the lease's job; resolves when the job has left this worker. */
+  /** Gets a fetched job ready to run (the checks that need I/O); false when it was settled instead. */
+  prepare(lease: Lease): Promise<boolean>;
+  /** Runs and settles a prepared job; resolves when the job has left this worker. */
   run(lease: Lease): Promise<void>;
   /** Work on a job this worker no longer owns (handed back, lock lost) must stop. */
   abort(jobId: string, reason: string): void;
 }
 
-/** What the fetch loop sees: slots in use, jobs about to free theirs, jobs fetched but not started. */
+/** What the fetch loop sees: slots in use, jobs about to free theirs, jobs fetched and not started. */
 export interface IntakeCounts {
   maxInFlight: number;
   /** Leases started and still in the stream batch (or on their way into it). */
   running: number;
   /** Of those, the ones at their last step: they leave at the end of the current tick. */
   finishing: number;
-  /** Fetched ahead, waiting for a slot. */
+  /** Fetched ahead: being prepared, or prepared and waiting for a slot. */
   waiting: number;
 }
 
@@ -100,8 +103,12 @@ export class Lease {
 
 export class JobIntake {
   private readonly worker: Worker<QueuedJob, JobOutput, JobName>;
-  private readonly held = new Map<string, { lease: Lease; done: Promise<void> }>();
-  private readonly waiting: Lease[] = [];
+  /** Every lease this worker holds, with a promise of its leaving. */
+  private readonly held = new Map<string, { lease: Lease; done: Promise<void>; left: () => void }>();
+  /** Fetched leases being prepared. */
+  private preparing = 0;
+  /** Prepared leases waiting for a slot, oldest first. */
+  private readonly ready: Lease[] = [];
   private running = 0;
   private stopping = false;
   private wake: (() => void) | null = null;
@@ -147,7 +154,7 @@ export class JobIntake {
   private counts(): IntakeCounts {
     let finishing = 0;
     for (const { lease } of this.held.values()) if (lease.inEngine && lease.stepsLeft <= 1) finishing++;
-    return { maxInFlight: this.options.maxInFlight, running: this.running, finishing, waiting: this.waiting.length };
+    return { maxInFlight: this.options.maxInFlight, running: this.running, finishing, waiting: this.preparing + this.ready.length };
   }
 
   private async run(): Promise<void> {
@@ -158,14 +165,16 @@ export class JobIntake {
         await Promise.race([this.options.gate.whenOpen(), this.sleepUntilPoked(1000)]);
         continue;
       }
-      if (jobsToFetch(this.counts()) === 0) {
+      const wanted = jobsToFetch(this.counts());
+      if (wanted === 0) {
         await this.sleepUntilPoked(1000);
         continue;
       }
-      const token = randomUUID();
-      let job: FarmJob | undefined;
+      // Idle: one blocking fetch, which returns as soon as a job arrives. Busy: all it needs at once.
+      const block = this.held.size === 0;
+      let fetched: Lease[];
       try {
-        job = await this.worker.getNextJob(token, { block: this.held.size === 0 });
+        fetched = (await Promise.all(Array.from({ length: block ? 1 : wanted }, () => this.fetch(block)))).filter((l): l is Lease => l !== null);
       } catch (err) {
         if (this.stopping) break;
         console.error(`worker: fetching jobs failed: ${(err as Error).message}`);
@@ -173,12 +182,18 @@ export class JobIntake {
         continue;
       }
       if (this.stopping) {
-        if (job) await job.moveToWait(token).catch(() => undefined);
+        await Promise.all(fetched.map((lease) => lease.handBack().catch(() => undefined)));
         break;
       }
-      if (job) this.hold(new Lease(job, token, () => this.slotFreed()));
-      else if (this.held.size > 0) await this.sleepUntilPoked(250);
+      for (const lease of fetched) this.hold(lease);
+      if (fetched.length === 0 && this.held.size > 0) await this.sleepUntilPoked(250);
     }
+  }
+
+  private async fetch(block: boolean): Promise<Lease | null> {
+    const token = randomUUID();
+    const job = await this.worker.getNextJob(token, { block });
+    return job ? new Lease(job, token, () => this.slotFreed()) : null;
   }
 
   private sleepUntilPoked(maxMs: number): Promise<void> {
@@ -195,10 +210,34 @@ export class JobIntake {
     });
   }
 
+  /** A fetched lease: prepared at once, then started when a slot is free (or settled by its preparation). */
   private hold(lease: Lease): void {
-    this.waiting.push(lease);
-    this.held.set(lease.id, { lease, done: Promise.resolve() });
-    this.startWaiting();
+    let left!: () => void;
+    const done = new Promise<void>((resolve) => (left = resolve));
+    this.held.set(lease.id, { lease, done, left });
+    this.preparing++;
+    void this.handlers
+      .prepare(lease)
+      .catch((err) => {
+        console.error(`worker: job ${lease.id}: ${(err as Error).message}`);
+        return false;
+      })
+      .then(async (ready) => {
+        this.preparing--;
+        if (ready && !this.stopping) {
+          this.ready.push(lease);
+          return this.startWaiting();
+        }
+        if (ready) await lease.handBack().catch(() => undefined); // prepared while stopping
+        this.release(lease);
+      });
+  }
+
+  /** The lease left this worker (settled or handed back). */
+  private release(lease: Lease): void {
+    this.held.get(lease.id)?.left();
+    this.held.delete(lease.id);
+    this.poke();
   }
 
   private slotFreed(): void {
@@ -207,20 +246,18 @@ export class JobIntake {
     this.poke();
   }
 
-  /** Starts waiting leases while slots are free. */
+  /** Starts prepared leases while slots are free. */
   private startWaiting(): void {
-    while (this.waiting.length > 0 && this.running < this.options.maxInFlight && !this.stopping) {
-      const lease = this.waiting.shift()!;
+    while (this.ready.length > 0 && this.running < this.options.maxInFlight && !this.stopping) {
+      const lease = this.ready.shift()!;
       this.running++;
       lease.inEngine = true;
-      const entry = this.held.get(lease.id)!;
-      entry.done = this.handlers
+      void this.handlers
         .run(lease)
         .catch((err) => console.error(`worker: job ${lease.id}: ${(err as Error).message}`))
         .finally(() => {
           lease.leaveEngine();
-          this.held.delete(lease.id);
-          this.poke();
+          this.release(lease);
         });
     }
   }
@@ -244,9 +281,9 @@ export class JobIntake {
   async stop(graceMs: number): Promise<void> {
     this.stopping = true;
     this.poke();
-    for (const lease of this.waiting.splice(0)) {
-      this.held.delete(lease.id);
+    for (const lease of this.ready.splice(0)) {
       await lease.handBack().catch((err) => console.error(`worker: could not hand back ${lease.id}: ${err.message}`));
+      this.release(lease);
     }
     const all = () => Promise.all([...this.held.values()].map((h) => h.done));
     let timer: NodeJS.Timeout | undefined;

@@ -1,9 +1,11 @@
 /**
- * Running one job: parse the queued job (the worker's one check of it), see whether it is still
- * wanted (a cancel may have decided its end) and where it should run (edit affinity), render it in
- * the shared stream batch — a generation, or an edit of a previous result or of an uploaded image —
- * and store its image. The state later edits start from is stored beside it without delaying the
- * job. Failures are typed where they happen; the runner returns the outcome, the settler acts on it.
+ * Running one job, in two parts. Preparing it, as soon as it is fetched: parse the queued job (the
+ * worker's one check of it), see whether it is still wanted (a cancel may have decided its end),
+ * whether someone follows it, and where it should run (edit affinity) — so that when a slot of the
+ * stream batch frees, it starts without waiting for any I/O. Running it: render it in the shared
+ * stream batch — a generation, or an edit of a previous result or of an uploaded image — and store
+ * its image. The state later edits start from is stored beside it without delaying the job.
+ * Failures are typed where they happen; the runner returns the outcome, the settler acts on it.
  */
 import sharp from 'sharp';
 import {
@@ -103,35 +105,53 @@ async function decodeRgb(image: Buffer, what: string) {
 type Request<T extends QueuedJob['request']['type']> = Extract<QueuedJob['request'], { type: T }>;
 
 export class JobRunner {
+  /** Prepared jobs, as parsed, and whether someone follows them, until they run. */
+  private readonly prepared = new WeakMap<Lease, { job: QueuedJob; followed: boolean }>();
+
   constructor(private readonly deps: RunDeps) {}
 
-  async run(lease: Lease): Promise<Attempt> {
+  /** Gets a fetched job ready to run; resolves to null when it is, or to the attempt that already ended it. */
+  async prepare(lease: Lease): Promise<Attempt | null> {
     const parsed = this.deps.schema.safeParse(lease.job.data);
     if (!parsed.success) {
       const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(job)'}: ${i.message}`).join('; ');
       return { job: null, outcome: { kind: 'failed', failure: new InvalidJobError(problems) } };
     }
     const job = parsed.data;
+    const { id } = lease;
     try {
-      return { job, outcome: await this.attempt(lease, job) };
+      const [final, followed] = await Promise.all([this.deps.finalState(id), this.deps.isFollowed(id)]);
+      if (final?.status === 'canceled') throw new JobCanceledError('canceled before it started');
+      if (job.snapshot) return { job, outcome: { kind: 'succeeded', output: await this.record(job.request, job.snapshot) } };
+      const delayMs = await this.deps.affinity.deferral(job, lease.job.timestamp);
+      if (delayMs !== null) return { job, outcome: { kind: 'deferred', delayMs } };
+      lease.stepsLeft = job.request.steps;
+      this.prepared.set(lease, { job, followed });
+      return null;
     } catch (err) {
-      if (lease.controller.signal.aborted) return { job, outcome: { kind: 'aborted' } };
-      return { job, outcome: { kind: 'failed', failure: classifyFailure(err) } };
+      return { job, outcome: this.failed(lease, err) };
+    }
+  }
+
+  /** Renders and stores a prepared job. */
+  async run(lease: Lease): Promise<Attempt> {
+    const { job, followed } = this.prepared.get(lease)!;
+    this.deps.progress.start(lease.id, followed);
+    try {
+      return { job, outcome: await this.render(lease, job) };
+    } catch (err) {
+      return { job, outcome: this.failed(lease, err) };
     } finally {
       this.deps.progress.forget(lease.id);
     }
   }
 
-  private async attempt(lease: Lease, job: QueuedJob): Promise<Outcome> {
-    const { id } = lease;
-    const [final, followed] = await Promise.all([this.deps.finalState(id), this.deps.isFollowed(id)]);
-    if (final?.status === 'canceled') throw new JobCanceledError('canceled before it started');
-    if (job.snapshot) return { kind: 'succeeded', output: await this.record(job.request, job.snapshot) };
-    const delayMs = await this.deps.affinity.deferral(job, lease.job.timestamp);
-    if (delayMs !== null) return { kind: 'deferred', delayMs };
+  private failed(lease: Lease, err: unknown): Outcome {
+    return lease.controller.signal.aborted ? { kind: 'aborted' } : { kind: 'failed', failure: classifyFailure(err) };
+  }
 
-    this.deps.progress.start(id, followed);
-    lease.stepsLeft = job.request.steps;
+  private async render(lease: Lease, job: QueuedJob): Promise<Outcome> {
+    const { id } = lease;
     const onProgress: ProgressListener = (step, total, preview) => {
       this.deps.progress.report(id, step, total, preview);
       lease.progressed(step, total);

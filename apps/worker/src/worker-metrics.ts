@@ -1,7 +1,7 @@
 /** The worker's Prometheus metrics: latency split queue/compute, outcomes, throughput, batching. */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { LATENCY_BUCKETS, ModelQueues, createRegistry, registerQueueDepth } from '@farm/platform';
-import type { TickReport } from '@farm/pipeline';
+import type { BusyMeter, TickReport } from '@farm/pipeline';
 import { RateMeter } from './rate-meter';
 
 export class WorkerMetrics {
@@ -21,7 +21,7 @@ export class WorkerMetrics {
   private readonly imageRate = new RateMeter();
   private readonly stepRate = new RateMeter();
 
-  constructor(workerId: string, queues: ModelQueues, inFlight: () => number, sessions: () => number) {
+  constructor(workerId: string, queues: ModelQueues, inFlight: () => number, sessions: () => number, busy: BusyMeter) {
     const registers = [(this.registry = createRegistry({ app: 'worker', worker: workerId }))];
     registerQueueDepth(this.registry, queues);
     const byType = { labelNames: ['type'] as const, buckets: LATENCY_BUCKETS, registers };
@@ -35,6 +35,17 @@ export class WorkerMetrics {
     this.editSources = new Counter({ name: 'farm_edit_sources_total', help: 'Edit sources by where they came from (memory/cache hits, reencoded misses, uploads)', labelNames: ['source'], registers });
     this.batchSize = new Histogram({ name: 'farm_unet_batch_size', help: 'Lanes per UNet call', buckets: [1, 2, 4, 8, 16, 32, 64], registers });
     this.lanes = new Histogram({ name: 'farm_stream_batch_lanes', help: 'Lanes per engine tick (stream-batch occupancy)', buckets: [1, 2, 4, 8, 16, 32, 64, 128], registers });
+    let busyReported = 0;
+    new Counter({
+      name: 'farm_model_busy_seconds_total',
+      help: 'Time with a model call under way (overlapping calls once); its rate is the busy fraction, on a GPU its utilisation',
+      registers,
+      collect() {
+        const busyMs = busy.busyMs();
+        this.inc((busyMs - busyReported) / 1000);
+        busyReported = busyMs;
+      },
+    });
     new Gauge({ name: 'farm_jobs_in_flight', help: 'Jobs this worker holds', registers, collect() { this.set(inFlight()); } });
     new Gauge({ name: 'farm_sessions_hosted', help: 'Live sessions this worker renders', registers, collect() { this.set(sessions()); } });
     this.sessionRenders = new Counter({ name: 'farm_session_renders_total', help: 'Session renders by kind: full (generation), edit (the changed part), none (nothing changed)', labelNames: ['kind'], registers });

@@ -29,3 +29,4 @@ export * from './windowed-decode';
 export * from './latent-preview';
 export * from './diffusion-pipeline';
 export * from './canvas-diff';
+export * from './busy-meter';

@@ -11,6 +11,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { ElementType, fromFloat16, readModelFile, toFloat16, upcastFloat16, writeModel } from '@farm/model-tools';
+import type { BusyMeter } from './busy-meter';
 import { ClipTokenizer } from './clip-tokenizer';
 import type { Conditioning } from './composition';
 import { ModelSignature, Part, PartSignature, UnsupportedModelError, deriveModelSignature } from './model-signature';
@@ -27,6 +28,8 @@ export interface SdModelOptions {
   threads?: number;
   /** Skip loading vae_encoder (only edits and image inputs need it). Default false. */
   skipEncoder?: boolean;
+  /** Counts the time spent in model calls (the busy-fraction metric). */
+  busy?: BusyMeter;
 }
 
 type Dims = readonly number[];
@@ -37,13 +40,14 @@ class Session {
     readonly name: string,
     private readonly session: ort.InferenceSession,
     readonly signature: PartSignature,
+    private readonly busy: BusyMeter | undefined,
   ) {}
 
-  static async open(name: string, model: string | Uint8Array, options: ort.InferenceSession.SessionOptions): Promise<Session> {
+  static async open(name: string, model: string | Uint8Array, options: ort.InferenceSession.SessionOptions, busy?: BusyMeter): Promise<Session> {
     const session = typeof model === 'string' ? await ort.InferenceSession.create(model, options) : await ort.InferenceSession.create(model, options);
     const values = (metadata: readonly ort.InferenceSession.ValueMetadata[]) =>
       metadata.filter((m): m is ort.InferenceSession.TensorValueMetadata => m.isTensor).map((m) => ({ name: m.name, type: m.type as ElementType, dims: [...m.shape] }));
-    return new Session(name, session, { inputs: values(session.inputMetadata), outputs: values(session.outputMetadata) });
+    return new Session(name, session, { inputs: values(session.inputMetadata), outputs: values(session.outputMetadata) }, busy);
   }
 
   private typeOf(name: string): string {
@@ -77,7 +81,8 @@ class Session {
 
   /** Runs and returns the named outputs as float32. */
   async run(feeds: Record<string, ort.Tensor>, outputs: readonly string[]): Promise<{ data: Float32Array; dims: number[] }[]> {
-    const results = await this.session.run(feeds, [...outputs]);
+    this.busy?.enter();
+    const results = await this.session.run(feeds, [...outputs]).finally(() => this.busy?.exit());
     try {
       return outputs.map((name) => {
         const tensor = results[name];
@@ -186,7 +191,7 @@ export class SdModel {
     const parts: Part[] = ['text_encoder', 'text_encoder_2', 'unet', 'vae_decoder', ...(options.skipEncoder ? [] : ['vae_encoder' as const])];
     const sessions = new Map<Part, Session>();
     await Promise.all(
-      parts.filter((part) => existsSync(file(part))).map(async (part) => sessions.set(part, await Session.open(part, file(part), sessionOptions))),
+      parts.filter((part) => existsSync(file(part))).map(async (part) => sessions.set(part, await Session.open(part, file(part), sessionOptions, options.busy))),
     );
     const hiddenSizes: Partial<Record<Part, number>> = {};
     for (const part of ['text_encoder', 'text_encoder_2'] as const) {
@@ -201,7 +206,7 @@ export class SdModel {
     if (signature.decoderType === 'float16' && vaeConfig.force_upcast !== false) {
       const upcast = writeModel(upcastFloat16(readModelFile(file('vae_decoder')), path.join(root, 'vae_decoder')));
       await sessions.get('vae_decoder')!.release();
-      sessions.set('vae_decoder', await Session.open('vae_decoder', upcast, sessionOptions));
+      sessions.set('vae_decoder', await Session.open('vae_decoder', upcast, sessionOptions, options.busy));
     }
     const tokenizerDirs = signature.textEncoders.map((e) => path.join(root, e.part === 'text_encoder' ? 'tokenizer' : 'tokenizer_2'));
     for (const tokenizerDir of tokenizerDirs) {

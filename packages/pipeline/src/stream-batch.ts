@@ -174,10 +174,12 @@ export class StreamBatch {
   private async pump(): Promise<void> {
     if (this.running) return;
     this.running = true;
-    // Let jobs added in the same turn of the event loop join the first tick together.
-    await new Promise((resolve) => setImmediate(resolve));
     try {
-      while (this.jobs.size > 0) {
+      // Before each tick, one turn of the event loop: jobs added meanwhile (in the same turn, or
+      // as others left at the end of the last tick) join it, and pending I/O callbacks run.
+      for (;;) {
+        await new Promise((resolve) => setImmediate(resolve));
+        if (this.jobs.size === 0) break;
         const report = await this.tick();
         this.onTick?.(report);
       }

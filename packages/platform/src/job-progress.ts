@@ -4,7 +4,7 @@
  * the queue's event stream (what QueueEvents relays to event streams, with a preview when there is
  * one). The same call says which of the jobs someone follows, for the next tick's previews.
  */
-import type { Redis } from 'ioredis';
+import type { Redis, Result } from 'ioredis';
 import type { JobProgress } from '@farm/contracts';
 import type { FollowedJobs } from './followed-jobs';
 import type { FarmQueue } from './job-queue';
@@ -29,6 +29,12 @@ for i = 4, #KEYS do
 end
 return followed`;
 
+declare module 'ioredis' {
+  interface RedisCommander<Context> {
+    farmWriteProgress(numKeys: number, ...keysAndArgs: Array<string | number>): Result<number[], Context>;
+  }
+}
+
 export interface ProgressUpdate extends JobProgress {
   jobId: string;
 }
@@ -38,7 +44,10 @@ export class JobProgressWriter {
     private readonly redis: Redis,
     private readonly queue: FarmQueue,
     private readonly followed: FollowedJobs,
-  ) {}
+  ) {
+    // Sent by hash (EVALSHA), loaded on first use.
+    redis.defineCommand('farmWriteProgress', { lua: WRITE_PROGRESS });
+  }
 
   /** Writes every update at once; resolves to whether each job is followed now. */
   async write(updates: readonly ProgressUpdate[], now = Date.now()): Promise<boolean[]> {
@@ -49,7 +58,7 @@ export class JobProgressWriter {
       JSON.stringify({ step, total }),
       JSON.stringify(preview === undefined ? { step, total } : { step, total, preview }),
     ]);
-    const flags = (await this.redis.eval(WRITE_PROGRESS, keys.length, ...keys, now, ...args)) as number[];
+    const flags = await this.redis.farmWriteProgress(keys.length, ...keys, now, ...args);
     return flags.map((f) => f === 1);
   }
 }

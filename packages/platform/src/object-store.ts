@@ -76,6 +76,10 @@ export class ObjectStore {
             : undefined,
         // Fail fast and let the job queue do the retrying.
         maxAttempts: 2,
+        // No CRC32 over every body sent and received (the SDK's default since 2025): TLS and S3's
+        // own checks cover transfers, and a checksum per image costs the worker CPU per job.
+        requestChecksumCalculation: 'WHEN_REQUIRED',
+        responseChecksumValidation: 'WHEN_REQUIRED',
       });
     this.endpoint = options.endpoint ?? `AWS S3 (${options.region})`;
     this.client = make(options.endpoint);
