@@ -124,16 +124,22 @@ describe('DELETE /v1/jobs/:id', () => {
   it('cancels a running job at its next step; its lanes leave the batch and others go on', async () => {
     const { body: long } = await postJob(api, { type: 'generate', prompt: 'a red background', width: 512, height: 512, steps: 40 });
     const { body: other } = await postJob(api, { type: 'generate', prompt: 'a blue background', width: 64, height: 64, steps: 4 });
-    for (let i = 0; i < 200; i++) {
-      const view = (await (await api.fetch(`/v1/jobs/${long.id}`)).json()) as Record<string, any>;
-      if (view.progress.step >= 1) break;
+    // It is running: the worker holds it and has taken at least one of its steps.
+    let before: Record<string, any> = {};
+    for (let i = 0; i < 400 && !(before.status === 'running' && before.progress.step >= 1); i++) {
       await new Promise((r) => setTimeout(r, 25));
+      before = (await (await api.fetch(`/v1/jobs/${long.id}`)).json()) as Record<string, any>;
     }
+    expect(before.status).toBe('running');
+    expect(before.progress.step).toBeGreaterThanOrEqual(1);
+    expect(await farm.queue.getJobState(long.id)).toBe('active');
     const res = await api.fetch(`/v1/jobs/${long.id}`, { method: 'DELETE' });
     expect(res.status).toBe(202);
+    expect(((await res.json()) as { status: string }).status).toBe('canceled');
     const job = await waitForJob(api, long.id);
     expect(job.status).toBe('canceled');
-    expect(job.progress.step).toBeLessThan(40);
+    expect(job.progress.step).toBeLessThan(40); // its lanes left the batch before its last step
+    expect(await farm.store.keys(`results/${long.id}`)).toEqual([]);
     expect((await waitForJob(api, other.id)).status).toBe('succeeded');
     expect((await api.fetch(`/v1/jobs/${long.id}`, { method: 'DELETE' })).status).toBe(409);
   });

@@ -7,3 +7,4 @@ export { EditSourceCache } from './edit-source-cache';
 export { StorageGate } from './storage-gate';
 export { TickProgress } from './tick-progress';
 export { RateMeter } from './rate-meter';
+export { WorkerMetrics } from './worker-metrics';

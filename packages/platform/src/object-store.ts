@@ -2,6 +2,7 @@
 import {
   CreateBucketCommand,
   DeleteObjectCommand,
+  ListObjectsV2Command,
   GetObjectCommand,
   HeadBucketCommand,
   PutObjectCommand,
@@ -93,6 +94,18 @@ export class ObjectStore {
   async get(key: string): Promise<Buffer> {
     const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
     return Buffer.from(await out.Body!.transformToByteArray());
+  }
+
+  /** The keys of the objects under `prefix` (every page). */
+  async keys(prefix: string): Promise<string[]> {
+    const keys: string[] = [];
+    let token: string | undefined;
+    do {
+      const page = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }));
+      keys.push(...(page.Contents ?? []).map((o) => o.Key!));
+      token = page.NextContinuationToken;
+    } while (token);
+    return keys;
   }
 
   /** Deletes the objects (absent ones included). */
