@@ -47,11 +47,14 @@ DEFAULT_WORK = os.path.join(HERE, ".work")
 # --------------------------------------------------------------------------------------
 # Step counts (fixed; NOT time budgets).
 # --------------------------------------------------------------------------------------
-# Autoencoder stages: (steps, peak learning rate, latent noise std, canvas sizes); the second
-# sharpens small shapes (a 128 px canvas's shapes span 2-3 latent cells).
+# Autoencoder stages: (steps, peak learning rate, latent noise std, canvas sizes, what trains);
+# the second sharpens small shapes (a 128 px canvas's shapes span 2-3 latent cells), the third
+# trains the decoder alone (the latent space, which the UNet learns, stays as it is).
+SMALL_CANVASES = [(64, 64), (96, 96), (128, 128), (128, 128), (192, 192), (256, 256), (160, 96), (512, 512)]
 AE_STAGES = [
-    (2500, 1e-3, 0.15, [(64, 64), (128, 128), (256, 256), (512, 512), (192, 320), (384, 256), (96, 160)]),
-    (1500, 3e-4, 0.08, [(64, 64), (96, 96), (128, 128), (128, 128), (192, 192), (256, 256), (160, 96), (512, 512)]),
+    (2500, 1e-3, 0.15, [(64, 64), (128, 128), (256, 256), (512, 512), (192, 320), (384, 256), (96, 160)], "all"),
+    (1500, 3e-4, 0.08, SMALL_CANVASES, "all"),
+    (2000, 2e-4, 0.04, SMALL_CANVASES, "decoder"),
 ]
 AE_BATCH = 16
 UNET_STEPS = 6000
@@ -719,7 +722,6 @@ def step_rng(phase, step):
 def train_autoencoder(enc, dec, stages, work):
     """The autoencoder, stage after stage (a fresh AdamW each, cosine over the stage); WORK/ae.pt
     after every stage, and a run picks up after the last stage it holds."""
-    params = list(enc.parameters()) + list(dec.parameters())
     path = os.path.join(work, "ae.pt")
     done = 0
     if os.path.exists(path):
@@ -730,7 +732,8 @@ def train_autoencoder(enc, dec, stages, work):
         log(f"autoencoder: {done} of {len(stages)} stages loaded from {path}")
     crop = 96
     first = sum(n for n, *_ in stages[:done])
-    for k, (steps, lr, noise_std, sizes) in list(enumerate(stages))[done:]:
+    for k, (steps, lr, noise_std, sizes, part) in list(enumerate(stages))[done:]:
+        params = list(dec.parameters()) + (list(enc.parameters()) if part == "all" else [])
         opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
         t0 = time.time()
         for i in range(steps):
@@ -745,7 +748,8 @@ def train_autoencoder(enc, dec, stages, work):
             oy = int(rng.integers(0, H - ch + 1)) // VAE_FACTOR * VAE_FACTOR
             ox = int(rng.integers(0, W - cw + 1)) // VAE_FACTOR * VAE_FACTOR
             img = img[:, :, oy:oy + ch, ox:ox + cw]
-            z = enc(img)
+            with torch.set_grad_enabled(part == "all"):
+                z = enc(img)
             noise = torch.from_numpy(rng.standard_normal(z.shape).astype(np.float32))
             rec = dec(z + noise_std * noise)
             l1 = (rec - img).abs().mean()
@@ -1281,7 +1285,7 @@ def main():
         export_all(args.out, text, unet, enc, dec, 1.0, 0.0, tok, merges, vocab, cnet=ControlNet(unet))
         log("exported UNTRAINED model to", args.out)
         return
-    train_autoencoder(enc, dec, [(40, lr, n, sz) for _, lr, n, sz in AE_STAGES] if args.quick else AE_STAGES, args.work)
+    train_autoencoder(enc, dec, [(40, *rest) for _, *rest in AE_STAGES] if args.quick else AE_STAGES, args.work)
     t_ae = time.time() - t_start
     if args.stop_after == "ae":
         return
