@@ -964,25 +964,23 @@ def components(mask):
 
 
 def shape_kind(comp):
-    """circle / square / triangle / unknown: the template (ellipse, box, apex-up triangle) fitted
-    to the part's bounding box that overlaps it best, if its IoU is at least 0.75."""
+    """circle / square / triangle / unknown: a triangle when the part's top third is much narrower
+    than its bottom third (apex up), else the better of an ellipse and a box fitted to its bounding
+    box by IoU (at least 0.75 and 0.02 ahead); test/support/shape-judge.ts's shapeKind."""
     ys, xs = np.nonzero(comp)
-    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-    part = comp[y0:y1, x0:x1]
+    part = comp[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
     h, w = part.shape
     yy = (np.arange(h)[:, None] + 0.5) / h
     xx = (np.arange(w)[None, :] + 0.5) / w
-    templates = {
-        "circle": (xx - 0.5) ** 2 + (yy - 0.5) ** 2 <= 0.25,
-        "square": np.ones((h, w), bool),
-        "triangle": np.abs(xx - 0.5) <= 0.5 * yy,
-    }
-    best, best_iou = "unknown", 0.75
-    for name, tpl in templates.items():
-        iou = (tpl & part).sum() / max(1, (tpl | part).sum())
-        if iou > best_iou:
-            best, best_iou = name, iou
-    return best
+    iou = lambda tpl: (tpl & part).sum() / max(1, (tpl | part).sum())
+    rows = part.sum(1)
+    third = max(1, int(h * 0.3))
+    if rows[:third].mean() < 0.6 * rows[h - third:].mean():
+        return "triangle" if iou(np.abs(xx - 0.5) <= 0.5 * yy) >= 0.6 else "unknown"
+    circle, square = iou((xx - 0.5) ** 2 + (yy - 0.5) ** 2 <= 0.25), iou(np.ones((h, w), bool))
+    if max(circle, square) < 0.75 or abs(circle - square) < 0.02:
+        return "unknown"
+    return "circle" if circle > square else "square"
 
 
 def judge(img):

@@ -3,8 +3,7 @@
  * `judge`, models/train/train_shapes_ldm.py): every pixel takes its nearest palette colour, the
  * background is the border band's commonest, and the shapes are the 4-connected parts of the
  * other pixels that cover at least 0.3% of the image, each with its commonest colour and its
- * kind — the template (ellipse, box or apex-up triangle) fitted to its bounding box that
- * overlaps it best, when that overlap (IoU) is at least 0.75.
+ * kind (circle, square, apex-up triangle or unknown; see `shapeKind`).
  */
 import { PALETTE, RgbImage, backgroundColour, nearestColour } from './colour-judge';
 
@@ -72,7 +71,12 @@ function parts(inside: Uint8Array, width: number, height: number): number[][] {
   return out;
 }
 
-/** The template fitted to the part's bounding box that overlaps it best (IoU ≥ 0.75). */
+/**
+ * The part's kind: a triangle when its top third is much narrower than its bottom third (an
+ * apex-up triangle's rows widen downwards; a circle's and a square's do not), otherwise the
+ * better fitting of an ellipse and a box in its bounding box, by IoU (at least 0.75, and 0.02
+ * ahead of the other). Soft edges round a small shape's corners; the widths still tell.
+ */
 export function shapeKind(pixels: readonly number[], width: number): ShapeKind {
   let [x0, y0, x1, y1] = [Infinity, Infinity, -Infinity, -Infinity];
   for (const p of pixels) {
@@ -83,18 +87,16 @@ export function shapeKind(pixels: readonly number[], width: number): ShapeKind {
   const w = x1 - x0;
   const h = y1 - y0;
   const part = new Uint8Array(w * h);
+  const rows = new Array<number>(h).fill(0);
   for (const p of pixels) {
     const x = p % width;
-    part[((p - x) / width - y0) * w + x - x0] = 1;
+    const y = (p - x) / width - y0;
+    part[y * w + x - x0] = 1;
+    rows[y]++;
   }
-  const templates: Record<Exclude<ShapeKind, 'unknown'>, (u: number, v: number) => boolean> = {
-    circle: (u, v) => (u - 0.5) ** 2 + (v - 0.5) ** 2 <= 0.25,
-    square: () => true,
-    triangle: (u, v) => Math.abs(u - 0.5) <= 0.5 * v,
-  };
-  let best: ShapeKind = 'unknown';
-  let bestIou = MIN_IOU;
-  for (const [kind, inside] of Object.entries(templates) as Array<[ShapeKind, (u: number, v: number) => boolean]>) {
+  const third = Math.max(1, Math.floor(h * 0.3));
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const iou = (inside: (u: number, v: number) => boolean) => {
     let both = 0;
     let either = 0;
     for (let y = 0; y < h; y++) {
@@ -105,9 +107,13 @@ export function shapeKind(pixels: readonly number[], width: number): ShapeKind {
         if (t || s) either++;
       }
     }
-    if (both / either > bestIou) [best, bestIou] = [kind, both / either];
-  }
-  return best;
+    return both / either;
+  };
+  if (mean(rows.slice(0, third)) < 0.6 * mean(rows.slice(h - third))) return iou((u, v) => Math.abs(u - 0.5) <= 0.5 * v) >= 0.6 ? 'triangle' : 'unknown';
+  const circle = iou((u, v) => (u - 0.5) ** 2 + (v - 0.5) ** 2 <= 0.25);
+  const square = iou(() => true);
+  if (Math.max(circle, square) < MIN_IOU || Math.abs(circle - square) < 0.02) return 'unknown';
+  return circle > square ? 'circle' : 'square';
 }
 
 export function judgeShapes(image: RgbImage): Verdict {
