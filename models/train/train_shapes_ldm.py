@@ -54,10 +54,13 @@ SMALL_CANVASES = [(64, 64), (96, 96), (128, 128), (128, 128), (192, 192), (256, 
 AE_STAGES = [
     (2500, 1e-3, 0.15, [(64, 64), (128, 128), (256, 256), (512, 512), (192, 320), (384, 256), (96, 160)], "all"),
     (1500, 3e-4, 0.08, SMALL_CANVASES, "all"),
-    (2000, 2e-4, 0.04, SMALL_CANVASES, "decoder"),
+    (1000, 2e-4, 0.04, SMALL_CANVASES, "decoder"),
 ]
 AE_BATCH = 16
 UNET_STEPS = 6000
+# The UNet's learning-rate schedule (warm-up, cosine to 10%) is defined over this many steps,
+# whatever UNET_STEPS is, so a run stopped at step N equals a run with UNET_STEPS = N.
+UNET_LR_HORIZON = 6000
 CONTROL_STEPS = 1500
 SEED = 1234
 VAE_FACTOR = 16
@@ -880,7 +883,7 @@ def train_unet(unet, text, enc, scale, tok, steps, work, evaluator=None, eval_ev
         t, xt = noised_batch(unet, ctx.detach(), x0, rng, acp, trajectory=0.5)
         return ((unet.predict_x0(xt, t, ctx) - x0) ** 2).mean()
 
-    train_loop("unet", 3, [unet, text], steps, work, 4e-4, UNET_STEPS, 0.9995, 200, batch_loss, evaluator, eval_every)
+    train_loop("unet", 3, [unet, text], steps, work, 4e-4, UNET_LR_HORIZON, 0.9995, 200, batch_loss, evaluator, eval_every)
 
 
 def train_controlnet(cnet, unet, text, enc, scale, tok, steps, work, evaluator=None, eval_every=500):
