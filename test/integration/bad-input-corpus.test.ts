@@ -102,8 +102,24 @@ function corpus(images: Images): Case[] {
     // More steps than the model's scheduler can take at this strength (LCM: 50 distilled steps × 0.1 = 5).
     { name: 'edit of 40 steps at strength 0.1', body: edit({ source: { image: images.png64 }, mask: { rects: [[0, 0, 8, 8]] }, steps: 40, strength: 0.1 }) },
   );
+  // Control images: the job's size, an image, a type, a sane scale.
+  const control = (c: Record<string, unknown>) => ({ ...good, control: { image: images.png64, type: 'edges', ...c } });
+  cases.push(
+    { name: 'control image 100x100 on a 64x64 job', body: control({ image: images.png100 }) },
+    { name: 'control image not base64', body: control({ image: '%%%' }) },
+    { name: 'control image not an image', body: control({ image: Buffer.from('x').toString('base64') }) },
+    { name: 'control image bomb', body: control({ image: pngDeclaring(50000, 50000) }) },
+    { name: 'control without image', body: { ...good, control: { type: 'edges' } } },
+    { name: 'control without type', body: { ...good, control: { image: images.png64 } } },
+    { name: 'control type with spaces', body: control({ type: 'edge map' }) },
+    { name: 'control scale -1', body: control({ scale: -1 }) },
+    { name: 'control scale "high"', body: control({ scale: 'high' }) },
+    { name: 'control with an unknown field', body: control({ strength: 1 }) },
+    { name: 'control on an edit', body: edit({ source: { image: images.png64 }, mask: { rects: [[0, 0, 8, 8]] }, control: { image: images.png64, type: 'edges' } }) },
+  );
   for (const [format, base64] of Object.entries(images.others)) {
     cases.push(
+      { name: `control image ${format}`, body: control({ image: base64 }) },
       { name: `edit source image ${format}`, body: edit({ source: { image: base64 }, mask: { rects: [[0, 0, 8, 8]] } }) },
       { name: `edit mask ${format}`, body: edit({ source: { image: images.png64 }, mask: { png: base64 } }) },
       { name: `region mask ${format}`, body: region({ png: base64 }) },

@@ -1,9 +1,10 @@
 /**
  * The checks of a job request that need more than its schema: embedded images (masks, edit
- * sources) must be PNG, JPEG or WebP — told by their signature, so no other decoder (SVG, TIFF,
- * GIF…) ever reads tenant bytes — of a sane size, read first from the header (sharp metadata)
- * with a pixel limit, so a decompression bomb is refused without being decoded, and then decoded
- * in full, so corrupt data is refused here rather than failing in the worker.
+ * sources, control images) must be PNG, JPEG or WebP — told by their signature, so no other
+ * decoder (SVG, TIFF, GIF…) ever reads tenant bytes — of a sane size (a control image: the job's),
+ * read first from the header (sharp metadata) with a pixel limit, so a decompression bomb is
+ * refused without being decoded, and then decoded in full, so corrupt data is refused here rather
+ * than failing in the worker.
  */
 import sharp from 'sharp';
 import { FieldProblem, ImageFormat, JobRequest, MAX_MASK_PIXELS, RequestLimits } from '@farm/contracts';
@@ -13,6 +14,8 @@ interface EmbeddedImage {
   base64: string;
   /** Edit sources become the canvas: their sides must be valid image sizes. */
   canvas: boolean;
+  /** Control images lie over the canvas: their size must be the job's. */
+  size?: { width: number; height: number };
 }
 
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
@@ -29,6 +32,9 @@ function embeddedImages(request: JobRequest): EmbeddedImage[] {
   const images: EmbeddedImage[] = (request.regions ?? []).flatMap((region, i) =>
     'png' in region.mask ? [{ path: `regions.${i}.mask.png`, base64: region.mask.png, canvas: false }] : [],
   );
+  if (request.type === 'generate' && request.control) {
+    images.push({ path: 'control.image', base64: request.control.image, canvas: false, size: { width: request.width, height: request.height } });
+  }
   if (request.type === 'edit') {
     if (typeof request.source !== 'string') images.push({ path: 'source.image', base64: request.source.image, canvas: true });
     if (request.mask && 'png' in request.mask) images.push({ path: 'mask.png', base64: request.mask.png, canvas: false });
@@ -37,7 +43,7 @@ function embeddedImages(request: JobRequest): EmbeddedImage[] {
 }
 
 /** Why the image cannot be used (null when it can). */
-async function imageProblem({ base64, canvas }: EmbeddedImage, limits: RequestLimits): Promise<string | null> {
+async function imageProblem({ base64, canvas, size }: EmbeddedImage, limits: RequestLimits): Promise<string | null> {
   const bytes = Buffer.from(base64, 'base64');
   if (!signatureFormat(bytes)) return 'not a PNG, JPEG or WebP image (no other format is accepted)';
   const options = { limitInputPixels: MAX_MASK_PIXELS };
@@ -52,6 +58,7 @@ async function imageProblem({ base64, canvas }: EmbeddedImage, limits: RequestLi
   if (canvas && (width % 8 !== 0 || height % 8 !== 0 || Math.min(width, height) < limits.minSize || Math.max(width, height) > limits.maxSize)) {
     return `image is ${width}x${height}; sides must be multiples of 8 in [${limits.minSize}, ${limits.maxSize}]`;
   }
+  if (size && (width !== size.width || height !== size.height)) return `image is ${width}x${height}; it must be the job's ${size.width}x${size.height}`;
   try {
     await sharp(bytes, options).raw().toBuffer(); // every pixel, so corrupt data shows now
   } catch (err) {

@@ -177,7 +177,8 @@ export class JobRunner {
   }
 
   private async generate(id: string, request: Request<'generate'>, onProgress: ProgressListener) {
-    const image = await infer(() => this.deps.pipeline.generate({ ...request, id, regions: toRegionParams(request.regions) }, onProgress));
+    const control = request.control && { ...request.control, image: Buffer.from(request.control.image, 'base64') };
+    const image = await infer(() => this.deps.pipeline.generate({ ...request, id, regions: toRegionParams(request.regions), control }, onProgress));
     return this.storeResult(id, image, request.prompt);
   }
 

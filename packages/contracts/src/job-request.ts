@@ -99,6 +99,18 @@ export function jobRequestSchema(limits: RequestLimits = DEFAULT_LIMITS) {
   });
 
   const regions = z.array(region).max(limits.maxRegions, `at most ${limits.maxRegions} regions`).optional();
+  /**
+   * A control image for the model's ControlNet: the image's shapes follow its layout, the prompt
+   * sets the rest. `type` is a kind the model was trained for (the bundled model: `edges`, white
+   * outlines on black; `layout`, white silhouettes on black).
+   */
+  const control = z
+    .strictObject({
+      image: z.base64('control.image must be base64').max(MAX_MASK_BASE64, 'control.image is too large'),
+      type: z.string().regex(/^[\w-]{1,32}$/, 'control.type is 1-32 letters, digits, "_" or "-"'),
+      scale: z.number().min(0).max(2).default(1),
+    })
+    .optional();
 
   const generate = z
     .strictObject({
@@ -112,11 +124,12 @@ export function jobRequestSchema(limits: RequestLimits = DEFAULT_LIMITS) {
       seed,
       format,
       regions,
+      control,
       model,
       priority,
       webhook,
     })
-    .meta({ title: 'Generate', description: 'Generate an image from a prompt (and regions)' });
+    .meta({ title: 'Generate', description: 'Generate an image from a prompt (and regions, and a control image)' });
 
   const edit = z
     .strictObject({
@@ -183,6 +196,7 @@ export type JobRequest = z.output<ReturnType<typeof jobRequestSchema>>;
 export type GenerateRequest = Extract<JobRequest, { type: 'generate' }>;
 export type EditRequest = Extract<JobRequest, { type: 'edit' }>;
 export type RegionRequest = NonNullable<GenerateRequest['regions']>[number];
+export type ControlRequest = NonNullable<GenerateRequest['control']>;
 export type MaskRequest = RegionRequest['mask'];
 export interface FieldProblem {
   path: string;

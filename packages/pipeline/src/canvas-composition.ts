@@ -12,7 +12,7 @@
  * An edit adds a keep layer: outside its mask the source's clean latent replaces the estimate,
  * so the scheduler re-noises the untouched part from the source trajectory at every step.
  */
-import type { Composition, Conditioning, Guidance, LaneSpec } from './composition';
+import type { Composition, Conditioning, Guidance, LaneControl, LaneSpec } from './composition';
 import { applyGuidance } from './composition';
 import type { GaussianRng } from './gaussian-rng';
 import { CanvasShape, Window, cropWindow } from './latent-window';
@@ -56,6 +56,8 @@ export interface CanvasCompositionOptions {
   bootstrap?: Bootstrap;
   /** Edits: the source latent is kept outside the (per-step quantized) mask. */
   keep?: KeepLayer;
+  /** A ControlNet input: every lane (guided or not) gets the control image under its window. */
+  control?: (window: Window) => LaneControl;
 }
 
 interface LaneGroup {
@@ -80,8 +82,9 @@ export function canvasComposition(options: CanvasCompositionOptions): Compositio
   const lanes: LaneSpec[] = [];
   const groups: LaneGroup[] = [];
   const addGroup = (window: Window, conditioning: Conditioning, extra: Partial<LaneGroup>) => {
-    const cond = lanes.push({ window, ...conditioning }) - 1;
-    const uncond = guidance.kind === 'cfg' ? lanes.push({ window, ...guidance.unconditional }) - 1 : null;
+    const control = options.control?.(window);
+    const cond = lanes.push({ window, ...conditioning, control }) - 1;
+    const uncond = guidance.kind === 'cfg' ? lanes.push({ window, ...guidance.unconditional, control }) - 1 : null;
     groups.push({ window, cond, uncond, ...extra });
   };
   for (const tile of options.tiles) addGroup(tile.window, options.context, { tile });

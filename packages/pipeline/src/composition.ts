@@ -16,8 +16,15 @@ export interface Conditioning {
   extras?: Readonly<Record<string, Float32Array>>;
 }
 
+/** A lane's ControlNet input: the control image under its window (RGB planes [3, h·s, w·s] in 0…1, s the VAE's pixels per cell) and its weight. */
+export interface LaneControl {
+  image: Float32Array;
+  scale: number;
+}
+
 export interface LaneSpec extends Conditioning {
   window: Window;
+  control?: LaneControl;
 }
 
 export interface Composition {

@@ -8,13 +8,14 @@
 import { InvalidJobError, isPromptEdit } from '@farm/contracts';
 import { KeepLayer, RegionLayer, canvasComposition } from './canvas-composition';
 import { changeProbe } from './change-mask';
-import type { Conditioning, Guidance } from './composition';
+import type { Conditioning, Guidance, LaneControl } from './composition';
 import { EditLayout, EditMasks, drawnEditMasks, planEdit, promptEditMasks } from './edit-plan';
 import { GaussianRng } from './gaussian-rng';
 import { OutputFormat, encodeImage } from './image-output';
 import { CanvasShape, Window, cropWindow, pasteWindow } from './latent-window';
 import { LatentPreview } from './latent-preview';
 import { MaskSpec, encodeMaskPng, rasterizeMask } from './mask-source';
+import { controlLanes, decodeControlImage } from './control-image';
 import { toPlanarTensor, toRgbBytes } from './pixel-tensor';
 import type { Mask } from './region-masks';
 import { RegionLayout, regionLayers } from './region-layers';
@@ -76,6 +77,17 @@ export interface GenerateParams {
   seed: number;
   format: OutputFormat;
   regions?: readonly RegionParams[];
+  /** A control image for the model's ControlNet: the shapes follow its layout, the prompt sets the rest. */
+  control?: ControlParams;
+}
+
+export interface ControlParams {
+  /** An encoded image (PNG, JPEG or WebP) of the job's width and height. */
+  image: Buffer;
+  /** A kind of control image the model was trained for (`SdModelInfo.controlTypes`). */
+  type: string;
+  /** How strongly it steers, 0… (1: as trained). */
+  scale: number;
 }
 
 export interface RenderedImage {
@@ -204,7 +216,10 @@ export class DiffusionPipeline {
   async generate(params: GenerateParams, onProgress?: ProgressListener): Promise<RenderedImage> {
     const canvas = this.latentCanvas(params.width, params.height);
     const rng = new GaussianRng(params.seed);
-    const { layers } = await this.regionLayers(params.regions ?? [], canvas, params);
+    const [{ layers }, control] = await Promise.all([
+      this.regionLayers(params.regions ?? [], canvas, params),
+      params.control && this.controlLanes(params.control, canvas, params),
+    ]);
     const timesteps = this.engine.scheduler.timesteps(params.steps);
     const noise = rng.normals(canvas.channels * canvas.height * canvas.width);
     const scale = this.engine.scheduler.initialNoiseScale(timesteps[0]);
@@ -216,6 +231,7 @@ export class DiffusionPipeline {
       rng,
       regions: layers,
       size: params,
+      control,
       onProgress,
     });
     const { vaeScale } = this.model.info;
@@ -347,6 +363,7 @@ export class DiffusionPipeline {
     image?: { canvas: CanvasShape; latent: Float32Array; area: Window };
     /** The image's size and the guidance scale, as the model's extra conditioning takes them. */
     size: JobConditioning;
+    control?: (window: Window) => LaneControl;
     onProgress?: ProgressListener;
   }): Promise<Float32Array> {
     const { params, canvas, image, onProgress } = job;
@@ -375,6 +392,7 @@ export class DiffusionPipeline {
         schedule: this.engine.scheduler.schedule,
         bootstrap: { steps: bootstrapSteps, background: this.plainBackground, rng: new GaussianRng(params.seed ^ 0x5bd1e995) },
         keep: job.keep,
+        control: job.control,
       }),
       rng: job.rng,
       onStep:
@@ -402,6 +420,17 @@ export class DiffusionPipeline {
     ]);
     const inputs = regions.map((r, i) => ({ context: contexts[i], pixelMask: pixelMasks[i], strength: r.strength ?? 1 }));
     return { layers: regionLayers(inputs, canvas, this.layout), pixelMasks };
+  }
+
+  /** A job's control image as its lanes take it, checked against the model's control types and the image's size. */
+  private async controlLanes(control: ControlParams, canvas: CanvasShape, size: { width: number; height: number }): Promise<(window: Window) => LaneControl> {
+    const { controlTypes, vaeScale } = this.model.info;
+    if (!controlTypes.includes(control.type)) {
+      throw new InvalidJobError(controlTypes.length === 0 ? 'control: this model has no ControlNet' : `control.type must be one of: ${controlTypes.join(', ')}`);
+    }
+    const image = await decodeControlImage(control.image);
+    if (image.width !== size.width || image.height !== size.height) throw new InvalidJobError(`control.image is ${image.width}x${image.height}; the image is ${size.width}x${size.height}`);
+    return controlLanes(image, canvas, vaeScale, control.scale);
   }
 
   /** The prompts' lane conditioning for a job: cached text embeddings plus the job's extra inputs. */

@@ -16,6 +16,7 @@ export * from './composition';
 export * from './canvas-composition';
 export * from './region-masks';
 export * from './mask-source';
+export * from './control-image';
 export * from './tiling';
 export * from './feather-paste';
 export * from './change-mask';

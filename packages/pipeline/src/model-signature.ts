@@ -9,11 +9,15 @@
  *   of both encoders, concatenated, and `text_embeds` (pooled) of text_encoder_2;
  * - UNet `timestep`: [steps] int64 (Optimum ≤ 1.23, one per sample) or rank 0 float (≥ 1.24,
  *   one per call); extra conditioning `text_embeds`, `time_ids` (SDXL), `timestep_cond` (LCM);
- * - VAE encoder: `latent_sample` (≤ 1.22, sampled) or `latent_parameters` (mean ‖ log-variance).
+ * - VAE encoder: `latent_sample` (≤ 1.22, sampled) or `latent_parameters` (mean ‖ log-variance);
+ * - ControlNet (the community's ONNX convention: onnx-web, the TensorRT demo): `controlnet/model.onnx`
+ *   takes `sample`, `timestep`, `encoder_hidden_states` and `controlnet_cond` (RGB [b, 3, H, W] in
+ *   0…1) and gives the down-block residuals then the mid-block residual; a UNet that accepts them
+ *   takes `down_block_0 … down_block_N-1` and `mid_block_additional_residual`.
  */
 import type { Dim, ElementType, ValueSignature } from '@farm/model-tools';
 
-export type Part = 'text_encoder' | 'text_encoder_2' | 'unet' | 'vae_decoder' | 'vae_encoder';
+export type Part = 'text_encoder' | 'text_encoder_2' | 'unet' | 'vae_decoder' | 'vae_encoder' | 'controlnet';
 
 export interface PartSignature {
   inputs: readonly ValueSignature[];
@@ -35,6 +39,14 @@ export interface ExtraInput {
   width: number;
 }
 
+/** One ControlNet residual: the UNet input it is added through, its channels, the ControlNet output giving it. */
+export interface ControlResidual {
+  input: string;
+  channels: number;
+  /** Null when the folder has no controlnet/ (the UNet then gets zeros). */
+  output: string | null;
+}
+
 export interface ModelSignature {
   textEncoders: TextEncoderUse[];
   /** Width of the UNet's encoder_hidden_states (the encoders' widths summed). */
@@ -47,6 +59,8 @@ export interface ModelSignature {
   encoderOutput: { name: string; kind: 'sample' | 'parameters' } | null;
   /** Float type of the VAE decoder (fp16 ones are upcast when their config asks, as diffusers' force_upcast). */
   decoderType: ElementType;
+  /** The UNet's ControlNet residual inputs, down blocks in order then the mid block (empty: it takes none). */
+  controlResiduals: ControlResidual[];
 }
 
 /** A model the farm cannot serve; its message is one sentence naming what is missing. */
@@ -98,7 +112,7 @@ export function deriveModelSignature(parts: Partial<Record<Part, PartSignature>>
   const context = requireInput('unet', unet, 'encoder_hidden_states', 3);
   const contextWidth = typeof lastDim(context) === 'number' ? (lastDim(context) as number) : fail('unet/model.onnx input "encoder_hidden_states" has no fixed width');
   const known = new Set(['sample', 'timestep', 'encoder_hidden_states', 'text_embeds', 'time_ids', 'timestep_cond']);
-  const unknown = unet.inputs.find((i) => !known.has(i.name));
+  const unknown = unet.inputs.find((i) => !known.has(i.name) && !isResidualInput(i.name));
   if (unknown) fail(`unet/model.onnx takes "${unknown.name}", which the farm cannot supply`);
   const extras: ExtraInput[] = (['text_embeds', 'time_ids', 'timestep_cond'] as const)
     .map((name) => find(unet.inputs, name))
@@ -155,5 +169,31 @@ export function deriveModelSignature(parts: Partial<Record<Part, PartSignature>>
     latentChannels,
     encoderOutput,
     decoderType: latentIn.type,
+    controlResiduals: controlResiduals(unet, parts.controlnet),
   };
+}
+
+const isResidualInput = (name: string) => /^down_block_\d+$/.test(name) || name === 'mid_block_additional_residual';
+
+/** The UNet's residual inputs (down_block_0…N-1, mid_block_additional_residual) matched to the ControlNet's outputs in order. */
+function controlResiduals(unet: PartSignature, controlnet?: PartSignature): ControlResidual[] {
+  const index = (name: string) => (name.startsWith('down_block_') ? Number(name.slice('down_block_'.length)) : Infinity);
+  const inputs = unet.inputs.filter((i) => isResidualInput(i.name)).sort((a, b) => index(a.name) - index(b.name));
+  const expected = [...Array.from({ length: inputs.length - 1 }, (_, i) => `down_block_${i}`), 'mid_block_additional_residual'];
+  if (inputs.length > 0 && inputs.map((i) => i.name).join() !== expected.join()) {
+    fail(`unet/model.onnx takes ControlNet residuals ${inputs.map((i) => i.name).join(', ')}; the farm feeds down_block_0 … down_block_N-1 and mid_block_additional_residual`);
+  }
+  if (controlnet) {
+    if (inputs.length === 0) fail('controlnet/model.onnx is present but unet/model.onnx takes no ControlNet residuals');
+    for (const name of ['sample', 'timestep', 'encoder_hidden_states']) requireInput('controlnet', controlnet, name);
+    const cond = requireInput('controlnet', controlnet, 'controlnet_cond', 4);
+    if (cond.dims[1] !== 3) fail(`controlnet/model.onnx takes ${cond.dims[1]}-channel control images; the farm feeds RGB`);
+    if (controlnet.outputs.length !== inputs.length) fail(`controlnet/model.onnx gives ${controlnet.outputs.length} residuals but the UNet takes ${inputs.length}`);
+  }
+  return inputs.map((input, i) => {
+    const channels = typeof input.dims[1] === 'number' ? input.dims[1] : fail(`unet/model.onnx input "${input.name}" has no fixed channel count`);
+    const output = controlnet ? controlnet.outputs[i] : null;
+    if (output && output.dims[1] !== channels) fail(`controlnet/model.onnx output "${output.name}" has ${output.dims[1]} channels but the UNet's ${input.name} ${channels}`);
+    return { input: input.name, channels, output: output?.name ?? null };
+  });
 }

@@ -13,7 +13,7 @@ import * as ort from 'onnxruntime-node';
 import { ElementType, fromFloat16, readModelFile, toFloat16, upcastFloat16, writeModel } from '@farm/model-tools';
 import type { BusyMeter } from './busy-meter';
 import { ClipTokenizer } from './clip-tokenizer';
-import type { Conditioning } from './composition';
+import type { Conditioning, LaneControl } from './composition';
 import { ModelSignature, Part, PartSignature, UnsupportedModelError, deriveModelSignature } from './model-signature';
 import type { SchedulerConfig } from './noise-schedule';
 
@@ -112,6 +112,8 @@ export interface SdModelInfo {
   /** The latent side the UNet was trained at (config `sample_size`; 64 for SD 1.x at 512 px). */
   sampleSize: number;
   scalingFactor: number;
+  /** The kinds of control image its ControlNet was trained for (controlnet/config.json `conditioning_types`; none without one). */
+  controlTypes: string[];
 }
 
 /** A prompt's text conditioning: the context [L, D] and, for SDXL, the pooled embedding. */
@@ -157,6 +159,9 @@ export class SdModel {
     private readonly sessions: Map<Part, Session>,
   ) {}
 
+  /** The zero residuals of uncontrolled calls, made once. */
+  private zeros?: Record<string, ort.Tensor>;
+
   /** The first tokenizer (its max length is the context's). */
   get tokenizer(): ClipTokenizer {
     return this.tokenizers[0];
@@ -183,12 +188,13 @@ export class SdModel {
     };
     const file = (part: Part) => path.join(root, part, 'model.onnx');
     const configOf = (part: string) => readJson<Record<string, unknown>>(path.join(root, part, 'config.json'), {});
-    const [unetConfig, vaeConfig, schedulerConfig] = await Promise.all([
+    const [unetConfig, vaeConfig, controlConfig, schedulerConfig] = await Promise.all([
       configOf('unet'),
       configOf('vae_decoder'),
+      configOf('controlnet'),
       readJson<Partial<SchedulerConfig>>(path.join(root, 'scheduler', 'scheduler_config.json')),
     ]);
-    const parts: Part[] = ['text_encoder', 'text_encoder_2', 'unet', 'vae_decoder', ...(options.skipEncoder ? [] : ['vae_encoder' as const])];
+    const parts: Part[] = ['text_encoder', 'text_encoder_2', 'unet', 'vae_decoder', 'controlnet', ...(options.skipEncoder ? [] : ['vae_encoder' as const])];
     const sessions = new Map<Part, Session>();
     await Promise.all(
       parts.filter((part) => existsSync(file(part))).map(async (part) => sessions.set(part, await Session.open(part, file(part), sessionOptions, options.busy))),
@@ -222,6 +228,7 @@ export class SdModel {
       latentAlignment: Number(unetConfig.latent_alignment ?? 2 ** (unetBlocks - 1)),
       sampleSize: Number(unetConfig.sample_size ?? 64),
       scalingFactor: Number(vaeConfig.scaling_factor ?? 0.18215),
+      controlTypes: sessions.has('controlnet') ? ((controlConfig.conditioning_types as string[] | undefined) ?? ['control']) : [],
     };
     const model = new SdModel(info, signature, tokenizers, schedulerConfig, sessions);
     info.vaeScale = await model.measureVaeScale();
@@ -303,6 +310,7 @@ export class SdModel {
   /**
    * One UNet call over a batch: samples [B,C,h,w] (concatenated), one timestep per sample (all
    * equal for rank-0 exports), contexts [B,L,D] and each extra input [B,width] (concatenated).
+   * Lanes with a control image go through the ControlNet first (the others get zero residuals).
    * Returns the model's prediction [B,C,h,w].
    */
   async unet(
@@ -312,6 +320,7 @@ export class SdModel {
     h: number,
     w: number,
     extras: Readonly<Record<string, Float32Array>> = {},
+    controls?: readonly (LaneControl | undefined)[],
   ): Promise<Float32Array> {
     const unet = this.session('unet');
     const b = timesteps.length;
@@ -330,7 +339,65 @@ export class SdModel {
       if (!data || data.length !== b * width) throw new Error(`the UNet's ${name} needs ${width} values per sample`);
       feeds[name] = unet.floatInput(name, data, [b, width]);
     }
+    Object.assign(feeds, controls ? await this.controlResiduals({ sample, timesteps, context, h, w }, controls) : this.zeroResiduals());
     return (await unet.run(feeds, ['out_sample']))[0].data;
+  }
+
+  /** Zeros that broadcast to each ControlNet residual ([1, C, 1, 1]), for UNets that take them, run without control. */
+  private zeroResiduals(): Record<string, ort.Tensor> {
+    if (!this.zeros) {
+      const unet = this.session('unet');
+      this.zeros = Object.fromEntries(this.signature.controlResiduals.map((r) => [r.input, unet.floatInput(r.input, new Float32Array(r.channels), [1, r.channels, 1, 1])]));
+    }
+    return this.zeros;
+  }
+
+  /**
+   * The UNet's residual feeds for a batch: the ControlNet runs on the rows that have a control
+   * image (their samples, timesteps and contexts), each row's residuals times its scale; the other rows get zeros.
+   */
+  private async controlResiduals(
+    batch: { sample: Float32Array; timesteps: readonly number[]; context: Float32Array; h: number; w: number },
+    controls: readonly (LaneControl | undefined)[],
+  ): Promise<Record<string, ort.Tensor>> {
+    const controlnet = this.session('controlnet');
+    const { h, w } = batch;
+    const b = controls.length;
+    const rows = controls.flatMap((c, i) => (c ? [i] : []));
+    const pick = (data: Float32Array) => {
+      const size = data.length / b;
+      const out = new Float32Array(rows.length * size);
+      rows.forEach((row, i) => out.set(data.subarray(row * size, (row + 1) * size), i * size));
+      return out;
+    };
+    const s = this.info.vaeScale;
+    const imageSize = 3 * h * s * w * s;
+    const images = new Float32Array(rows.length * imageSize);
+    rows.forEach((row, i) => images.set(controls[row]!.image, i * imageSize));
+    const D = this.signature.contextWidth;
+    const oneTimestep = controlnet.signature.inputs.find((i) => i.name === 'timestep')!.dims.length === 0;
+    const residuals = await controlnet.run(
+      {
+        sample: controlnet.floatInput('sample', pick(batch.sample), [rows.length, this.info.latentChannels, h, w]),
+        timestep: oneTimestep ? controlnet.numberInput('timestep', [batch.timesteps[0]], []) : controlnet.numberInput('timestep', rows.map((row) => batch.timesteps[row]), [rows.length]),
+        encoder_hidden_states: controlnet.floatInput('encoder_hidden_states', pick(batch.context), [rows.length, batch.context.length / b / D, D]),
+        controlnet_cond: controlnet.floatInput('controlnet_cond', images, [rows.length, 3, h * s, w * s]),
+      },
+      this.signature.controlResiduals.map((r) => r.output!),
+    );
+    const unet = this.session('unet');
+    return Object.fromEntries(
+      this.signature.controlResiduals.map((r, k) => {
+        const { data, dims } = residuals[k];
+        const size = data.length / rows.length;
+        const full = new Float32Array(b * size);
+        rows.forEach((row, i) => {
+          const scale = controls[row]!.scale;
+          for (let j = 0; j < size; j++) full[row * size + j] = data[i * size + j] * scale;
+        });
+        return [r.input, unet.floatInput(r.input, full, [b, ...dims.slice(1)])];
+      }),
+    );
   }
 
   /** Latents [B,C,h,w] (unscaled by the pipeline, i.e. as the UNet sees them) → images [B,3,H,W] in [-1,1]. */

@@ -10,14 +10,17 @@
  * the UNet is injected.
  */
 import { JobCanceledError } from '@farm/contracts';
-import type { Composition, LaneSpec } from './composition';
+import type { Composition, LaneControl, LaneSpec } from './composition';
 import { GaussianRng } from './gaussian-rng';
 import type { CanvasShape } from './latent-window';
 import type { Scheduler } from './scheduler';
 
 /** The UNet as the engine sees it (SdModel implements it). */
 export interface UNetRunner {
-  /** `extras`: the lanes' extra conditioning inputs, each [B, width] concatenated (see Conditioning). */
+  /**
+   * `extras`: the lanes' extra conditioning inputs, each [B, width] concatenated (see Conditioning);
+   * `controls`: each lane's ControlNet input or undefined (absent when no lane of the call has one).
+   */
   unet(
     sample: Float32Array,
     timesteps: readonly number[],
@@ -25,6 +28,7 @@ export interface UNetRunner {
     h: number,
     w: number,
     extras?: Readonly<Record<string, Float32Array>>,
+    controls?: readonly (LaneControl | undefined)[],
   ): Promise<Float32Array>;
 }
 
@@ -285,7 +289,9 @@ export class StreamBatch {
       for (const [name, rows] of Object.entries(extras)) rows.set(lane.extras![name], i * (rows.length / chunk.length));
       timesteps.push(timestepOf(job));
     });
-    const out = await this.runner.unet(sample, timesteps, context, h, w, extras);
+    // Lanes with and without a control image share the call; the runner sends only the former through the ControlNet.
+    const controls = chunk.map(({ job, index }) => lanesOf(job)[index].control);
+    const out = await this.runner.unet(sample, timesteps, context, h, w, extras, controls.some(Boolean) ? controls : undefined);
     chunk.forEach(({ job, index }, i) => {
       lanes.get(job)!.predictions[index] = out.slice(i * laneSize, (i + 1) * laneSize);
     });
