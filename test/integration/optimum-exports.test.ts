@@ -69,6 +69,17 @@ describe.each(CASES)('%s (%s, %s)', (family, generation, dtype) => {
     expect(edited.job.result.edit ?? edited.job.result).toBeDefined();
   });
 
+  it('answers 400 naming the field for a request the model cannot serve', async () => {
+    const lcm = family.startsWith('lcm');
+    const body = family === 'lcm-dreamshaper-v7'
+      ? { type: 'generate', prompt: 'a cat', guidanceScale: 0.5 } // below the embedded guidance range
+      : { type: 'edit', source: 'no-such-job', prompt: 'a cat', mask: { rects: [[0, 0, 8, 8]] }, steps: lcm ? 40 : 1, strength: 0.5 };
+    const { status, body: answer } = await postJob(api, body);
+    expect(status).toBe(400);
+    const field = family === 'lcm-dreamshaper-v7' ? 'guidanceScale' : 'strength';
+    expect(answer.error.fields).toContainEqual({ path: field, message: expect.stringMatching(lcm && field === 'strength' ? /^steps must be at most 25 at strength 0.5 for this model/ : /for this model|makes none/) });
+  });
+
   it('paints a region job', async () => {
     const { pixels } = await rendered(api, {
       type: 'generate', prompt: 'a blue background', width: 128, height: 128, steps: 2, guidanceScale: guidance, seed: 9,

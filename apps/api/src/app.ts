@@ -20,6 +20,7 @@ import {
   ObjectStore,
   SessionHosts,
   SessionStore,
+  ModelCapabilityStore,
   WorkerRegistry,
 } from '@farm/platform';
 import { adminRoutes } from './admin-routes';
@@ -105,12 +106,12 @@ export function createApp(deps: ApiDeps): { app: Express; metrics: ApiMetrics; k
       ...deps,
       jobs,
       workers: new WorkerRegistry(deps.redis, deps.keyPrefix),
+      // What workers published; the bundled model's until its workers have.
+      capabilities: new ModelCapabilityStore(deps.redis, deps.keyPrefix, { [DEFAULT_MODEL]: BUNDLED_MODEL_CAPABILITIES }),
       cancellation,
       followed: new FollowedJobs(deps.redis, deps.keyPrefix),
       admission: new TenantAdmission(deps.redis, deps.keyPrefix, locator, deps.admission),
       idempotency: new IdempotencyKeys(deps.keyPrefix, deps.jobRetentionSeconds),
-      // The bundled model's, until workers publish their models' capabilities.
-      capabilities: (model) => (model === DEFAULT_MODEL ? BUNDLED_MODEL_CAPABILITIES : undefined),
       metrics,
     }),
   );

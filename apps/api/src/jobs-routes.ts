@@ -1,7 +1,7 @@
 /** The tenant-facing routes under /v1: submit, follow, cancel jobs; list workers. */
 import { randomInt, randomUUID } from 'node:crypto';
 import { Router } from 'express';
-import { FieldProblem, JobRequest, ModelCapabilities, QueuedJob, RequestLimits, SourceJob, capabilityProblems, parseJobRequest, queuedJob } from '@farm/contracts';
+import { FieldProblem, JobRequest, QueuedJob, RequestLimits, SourceJob, parseJobRequest, queuedJob } from '@farm/contracts';
 import {
   JOBS_PATH,
   FollowedJobs,
@@ -10,6 +10,7 @@ import {
   LOCATOR_MARGIN_SECONDS,
   ModelQueues,
   ObjectStore,
+  ModelCapabilityStore,
   WorkerRegistry,
   presentJob,
   tenantWebhookSecret,
@@ -30,6 +31,8 @@ export interface JobsRouteDeps {
   jobs: JobDirectory;
   events: JobEventHub;
   workers: WorkerRegistry;
+  /** What each model's workers published that it can serve (checked at submit). */
+  capabilities: ModelCapabilityStore;
   cancellation: JobCancellation;
   followed: FollowedJobs;
   admission: TenantAdmission;
@@ -37,7 +40,6 @@ export interface JobsRouteDeps {
   metrics: ApiMetrics;
   limits: RequestLimits;
   /** What a model can serve, where known: requests it cannot serve are refused at submit. */
-  capabilities: (model: string) => ModelCapabilities | undefined;
   webhooks: { secret?: string; allowPrivate: boolean };
   jobAttempts: number;
   jobBackoffMs: number;
@@ -120,8 +122,7 @@ export function jobsRoutes(deps: JobsRouteDeps): Router {
       checkRequestImages(parsed.value, deps.limits),
       checkWebhook(parsed.value),
     ]);
-    const capabilities = deps.capabilities(target.model);
-    const problems = [...imageProblems, ...target.problems, ...webhookProblems, ...(capabilities ? capabilityProblems(parsed.value, capabilities) : [])];
+    const problems = [...imageProblems, ...target.problems, ...webhookProblems, ...(await deps.capabilities.problems(parsed.value, target.model))];
     if (problems.length > 0) {
       metrics.rejected.inc({ reason: 'validation' });
       throw new HttpError(400, 'invalid_request', problems.map((p) => `${p.path}: ${p.message}`).join('; '), problems);

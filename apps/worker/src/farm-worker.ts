@@ -18,6 +18,7 @@ import {
   JobFinalStates,
   JobLocator,
   JobProgressWriter,
+  ModelCapabilityStore,
   ModelQueues,
   ObjectStore,
   SessionHosts,
@@ -219,6 +220,8 @@ export class FarmWorker {
       },
       { queueName: this.queue.name, prefix: o.queuePrefix, connection: o.redis, maxInFlight: o.maxInFlight, lockDurationMs: o.lockDurationMs, gate: this.gate },
     );
+    // Before any job is taken: the API checks submissions against what this model can serve.
+    await new ModelCapabilityStore(o.redis, `${o.queuePrefix}:${o.queueName}`).publish(o.model, this.pipeline.capabilities());
     if (o.webhooks.secret) {
       this.webhooks = new WebhookDispatcher({
         connection: o.redis,

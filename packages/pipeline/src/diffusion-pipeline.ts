@@ -5,7 +5,7 @@
  * as work of the shared stream batch and the VAE, and encodes the result. One instance per
  * worker process; `generate` and `edit` may be called concurrently and share the UNet batches.
  */
-import { InvalidJobError, isPromptEdit } from '@farm/contracts';
+import { InvalidJobError, ModelCapabilities, isPromptEdit } from '@farm/contracts';
 import { KeepLayer, RegionLayer, canvasComposition } from './canvas-composition';
 import { changeProbe } from './change-mask';
 import type { Conditioning, Guidance, LaneControl } from './composition';
@@ -204,6 +204,20 @@ export class DiffusionPipeline {
     const plain = Float32Array.from({ length: channels }, (_, c) => grey.subarray(c * cells, (c + 1) * cells).reduce((a, b) => a + b, 0) / cells);
     const preview = await LatentPreview.fit(encode, channels, side);
     return new DiffusionPipeline(model, plain, preview, options);
+  }
+
+  /**
+   * What this model can serve, for the submit-time check (contracts' capabilityProblems): image
+   * sides in multiples of the VAE's pixels per cell, classifier-free guidance or an embedded
+   * guidance scale (LCM: w = scale − 1 from 0 up to 15, the distillation's w_max in diffusers'
+   * train_lcm_distill_sd_wds.py), and how the scheduler makes a plan of (steps, strength).
+   */
+  capabilities(): ModelCapabilities {
+    return {
+      sizeMultiple: this.model.info.vaeScale,
+      guidance: this.model.embedsGuidance ? { kind: 'embedded', min: 1, max: 16 } : { kind: 'cfg' },
+      sampler: this.engine.scheduler.sampler,
+    };
   }
 
   /** Latent canvas for an image size: image/vaeScale, rounded up to the UNet's alignment. */

@@ -20,3 +20,4 @@ export * from './session-hosts';
 export * from './job-final-states';
 export * from './followed-jobs';
 export * from './job-progress';
+export * from './model-capability-store';
