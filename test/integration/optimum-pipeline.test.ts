@@ -99,3 +99,22 @@ describe('the fp16 SDXL VAE', () => {
     await model.release();
   });
 });
+
+describe('GPU batch shapes, run on the CPU', () => {
+  it('pads calls to power-of-two buckets without changing the predictions, and warms up every bucket', async () => {
+    const dir = fixtures.dir('sdxl-turbo', 'optimum-1.24');
+    const [plain, bucketed] = await Promise.all([SdModel.load(dir, { skipEncoder: true }), SdModel.load(dir, { skipEncoder: true, batchBuckets: 8 })]);
+    const [text] = await plain.encodeText(['a red circle']);
+    const cond = plain.conditioning(text, { width: 64, height: 64, guidanceScale: 1 });
+    const rows = (x: Float32Array, n: number) => Float32Array.from({ length: n * x.length }, (_, i) => x[i % x.length]);
+    const sample = Float32Array.from({ length: 3 * 4 * 64 }, (_, i) => Math.sin(i));
+    const extras = Object.fromEntries(Object.entries(cond.extras!).map(([k, v]) => [k, rows(v, 3)]));
+    const args = [sample, [999, 999, 999], rows(cond.context, 3), 8, 8, extras] as const;
+    expect(await bucketed.unet(...args)).toEqual(await plain.unet(...args));
+
+    const { pipeline, calls } = await recorded('sdxl-turbo', 'optimum-1.24');
+    await pipeline.warmUp();
+    expect(calls.map((c) => c.length)).toEqual([1, 2, 4, 8]); // native 64 = the panorama tile's side: one set
+    await Promise.all([plain.release(), bucketed.release(), pipeline.close()]);
+  });
+});

@@ -62,6 +62,8 @@ export interface WorkerSettings {
   queuePrefix: string;
   workerId: string;
   executionProvider: ExecutionProvider;
+  /** CUDA device (EXECUTION_PROVIDER=cuda). */
+  cudaDevice: number;
   /** Overrides the scheduler named by the model's scheduler_config.json. */
   scheduler?: SchedulerName;
   /** onnxruntime intra-op threads; 0 lets it decide. */
@@ -90,6 +92,7 @@ export function workerSettings(config: WorkerConfig): WorkerSettings {
     workerId: config.WORKER_ID ?? `${os.hostname()}:${process.pid}`,
     executionProvider: config.EXECUTION_PROVIDER,
     scheduler: config.SCHEDULER,
+    cudaDevice: config.CUDA_DEVICE,
     threads: config.ORT_THREADS,
     maxInFlight: config.MAX_IN_FLIGHT,
     maxUnetBatch: config.MAX_UNET_BATCH,
@@ -196,6 +199,7 @@ export class FarmWorker {
       executionProvider: o.executionProvider,
       scheduler: o.scheduler,
       busy: this.busy,
+      cudaDevice: o.cudaDevice,
       threads: o.threads || undefined,
       maxBatch: o.maxUnetBatch,
       unetConcurrency: o.unetConcurrency,

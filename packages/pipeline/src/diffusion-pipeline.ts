@@ -22,6 +22,8 @@ import { RegionLayout, regionLayers } from './region-layers';
 import { addNoise } from './scheduler';
 import type { SchedulerName } from './scheduler';
 import { createScheduler } from './scheduler-factory';
+import { freeGpuMemory } from './gpu-memory';
+import { batchBuckets, memoryCappedBatch } from './unet-budget';
 import { JobConditioning, SdModel, SdModelOptions, TextConditioning } from './sd-model';
 import { StreamBatch, TickReport } from './stream-batch';
 import { TextEmbeddingCache } from './text-embedding-cache';
@@ -194,8 +196,25 @@ export class DiffusionPipeline {
     };
   }
 
+  /**
+   * Loads the model. On CUDA the UNet batch is capped by a memory estimate (and kept a power of
+   * two), calls are padded to power-of-two batch sizes, and every batch size is run once on the
+   * window shapes jobs will use before the pipeline is returned (cuDNN picks its algorithms per
+   * shape on first use).
+   */
   static async load(modelDir: string, options: PipelineOptions = {}): Promise<DiffusionPipeline> {
-    const model = await SdModel.load(modelDir, options);
+    const gpu = options.executionProvider === 'cuda';
+    const requested = options.maxBatch ?? 8;
+    const model = await SdModel.load(modelDir, { ...options, ...(gpu ? { batchBuckets: requested } : {}) });
+    let maxBatch = requested;
+    if (gpu) {
+      const freeBytes = await freeGpuMemory(options.cudaDevice ?? 0);
+      const { sampleSize, unetChannels, unetBytes } = model.info;
+      const side = Math.min(sampleSize, options.maxWindow ?? 64);
+      const elementBytes = model.signature.timestep.type === 'float16' || model.signature.decoderType === 'float16' ? 2 : 4;
+      if (freeBytes !== null) maxBatch = memoryCappedBatch(requested, { freeBytes, weightsBytes: unetBytes, cells: side * side, channels: unetChannels, elementBytes });
+      maxBatch = 2 ** Math.floor(Math.log2(maxBatch));
+    }
     const { latentChannels: channels, vaeScale } = model.info;
     const side = 8 * vaeScale;
     const encode = (rgb: Float32Array, px: number) => model.encode(rgb, 1, px, px);
@@ -203,7 +222,25 @@ export class DiffusionPipeline {
     const cells = grey.length / channels;
     const plain = Float32Array.from({ length: channels }, (_, c) => grey.subarray(c * cells, (c + 1) * cells).reduce((a, b) => a + b, 0) / cells);
     const preview = await LatentPreview.fit(encode, channels, side);
-    return new DiffusionPipeline(model, plain, preview, options);
+    const pipeline = new DiffusionPipeline(model, plain, preview, { ...options, maxBatch });
+    if (gpu) await pipeline.warmUp();
+    return pipeline;
+  }
+
+  /** One UNet call per batch bucket and window side jobs use (the native one, the panorama tile's), and a decode. */
+  async warmUp(): Promise<void> {
+    const { sampleSize, latentChannels: c } = this.model.info;
+    const [text] = await this.textCache.get(['']);
+    const sides = [...new Set([Math.min(sampleSize, this.layout.maxWindow), this.layout.maxWindow])];
+    for (const side of sides) {
+      const conditioning = this.model.conditioning(text, { width: side * this.layout.vaeScale, height: side * this.layout.vaeScale, guidanceScale: 1 });
+      for (const b of batchBuckets(this.engine.maxBatch)) {
+        const rows = (x: Float32Array) => Float32Array.from({ length: b * x.length }, (_, i) => x[i % x.length]);
+        const extras = Object.fromEntries(Object.entries(conditioning.extras ?? {}).map(([k, v]) => [k, rows(v)]));
+        await this.model.unet(new Float32Array(b * c * side * side), Array(b).fill(999), rows(conditioning.context), side, side, extras);
+      }
+      await this.model.decode(new Float32Array(c * side * side), 1, side, side);
+    }
   }
 
   /**

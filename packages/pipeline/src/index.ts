@@ -31,3 +31,4 @@ export * from './latent-preview';
 export * from './diffusion-pipeline';
 export * from './canvas-diff';
 export * from './busy-meter';
+export * from './unet-budget';

@@ -6,7 +6,7 @@
  * read from its metadata and checked once, at load (model-signature.ts); a model the farm
  * cannot serve is refused there with one sentence.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, readdir, stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -16,6 +16,7 @@ import { ClipTokenizer } from './clip-tokenizer';
 import type { Conditioning, LaneControl } from './composition';
 import { ModelSignature, Part, PartSignature, UnsupportedModelError, deriveModelSignature } from './model-signature';
 import type { SchedulerConfig } from './noise-schedule';
+import { batchBucket } from './unet-budget';
 
 export type ExecutionProvider = 'cpu' | 'cuda';
 
@@ -30,6 +31,11 @@ export interface SdModelOptions {
   skipEncoder?: boolean;
   /** Counts the time spent in model calls (the busy-fraction metric). */
   busy?: BusyMeter;
+  /**
+   * Run UNet calls padded to power-of-two batch sizes up to this many samples, so few shapes
+   * occur (see unet-budget.ts). Default: none (calls run at their own size).
+   */
+  batchBuckets?: number;
 }
 
 type Dims = readonly number[];
@@ -114,6 +120,9 @@ export interface SdModelInfo {
   scalingFactor: number;
   /** The kinds of control image its ControlNet was trained for (controlnet/config.json `conditioning_types`; none without one). */
   controlTypes: string[];
+  /** The UNet's widest block (largest of block_out_channels) and its weights' size in bytes. */
+  unetChannels: number;
+  unetBytes: number;
 }
 
 /** A prompt's text conditioning: the context [L, D] and, for SDXL, the pooled embedding. */
@@ -137,6 +146,13 @@ async function readJson<T>(file: string, fallback?: T): Promise<T> {
   return JSON.parse(await readFile(file, 'utf8')) as T;
 }
 
+/** Bytes of a part's files (model.onnx and its external weights). */
+async function folderBytes(dir: string): Promise<number> {
+  if (!existsSync(dir)) return 0;
+  const sizes = await Promise.all((await readdir(dir)).map(async (f) => (await stat(path.join(dir, f))).size));
+  return sizes.reduce((a, b) => a + b, 0);
+}
+
 /** diffusers' get_guidance_scale_embedding: sin/cos of w·1000 at `dims`/2 frequencies. */
 export function guidanceEmbedding(w: number, dims: number): Float32Array {
   const half = Math.floor(dims / 2);
@@ -157,6 +173,7 @@ export class SdModel {
     private readonly tokenizers: ClipTokenizer[],
     readonly schedulerConfig: Partial<SchedulerConfig>,
     private readonly sessions: Map<Part, Session>,
+    private readonly batchBuckets?: number,
   ) {}
 
   /** The zero residuals of uncontrolled calls, made once. */
@@ -229,8 +246,10 @@ export class SdModel {
       sampleSize: Number(unetConfig.sample_size ?? 64),
       scalingFactor: Number(vaeConfig.scaling_factor ?? 0.18215),
       controlTypes: sessions.has('controlnet') ? ((controlConfig.conditioning_types as string[] | undefined) ?? ['control']) : [],
+      unetChannels: Array.isArray(unetConfig.block_out_channels) ? Math.max(...(unetConfig.block_out_channels as number[])) : 1280,
+      unetBytes: await folderBytes(path.join(root, 'unet')),
     };
-    const model = new SdModel(info, signature, tokenizers, schedulerConfig, sessions);
+    const model = new SdModel(info, signature, tokenizers, schedulerConfig, sessions, options.batchBuckets);
     info.vaeScale = await model.measureVaeScale();
     return model;
   }
@@ -320,6 +339,34 @@ export class SdModel {
     h: number,
     w: number,
     extras: Readonly<Record<string, Float32Array>> = {},
+    controls?: readonly (LaneControl | undefined)[],
+  ): Promise<Float32Array> {
+    const n = timesteps.length;
+    const bucket = this.batchBuckets ? batchBucket(n, Math.max(n, this.batchBuckets)) : n;
+    if (bucket > n) {
+      // Padded with copies of the last sample; their predictions are dropped.
+      const pad = (x: Float32Array) => {
+        const row = x.length / n;
+        const out = new Float32Array(bucket * row);
+        out.set(x);
+        for (let i = n; i < bucket; i++) out.set(x.subarray((n - 1) * row), i * row);
+        return out;
+      };
+      const padded = Object.fromEntries(Object.entries(extras).map(([k, v]) => [k, pad(v)]));
+      const times = [...timesteps, ...Array<number>(bucket - n).fill(timesteps[n - 1])];
+      const paddedControls = controls && [...controls, ...Array(bucket - n).fill(controls[n - 1])];
+      return (await this.runUnet(pad(sample), times, pad(context), h, w, padded, paddedControls)).slice(0, sample.length);
+    }
+    return this.runUnet(sample, timesteps, context, h, w, extras, controls);
+  }
+
+  private async runUnet(
+    sample: Float32Array,
+    timesteps: readonly number[],
+    context: Float32Array,
+    h: number,
+    w: number,
+    extras: Readonly<Record<string, Float32Array>>,
     controls?: readonly (LaneControl | undefined)[],
   ): Promise<Float32Array> {
     const unet = this.session('unet');

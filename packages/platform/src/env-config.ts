@@ -116,6 +116,8 @@ export const workerEnv = {
   /** The model this worker serves (default: the name of MODEL_DIR's folder). */
   MODEL_NAME: z.string().regex(modelName).optional(),
   EXECUTION_PROVIDER: z.enum(['cpu', 'cuda']).default('cpu'),
+  /** CUDA device the worker's sessions run on (EXECUTION_PROVIDER=cuda). */
+  CUDA_DEVICE: z.coerce.number().int().min(0).default(0),
   /** Overrides the scheduler the model's scheduler_config.json names. */
   SCHEDULER: z.enum(['euler', 'euler-ancestral', 'lcm', 'ddim']).optional(),
   /** onnxruntime intra-op threads; 0 lets it decide. */
