@@ -124,13 +124,20 @@ export function createApp(deps: ApiDeps): { app: Express; metrics: ApiMetrics; k
   });
   app.use('/docs', docsPage());
 
-  app.get('/healthz', async (_req, res) => {
+  // Liveness: the process answers (a Redis or S3 outage is readiness' business, not a reason to restart).
+  app.get('/livez', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  // Readiness: Redis and S3 answer. /healthz is its older name.
+  const ready: express.RequestHandler = async (_req, res) => {
     const [redis, s3] = await Promise.all([
       deps.redis.ping().then(() => true, () => false),
       deps.store.ping(),
     ]);
     res.status(redis && s3 ? 200 : 503).json({ status: redis && s3 ? 'ok' : 'unavailable', redis, s3 });
-  });
+  };
+  app.get('/readyz', ready);
+  app.get('/healthz', ready);
 
   app.get('/metrics', async (_req, res) => {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());

@@ -40,6 +40,7 @@ import { JobIntake } from './job-intake';
 import { JobRunner } from './run-job';
 import { SessionHost } from './session-host';
 import { JobSettler } from './settle-job';
+import { EngineLiveness } from './engine-liveness';
 import { startStatusServer } from './status-server';
 import { StorageGate } from './storage-gate';
 import { TickProgress } from './tick-progress';
@@ -79,6 +80,8 @@ export interface WorkerSettings {
   editAffinityMs: number;
   jobRetentionSeconds: number;
   storageOutageBudgetMs: number;
+  /** /livez fails when the engine holds jobs and no tick ended for this long. */
+  engineStallMs: number;
   /** How long a live session lives without a message from its client. */
   sessionIdleSeconds: number;
   /** Webhooks: the master secret (no deliveries without one), private targets allowed or not. */
@@ -105,6 +108,7 @@ export function workerSettings(config: WorkerConfig): WorkerSettings {
     editAffinityMs: config.EDIT_AFFINITY_MS,
     jobRetentionSeconds: config.JOB_RETENTION_SECONDS,
     storageOutageBudgetMs: config.STORAGE_OUTAGE_BUDGET_MS,
+    engineStallMs: config.ENGINE_STALL_SECONDS * 1000,
     sessionIdleSeconds: config.SESSION_IDLE_SECONDS,
     webhooks: { secret: config.WEBHOOK_SECRET, allowPrivate: config.WEBHOOK_ALLOW_PRIVATE },
   };
@@ -117,7 +121,7 @@ export interface FarmWorkerOptions extends WorkerSettings {
   /** The model this worker serves: it takes jobs from that model's queue only. */
   model: string;
   limits: RequestLimits;
-  /** Port for /metrics and /healthz; undefined runs none (tests), 0 picks a free one. */
+  /** Port for /metrics, /livez and /readyz; undefined runs none (tests), 0 picks a free one. */
   statusPort?: number;
 }
 
@@ -138,6 +142,7 @@ export class FarmWorker {
   private readonly editSources: EditSourceCache;
   private readonly gate: StorageGate;
   private readonly progress: TickProgress;
+  private readonly liveness: EngineLiveness;
   private intake!: JobIntake;
   private pipeline!: DiffusionPipeline;
   private runner!: JobRunner;
@@ -152,6 +157,7 @@ export class FarmWorker {
   private readonly busy = new BusyMeter();
 
   constructor(private readonly options: FarmWorkerOptions) {
+    this.liveness = new EngineLiveness(options.engineStallMs, Date.now());
     const o = options;
     this.id = o.workerId;
     this.queue = openQueue({ QUEUE_NAME: o.queueName, QUEUE_PREFIX: o.queuePrefix }, o.redis, o.model);
@@ -205,6 +211,7 @@ export class FarmWorker {
       unetConcurrency: o.unetConcurrency,
       textCacheSize: o.textCacheSize,
       onTick: (report) => {
+        this.liveness.ticked(Date.now());
         this.metrics.tick(report);
         this.progress.flush();
         this.intake.poke();
@@ -269,10 +276,13 @@ export class FarmWorker {
     // A running job canceled by a client leaves the stream batch at its next step.
     this.unsubscribeCancels = await this.cancellation.subscribe((id) => this.pipeline.cancel(id, 'canceled by the client'));
     if (o.statusPort !== undefined) {
-      this.server = await startStatusServer(o.statusPort, this.metrics.registry, async () => ({
-        redis: await o.redis.ping().then(() => true, () => false),
-        s3: await o.store.ping(),
-      }));
+      this.server = await startStatusServer(o.statusPort, this.metrics.registry, {
+        live: () => this.liveness.check(this.pipeline.engine.size > 0, Date.now()),
+        ready: async () => ({
+          redis: await o.redis.ping().then(() => true, () => false),
+          s3: await o.store.ping(),
+        }),
+      });
     }
     this.running = this.intake.start();
     this.sessions = new SessionHost({

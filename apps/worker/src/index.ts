@@ -6,5 +6,4 @@ export { EditAffinity, mayPreferHolder } from './edit-affinity';
 export { EditSourceCache } from './edit-source-cache';
 export { StorageGate } from './storage-gate';
 export { TickProgress } from './tick-progress';
-export { RateMeter } from './rate-meter';
 export { WorkerMetrics } from './worker-metrics';

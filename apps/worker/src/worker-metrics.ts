@@ -2,7 +2,6 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { LATENCY_BUCKETS, ModelQueues, createRegistry, registerQueueDepth } from '@farm/platform';
 import type { BusyMeter, TickReport } from '@farm/pipeline';
-import { RateMeter } from './rate-meter';
 
 export class WorkerMetrics {
   readonly registry: Registry;
@@ -18,11 +17,10 @@ export class WorkerMetrics {
   private readonly editSources: Counter<'source'>;
   private readonly sessionRenders: Counter<'kind'>;
   private readonly sessionSuperseded: Counter;
-  private readonly imageRate = new RateMeter();
-  private readonly stepRate = new RateMeter();
 
   constructor(workerId: string, queues: ModelQueues, inFlight: () => number, sessions: () => number, busy: BusyMeter) {
-    const registers = [(this.registry = createRegistry({ app: 'worker', worker: workerId }))];
+    // Every series carries the worker's id and the model it serves (dashboards filter on both).
+    const registers = [(this.registry = createRegistry({ app: 'worker', worker: workerId, model: queues.defaultModel }))];
     registerQueueDepth(this.registry, queues);
     const byType = { labelNames: ['type'] as const, buckets: LATENCY_BUCKETS, registers };
     this.latency = new Histogram({ name: 'farm_job_latency_seconds', help: 'Submission to finish, by job type', ...byType });
@@ -50,10 +48,6 @@ export class WorkerMetrics {
     new Gauge({ name: 'farm_sessions_hosted', help: 'Live sessions this worker renders', registers, collect() { this.set(sessions()); } });
     this.sessionRenders = new Counter({ name: 'farm_session_renders_total', help: 'Session renders by kind: full (generation), edit (the changed part), none (nothing changed)', labelNames: ['kind'], registers });
     this.sessionSuperseded = new Counter({ name: 'farm_session_updates_superseded_total', help: 'Session updates never rendered because a newer one came before their turn', registers });
-    const imageRate = this.imageRate;
-    const stepRate = this.stepRate;
-    new Gauge({ name: 'farm_images_per_second', help: 'Images per second over the last minute', registers, collect() { this.set(imageRate.perSecond(Date.now())); } });
-    new Gauge({ name: 'farm_denoise_steps_per_second', help: 'Denoising steps per second over the last minute', registers, collect() { this.set(stepRate.perSecond(Date.now())); } });
   }
 
   sessionRender(kind: string): void {
@@ -72,7 +66,6 @@ export class WorkerMetrics {
     for (const size of report.batchSizes) this.batchSize.observe(size);
     this.lanes.observe(report.lanes);
     this.steps.inc(report.jobs);
-    this.stepRate.record(report.jobs, Date.now());
   }
 
   succeeded(type: string, timings: { queueMs: number; computeMs: number; totalMs: number }): void {
@@ -81,7 +74,6 @@ export class WorkerMetrics {
     this.queueWait.observe({ type }, timings.queueMs / 1000);
     this.compute.observe({ type }, timings.computeMs / 1000);
     this.images.inc();
-    this.imageRate.record(1, Date.now());
   }
 
   failed(type: string, reason: string, final: boolean): void {

@@ -90,7 +90,10 @@ export function webhookEventSchema(limits: RequestLimits = DEFAULT_LIMITS) {
     .meta({ id: 'WebhookEvent', description: 'What a webhook delivery POSTs: the event type and the job' });
 }
 
-/** `GET /healthz` (readiness): 200 when Redis and S3 answer, else 503. */
+/** `GET /livez`: the process answers. */
+export const livenessSchema = z.object({ status: z.literal('ok') }).meta({ id: 'Liveness' });
+
+/** `GET /readyz` (and `/healthz`): 200 when Redis and S3 answer, else 503. */
 export const healthSchema = z
   .object({
     status: z.enum(['ok', 'unavailable']),

@@ -3,6 +3,7 @@
  * library the API validates requests with). A bad environment fails listing every bad variable;
  * the result is frozen and typed. Each app composes the sections it needs.
  */
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import type { RequestLimits } from '@farm/contracts';
 
@@ -149,6 +150,8 @@ export const workerEnv = {
   STORAGE_OUTAGE_BUDGET_MS: z.coerce.number().int().min(0).default(5 * 60 * 1000),
   /** On SIGTERM, how long in-flight jobs may take before they are handed back to the queue. */
   SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(25000),
+  /** /livez fails when the engine holds jobs and no step ended for this long (a hung engine). */
+  ENGINE_STALL_SECONDS: positiveInt.default(120),
 };
 
 /** Live sessions (the API and every worker). */
@@ -165,13 +168,33 @@ export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
 
-/** Parses `env` against the given sections; throws one ConfigError naming every bad variable. */
-export function loadConfig<S extends z.ZodRawShape>(shape: S, env: NodeJS.ProcessEnv = process.env): Readonly<z.output<z.ZodObject<S>>> {
-  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
-  const parsed = z.object(shape).safeParse(present);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
-    throw new ConfigError(`invalid environment: ${problems.join('; ')}`);
+/**
+ * Variables given as files: for every variable of `shape` that is not set, `<NAME>_FILE` names a
+ * file holding its value (trimmed) — the convention of Docker and Kubernetes secrets.
+ */
+function readFileVariables(shape: z.ZodRawShape, present: Record<string, string>): string[] {
+  const problems: string[] = [];
+  for (const name of Object.keys(shape)) {
+    const file = present[`${name}_FILE`];
+    if (present[name] !== undefined || file === undefined) continue;
+    try {
+      present[name] = readFileSync(file, 'utf8').trim();
+    } catch (err) {
+      problems.push(`${name}_FILE: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    }
   }
-  return Object.freeze(parsed.data);
+  return problems;
+}
+
+/**
+ * Parses `env` against the given sections (a variable may come from a file: `<NAME>_FILE`);
+ * throws one ConfigError naming every bad variable.
+ */
+export function loadConfig<S extends z.ZodRawShape>(shape: S, env: NodeJS.ProcessEnv = process.env): Readonly<z.output<z.ZodObject<S>>> {
+  const present = Object.fromEntries(Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined && entry[1] !== ''));
+  const problems = readFileVariables(shape, present);
+  const parsed = z.object(shape).safeParse(present);
+  if (!parsed.success) problems.push(...parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
+  if (problems.length > 0) throw new ConfigError(`invalid environment: ${problems.join('; ')}`);
+  return Object.freeze(parsed.data!);
 }

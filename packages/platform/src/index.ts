@@ -21,3 +21,4 @@ export * from './job-final-states';
 export * from './followed-jobs';
 export * from './job-progress';
 export * from './model-capability-store';
+export * from './worker-ids';

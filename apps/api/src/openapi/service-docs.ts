@@ -1,18 +1,33 @@
 /** The description of the routes beside the API proper: health, metrics, this document and its viewer. */
 import { z } from 'zod';
-import { healthSchema } from '@farm/contracts';
+import { healthSchema, livenessSchema } from '@farm/contracts';
 import { DocContext, PUBLIC, errorResponses, json } from './responses';
 
 export function describeServiceRoutes({ registry }: DocContext): void {
   registry.registerPath({
     method: 'get',
-    path: '/healthz',
-    operationId: 'getHealth',
+    path: '/livez',
+    operationId: 'getLiveness',
     tags: ['service'],
-    summary: 'Readiness: whether Redis and S3 answer',
+    summary: 'Liveness: the process answers (Redis and S3 are not asked)',
     security: PUBLIC,
-    responses: { 200: json(healthSchema, 'Both answer'), 503: json(healthSchema, 'Redis or S3 does not answer') },
+    responses: { 200: json(livenessSchema, 'Alive') },
   });
+
+  for (const [path, operationId, alias] of [
+    ['/readyz', 'getReadiness', ''],
+    ['/healthz', 'getHealth', ' (the older name of /readyz)'],
+  ] as const) {
+    registry.registerPath({
+      method: 'get',
+      path,
+      operationId,
+      tags: ['service'],
+      summary: `Readiness: whether Redis and S3 answer${alias}`,
+      security: PUBLIC,
+      responses: { 200: json(healthSchema, 'Both answer'), 503: json(healthSchema, 'Redis or S3 does not answer') },
+    });
+  }
 
   registry.registerPath({
     method: 'get',
