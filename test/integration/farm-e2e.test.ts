@@ -103,9 +103,9 @@ describe('the farm end to end', () => {
     expect(apiMetrics).toMatch(/farm_http_request_duration_seconds_bucket\{.*route="\/v1\/jobs\/:id"/);
 
     const text = await worker.metrics.registry.metrics();
-    expect(text).toMatch(/farm_jobs_total\{type="generate",outcome="succeeded",app="worker",worker="[^"]+"\} [1-9]/);
+    expect(text).toMatch(/farm_jobs_total\{type="generate",outcome="succeeded",app="worker",worker="[^"]+",model="shapes-ldm"\} [1-9]/);
     expect(text).toMatch(/farm_job_failures_total\{type="generate",reason="invalid_job"/);
-    expect(text).toMatch(/farm_denoise_steps_total\{app="worker",worker="[^"]+"\} [1-9]/);
+    expect(text).toMatch(/farm_denoise_steps_total\{app="worker",worker="[^"]+",model="shapes-ldm"\} [1-9]/);
     expect(text).toMatch(/farm_unet_batch_size_count/);
     expect(text).toMatch(/farm_job_queue_wait_seconds_bucket/);
 
