@@ -58,7 +58,8 @@ function inspectEvents(body: ReadableStream<Uint8Array>, onEvents: (text: string
 globalThis.fetch = async (input: FetchInput, init?: RequestInit): Promise<Response> => {
   const res = await realFetch(input, init);
   const { method, url } = requestOf(input, init);
-  const contract = url.pathname === '/openapi.json' ? null : await contractFor(url.origin);
+  // CORS preflights (OPTIONS) are the browser's protocol, not operations of the API.
+  const contract = url.pathname === '/openapi.json' || method === 'OPTIONS' ? null : await contractFor(url.origin);
   if (!contract) return res;
   const answer = { method, path: url.pathname, status: res.status, headers: res.headers };
 

@@ -116,6 +116,13 @@ export class OpenApiContract {
     return problems;
   }
 
+  /** Problems with a value that should be an instance of the named component schema (a webhook body, say). */
+  checkComponent(name: string, value: unknown, where: string): string[] {
+    const schema = this.doc.components.schemas[name];
+    if (!schema) return [`${where}: the document has no component schema ${name}`];
+    return this.errors(schema, value, where);
+  }
+
   /** The schema of one event of an answer's event stream (`x-itemSchema`), if it is one. */
   eventSchema(answer: Answer): Json | null {
     const found = this.responseOf(answer);

@@ -21,11 +21,13 @@ import {
   SessionHosts,
   SessionStore,
   ModelCapabilityStore,
+  TenantJobIndex,
   WorkerRegistry,
 } from '@farm/platform';
 import { adminRoutes } from './admin-routes';
 import { ApiMetrics } from './api-metrics';
 import { AuthMode, adminAuth, tenantAuth } from './auth';
+import { corsFor } from './cors';
 import { HttpError, errorHandler } from './http-errors';
 import { IdempotencyKeys } from './idempotency';
 import type { JobEventHub } from './job-event-hub';
@@ -55,6 +57,8 @@ export interface ApiDeps {
   webhooks: { secret?: string; allowPrivate: boolean };
   limits: RequestLimits;
   bodyLimitBytes: number;
+  /** Origins browsers may call the API from (`*`: any); none: no CORS headers. */
+  corsOrigins?: string[] | '*';
   jobAttempts: number;
   jobBackoffMs: number;
   jobRetentionSeconds: number;
@@ -80,6 +84,7 @@ export function createApp(deps: ApiDeps): { app: Express; metrics: ApiMetrics; k
   app.set('etag', false);
   app.set('trust proxy', false);
   app.use(metrics.middleware());
+  if (deps.corsOrigins) app.use(corsFor(deps.corsOrigins));
   app.use(express.json({ limit: deps.bodyLimitBytes, strict: false }));
 
   const locator = new JobLocator(deps.redis, deps.keyPrefix);
@@ -112,6 +117,7 @@ export function createApp(deps: ApiDeps): { app: Express; metrics: ApiMetrics; k
       followed: new FollowedJobs(deps.redis, deps.keyPrefix),
       admission: new TenantAdmission(deps.redis, deps.keyPrefix, locator, deps.admission),
       idempotency: new IdempotencyKeys(deps.keyPrefix, deps.jobRetentionSeconds),
+      jobIndex: new TenantJobIndex(deps.redis, deps.keyPrefix, deps.jobRetentionSeconds),
       metrics,
     }),
   );

@@ -67,6 +67,26 @@ export class JobEventHub {
     return n;
   }
 
+  /**
+   * Resolves at the job's next completed, failed or canceled event, or after `timeoutMs` (or
+   * when `signal` aborts), whichever comes first. Listening starts at the call.
+   */
+  settles(jobId: string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        unsubscribe();
+        signal?.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      const unsubscribe = this.subscribe(jobId, (event) => {
+        if (event.kind === 'completed' || event.kind === 'failed' || event.kind === 'canceled') done();
+      });
+      signal?.addEventListener('abort', done);
+    });
+  }
+
   private emit(jobId: string, event: HubEvent): void {
     for (const listener of this.listeners.get(jobId) ?? []) listener(event);
   }

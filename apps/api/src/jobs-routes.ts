@@ -11,6 +11,7 @@ import {
   ModelQueues,
   ObjectStore,
   ModelCapabilityStore,
+  TenantJobIndex,
   WorkerRegistry,
   presentJob,
   tenantWebhookSecret,
@@ -22,6 +23,8 @@ import { HttpError } from './http-errors';
 import { IdempotencyKeys } from './idempotency';
 import type { JobEventHub } from './job-event-hub';
 import { streamJobEvents } from './job-event-stream';
+import { listJobs } from './job-listing';
+import { preferredWaitSeconds } from './prefer-wait';
 import { checkRequestImages } from './request-images';
 import type { Submission, TenantAdmission } from './tenant-admission';
 
@@ -37,6 +40,8 @@ export interface JobsRouteDeps {
   followed: FollowedJobs;
   admission: TenantAdmission;
   idempotency: IdempotencyKeys;
+  /** Each tenant's jobs in submission order (GET /v1/jobs). */
+  jobIndex: TenantJobIndex;
   metrics: ApiMetrics;
   limits: RequestLimits;
   /** What a model can serve, where known: requests it cannot serve are refused at submit. */
@@ -153,21 +158,40 @@ export function jobsRoutes(deps: JobsRouteDeps): Router {
         // The earlier request's job; if its add never happened (it failed, or is still under
         // way), this one makes it, with the earlier job's id and place.
         const { jobId, queuePriority } = admission.earlier;
-        if (!(await jobs.find(jobId, tenant))) await enqueue(target.model, data, jobId, queuePriority);
+        if (!(await jobs.find(jobId, tenant))) {
+          await enqueue(target.model, data, jobId, queuePriority);
+          await deps.jobIndex.add(tenant, jobId, Date.now());
+        }
         const earlier = await load(jobId, tenant);
         return res.status(200).location(earlier.links.self).json(earlier);
       }
       case 'admitted': {
+        // Prefer: wait — listen before the job can start, so its end cannot be missed.
+        const waitSeconds = preferredWaitSeconds(req.header('Prefer'));
+        const gone = new AbortController();
+        res.on('close', () => gone.abort());
+        const settled = waitSeconds ? deps.events.settles(submission.jobId, waitSeconds * 1000, gone.signal) : null;
         const job = await enqueue(target.model, data, submission.jobId, admission.queuePriority).catch(async (err: unknown) => {
+          gone.abort();
           await deps.admission.withdraw(submission, deps.queues.get(target.model)!.toKey(submission.jobId));
           throw err;
         });
         metrics.submitted.inc({ type: data.request.type });
+        await deps.jobIndex.add(tenant, submission.jobId, job.timestamp);
+        if (settled) {
+          await settled;
+          res.setHeader('Preference-Applied', `wait=${waitSeconds}`);
+          const now = await load(submission.jobId, tenant);
+          // Finished in time: the final job (200); otherwise the job as it is, queued or running (202).
+          return res.status(FINAL.has(now.status) ? 200 : 202).location(now.links.self).json(now);
+        }
         const view = await presentJob(job, 'queued', null, deps.store, JOBS_PATH);
         return res.status(202).location(view.links.self).json(view);
       }
     }
   });
+
+  router.get('/jobs', listJobs({ jobs, index: deps.jobIndex }));
 
   router.get('/jobs/:id', async (req, res) => {
     res.json(await load(req.params.id, tenantOf(res)));

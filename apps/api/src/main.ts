@@ -50,6 +50,7 @@ async function main(): Promise<void> {
     admission: { ratePerSecond: config.TENANT_RATE_PER_SECOND, burst: config.TENANT_BURST, maxQueued: config.TENANT_MAX_QUEUED },
     limits: requestLimits(config),
     bodyLimitBytes: config.BODY_LIMIT_BYTES,
+    corsOrigins: config.CORS_ORIGINS,
     jobAttempts: config.JOB_ATTEMPTS,
     jobBackoffMs: config.JOB_BACKOFF_MS,
     jobRetentionSeconds: config.JOB_RETENTION_SECONDS,

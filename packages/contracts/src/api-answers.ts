@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 import { DEFAULT_LIMITS, RequestLimits } from './job-request';
-import { jobProgressSchema, jobViewSchema } from './job-view';
+import { JOB_NAMES, JOB_STATUSES, jobProgressSchema, jobViewSchema } from './job-view';
 
 export const fieldProblemSchema = z
   .object({
@@ -102,3 +102,21 @@ export const healthSchema = z
   })
   .meta({ id: 'Health' });
 export type Health = z.infer<typeof healthSchema>;
+
+/** `GET /v1/jobs`: the query. */
+export const jobListQuerySchema = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(100).default(20).meta({ description: 'Jobs per page' }),
+  cursor: z.string().max(400).optional().meta({ description: '`nextCursor` of the previous page' }),
+  status: z.enum(JOB_STATUSES).optional().meta({ description: 'Only jobs with this status' }),
+  type: z.enum(JOB_NAMES).optional().meta({ description: 'Only jobs of this type' }),
+});
+
+/** `GET /v1/jobs`: a page of the tenant's jobs, newest first. */
+export function jobListSchema(limits: RequestLimits = DEFAULT_LIMITS) {
+  return z
+    .object({
+      jobs: z.array(jobViewSchema(limits)),
+      nextCursor: z.string().nullable().meta({ description: 'Pass as `cursor` for the next page; null on the last one' }),
+    })
+    .meta({ id: 'JobList', description: "A page of the tenant's jobs, newest first" });
+}

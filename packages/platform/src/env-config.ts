@@ -106,6 +106,12 @@ export const apiEnv = {
   HOST: z.string().default('0.0.0.0'),
   /** Largest request body, in bytes (default 1 MiB). */
   BODY_LIMIT_BYTES: positiveInt.default(1024 * 1024),
+  /** Origins browsers may call the API from: `https://a.example,https://b.example`, or `*`. Unset: no CORS. */
+  CORS_ORIGINS: z
+    .string()
+    .transform((v) => (v.trim() === '*' ? ('*' as const) : v.split(',').map((o) => o.trim())))
+    .refine((v) => v === '*' || v.every((o) => /^https?:\/\/[^/\s]+$/.test(o)), 'expected * or origins like https://app.example.com[,…] (scheme, host, port; no path)')
+    .optional(),
   /** Attempts per job before it is failed for good (transient errors only). */
   JOB_ATTEMPTS: positiveInt.max(20).default(3),
   /** First retry delay; doubles each attempt. */

@@ -22,3 +22,4 @@ export * from './followed-jobs';
 export * from './job-progress';
 export * from './model-capability-store';
 export * from './worker-ids';
+export * from './tenant-job-index';

@@ -1,10 +1,12 @@
 /** The description of the tenant routes under /v1 (jobs-routes.ts) and of the webhooks the farm sends. */
 import { z } from 'zod';
-import { jobStreamEventSchema, webhookEventSchema, webhookSecretSchema, workerListSchema } from '@farm/contracts';
+import { jobListQuerySchema, jobListSchema, jobStreamEventSchema, webhookEventSchema, webhookSecretSchema, workerListSchema } from '@farm/contracts';
 import { DocContext, TENANT_ERRORS, TENANT_SECURITY, errorResponses, jobIdParams, json } from './responses';
 
 /** An event stream: a string on the wire; one event's schema under the extension OpenAPI 3.2 names `itemSchema`. */
 const EVENT_STREAM = { schema: z.string(), 'x-itemSchema': { $ref: '#/components/schemas/JobStreamEvent' } };
+
+const preferenceApplied = z.string().optional().meta({ description: 'The wait applied, when the request asked to wait: `wait=N`' });
 
 const location = z.object({ Location: z.string().meta({ description: "The job's URL" }) });
 
@@ -24,16 +26,32 @@ export function describeJobsRoutes({ registry, components, jobRequest, job, limi
           .regex(/^[\x21-\x7e]{1,255}$/)
           .optional()
           .meta({ description: 'The same key and body within a day answer 200 with the first job; another body, 409' }),
+        Prefer: z
+          .string()
+          .optional()
+          .meta({ description: '`wait` or `wait=N` (RFC 7240): hold the answer until the job ends, up to N seconds (at most 60); 200 with the final job if it ended, else 202', example: 'wait=30' }),
       }),
       body: { required: true, content: { 'application/json': { schema: jobRequest } } },
     },
     responses: {
-      202: json(job, 'Queued', location),
-      200: json(job, 'The job an earlier request with the same Idempotency-Key created', location),
+      202: json(job, 'Queued (or, with `Prefer: wait`, not finished in time: queued or running)', location.extend({ 'Preference-Applied': preferenceApplied })),
+      200: json(job, 'With `Prefer: wait`: the job, finished in time. With an Idempotency-Key used before: the job the earlier request created', location.extend({ 'Preference-Applied': preferenceApplied })),
       ...errorResponses([400, 409, 413, 415, 429, ...TENANT_ERRORS], {
         409: '`idempotency_conflict`: the Idempotency-Key was used with another body',
       }),
     },
+  });
+
+  registry.registerPath({
+    method: 'get',
+    path: '/v1/jobs',
+    operationId: 'listJobs',
+    tags: ['jobs'],
+    summary: "The tenant's jobs, newest first, a page at a time",
+    description: 'Follow `nextCursor` for older jobs. `status` and `type` filter the jobs as they are now, so a page may hold fewer than `limit`.',
+    security: TENANT_SECURITY,
+    request: { query: jobListQuerySchema },
+    responses: { 200: json(jobListSchema(limits), 'A page of jobs'), ...errorResponses([400, ...TENANT_ERRORS]) },
   });
 
   registry.registerPath({

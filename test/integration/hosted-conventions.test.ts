@@ -1,0 +1,142 @@
+/**
+ * The conventions of hosted inference APIs, against a real farm: `Prefer: wait` answers with the
+ * finished job, `GET /v1/jobs` lists a tenant's jobs a page at a time, CORS lets the configured
+ * origins in, and webhook deliveries verify with the Standard Webhooks library itself.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Webhook } from 'standardwebhooks';
+import { Harness, TestApi, postJob, waitForJob } from '../support/harness';
+import { OpenApiContract } from '../support/openapi-contract';
+
+const job = { type: 'generate', prompt: 'a red circle on a blue background', width: 64, height: 64, steps: 2 } as const;
+
+let farm: Harness;
+let api: TestApi;
+
+beforeAll(async () => {
+  farm = new Harness();
+  api = await farm.startApi({ corsOrigins: ['https://app.example.com'] });
+  await farm.startWorker();
+});
+afterAll(() => farm.close());
+
+describe('Prefer: wait', () => {
+  it('answers 200 with the finished job when it ends in time', async () => {
+    const res = await postJob(api, { ...job, seed: 1 }, { Prefer: 'wait=30' });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('preference-applied')).toBe('wait=30');
+    expect(res.body).toMatchObject({ status: 'succeeded', result: { width: 64, url: expect.any(String) } });
+  });
+
+  it('answers 202 with the job as it is when it does not end in time', async () => {
+    await farm.queue.pause();
+    try {
+      const res = await postJob(api, { ...job, seed: 2 }, { Prefer: 'wait=1' });
+      expect(res.status).toBe(202);
+      expect(res.headers.get('preference-applied')).toBe('wait=1');
+      expect(res.body.status).toBe('queued');
+    } finally {
+      await farm.queue.resume();
+    }
+  });
+});
+
+describe('GET /v1/jobs', () => {
+  let lister: TestApi;
+  const ids: string[] = [];
+
+  beforeAll(async () => {
+    lister = await farm.tenant(api, 'tenant-lister');
+    for (let i = 0; i < 5; i++) ids.push((await postJob(lister, { ...job, seed: 10 + i })).body.id);
+    ids.push((await postJob(lister, { ...job, prompt: 'never valid', steps: 0 })).body.id); // refused: not listed
+    for (const id of ids.slice(0, 5)) await waitForJob(lister, id);
+  });
+
+  it("lists the tenant's own jobs, newest first, a page at a time", async () => {
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    let pages = 0;
+    do {
+      const query: string = cursor ? `?limit=2&cursor=${cursor}` : '?limit=2';
+      const page = (await (await lister.fetch(`/v1/jobs${query}`)).json()) as { jobs: Array<{ id: string }>; nextCursor: string | null };
+      expect(page.jobs.length).toBeLessThanOrEqual(2);
+      seen.push(...page.jobs.map((j) => j.id));
+      cursor = page.nextCursor;
+      pages++;
+    } while (cursor && pages < 10);
+    expect(seen).toEqual(ids.slice(0, 5).reverse());
+    const others = (await (await api.fetch('/v1/jobs?limit=100')).json()) as { jobs: Array<{ id: string }> };
+    expect(others.jobs.map((j) => j.id)).not.toEqual(expect.arrayContaining([ids[0]]));
+  });
+
+  it('filters by status and type, and refuses a bad query with 400 naming the field', async () => {
+    await farm.queue.pause();
+    try {
+      const queued = (await postJob(lister, { ...job, seed: 99 })).body.id as string;
+      const onlyQueued = (await (await lister.fetch('/v1/jobs?status=queued')).json()) as { jobs: Array<{ id: string; status: string }> };
+      expect(onlyQueued.jobs.map((j) => j.id)).toEqual([queued]);
+      const succeeded = (await (await lister.fetch('/v1/jobs?status=succeeded&type=generate&limit=100')).json()) as { jobs: Array<{ id: string }> };
+      expect(succeeded.jobs.map((j) => j.id)).toEqual(ids.slice(0, 5).reverse());
+      expect(((await (await lister.fetch('/v1/jobs?type=edit')).json()) as { jobs: unknown[] }).jobs).toEqual([]);
+      await lister.fetch(`/v1/jobs/${queued}`, { method: 'DELETE' });
+    } finally {
+      await farm.queue.resume();
+    }
+    const bad = await lister.fetch('/v1/jobs?status=done&limit=0');
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as any).error.fields.map((f: { path: string }) => f.path).sort()).toEqual(['limit', 'status']);
+    expect((await lister.fetch('/v1/jobs?cursor=not-a-cursor')).status).toBe(400);
+  });
+});
+
+describe('CORS', () => {
+  it('lets a configured origin call the API with its key, and reads the headers a client needs', async () => {
+    const preflight = await api.as(null).fetch('/v1/jobs', {
+      method: 'OPTIONS',
+      headers: { Origin: 'https://app.example.com', 'Access-Control-Request-Method': 'POST', 'Access-Control-Request-Headers': 'authorization,content-type,prefer' },
+    });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get('access-control-allow-origin')).toBe('https://app.example.com');
+    expect(preflight.headers.get('access-control-allow-headers')).toMatch(/Authorization.*Prefer/);
+    const res = await postJob(api, { ...job, seed: 5 }, { Origin: 'https://app.example.com' });
+    expect(res.headers.get('access-control-allow-origin')).toBe('https://app.example.com');
+    expect(res.headers.get('access-control-expose-headers')).toMatch(/Location.*RateLimit-Remaining/);
+  });
+
+  it('gives other origins no CORS headers', async () => {
+    const res = await api.fetch('/v1/workers', { headers: { Origin: 'https://evil.example' } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('access-control-allow-origin')).toBeNull();
+  });
+});
+
+describe('webhooks', () => {
+  it('delivers a job that the Standard Webhooks library verifies with the tenant secret, in the documented shape', async () => {
+    const received: Array<{ headers: http.IncomingHttpHeaders; body: string }> = [];
+    const receiver = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (chunk) => (body += chunk));
+      req.on('end', () => {
+        received.push({ headers: req.headers, body });
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+    try {
+      const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
+      const { body } = await postJob(api, { ...job, seed: 7, webhook: url });
+      await waitForJob(api, body.id);
+      for (let i = 0; i < 200 && received.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+      const [{ headers, body: payload }] = received;
+      const { secret } = (await (await api.fetch('/v1/webhook-secret')).json()) as { secret: string };
+      const verified = new Webhook(secret).verify(payload, headers as Record<string, string>);
+      expect(verified).toMatchObject({ type: 'job.succeeded', data: { id: body.id, status: 'succeeded' } });
+      expect(() => new Webhook(secret).verify(payload.replace('succeeded', 'failed'), headers as Record<string, string>)).toThrow();
+      const doc = await (await api.as(null).fetch('/openapi.json')).json();
+      expect(new OpenApiContract(doc).checkComponent('WebhookEvent', JSON.parse(payload), 'webhook body')).toEqual([]);
+    } finally {
+      receiver.close();
+    }
+  });
+});
