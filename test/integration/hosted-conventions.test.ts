@@ -90,6 +90,51 @@ describe('GET /v1/jobs', () => {
   });
 });
 
+describe('queuePosition', () => {
+  it('shows where a queued job stands, and streams its new place as jobs ahead leave', async () => {
+    const queuer = await farm.tenant(api, 'tenant-queuer');
+    await farm.queue.pause();
+    const events: Array<{ event: string; data: any }> = [];
+    const controller = new AbortController();
+    try {
+      const ids: string[] = [];
+      for (let i = 0; i < 3; i++) ids.push((await postJob(queuer, { ...job, seed: 40 + i })).body.id);
+      const positions = await Promise.all(ids.map(async (id) => ((await (await queuer.fetch(`/v1/jobs/${id}`)).json()) as { queuePosition: number }).queuePosition));
+      expect(positions).toEqual([0, 1, 2]);
+
+      const stream = await queuer.fetch(`/v1/jobs/${ids[2]}/events`, { signal: controller.signal });
+      const reader = stream.body!.getReader();
+      const decoder = new TextDecoder();
+      let text = '';
+      const nextEvent = async () => {
+        for (;;) {
+          const end = text.indexOf('\n\n');
+          if (end >= 0) {
+            const block = text.slice(0, end);
+            text = text.slice(end + 2);
+            const event = /^event: (.*)$/m.exec(block)?.[1];
+            const data = /^data: (.*)$/m.exec(block)?.[1];
+            if (event && data) return { event, data: JSON.parse(data) };
+            continue;
+          }
+          const { value, done } = await reader.read();
+          if (done) throw new Error('the stream ended');
+          text += decoder.decode(value, { stream: true });
+        }
+      };
+      events.push(await nextEvent());
+      expect(events[0]).toMatchObject({ event: 'queued', data: { id: ids[2], queuePosition: 2 } });
+      await farm.queue.remove(ids[0]); // a job ahead leaves the queue
+      events.push(await nextEvent());
+      expect(events[1]).toEqual({ event: 'queued', data: { queuePosition: 1 } });
+      for (const id of ids.slice(1)) await queuer.fetch(`/v1/jobs/${id}`, { method: 'DELETE' });
+    } finally {
+      controller.abort();
+      await farm.queue.resume();
+    }
+  });
+});
+
 describe('CORS', () => {
   it('lets a configured origin call the API with its key, and reads the headers a client needs', async () => {
     const preflight = await api.as(null).fetch('/v1/jobs', {

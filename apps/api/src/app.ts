@@ -18,6 +18,7 @@ import {
   JobLocator,
   ModelQueues,
   ObjectStore,
+  QueuePositions,
   SessionHosts,
   SessionStore,
   ModelCapabilityStore,
@@ -88,7 +89,7 @@ export function createApp(deps: ApiDeps): { app: Express; metrics: ApiMetrics; k
   app.use(express.json({ limit: deps.bodyLimitBytes, strict: false }));
 
   const locator = new JobLocator(deps.redis, deps.keyPrefix);
-  const jobs = new JobDirectory(deps.queues, deps.store, finalStates, locator);
+  const jobs = new JobDirectory(deps.queues, deps.store, finalStates, locator, new QueuePositions(deps.redis));
   const sessionStore = new SessionStore(deps.redis, deps.keyPrefix, deps.sessionIdleSeconds);
   const hosts = new SessionHosts(deps.redis, deps.keyPrefix);
   const tokens = new SessionTokens(deps.redis, deps.keyPrefix);

@@ -2,7 +2,8 @@
  * `GET /v1/jobs/:id/events`: a job's life as Server-Sent Events — `queued`, `started`,
  * `progress` ({step, total}), then `succeeded` or `failed` carrying the final job JSON, after
  * which the stream ends. A client that connects late first gets the job's current state; an
- * unknown job is a 404 before the stream starts.
+ * unknown job is a 404 before the stream starts. While the job is queued, its place in the queue
+ * is looked up every second and sent when it changes (`queued` with `{queuePosition}`).
  */
 import type { Request, Response } from 'express';
 import type { JobStatus, JobView } from '@farm/contracts';
@@ -19,6 +20,7 @@ export interface JobEventSource {
 
 const FINAL: ReadonlySet<JobStatus> = new Set(['succeeded', 'failed', 'canceled']);
 const HEARTBEAT_MS = 15000;
+const POSITION_POLL_MS = 1000;
 
 export async function streamJobEvents(req: Request, res: Response, source: JobEventSource): Promise<void> {
   // Subscribe first, then read the state: nothing can slip between the two. From here on the
@@ -27,11 +29,13 @@ export async function streamJobEvents(req: Request, res: Response, source: JobEv
   let deliver: (e: HubEvent) => void = (e) => pending.push(e);
   const unsubscribe = source.hub.subscribe(req.params.id as string, (e) => deliver(e));
   let heartbeat: NodeJS.Timeout | undefined;
+  let positionPoll: NodeJS.Timeout | undefined;
   let closed = false;
   function end() {
     if (closed) return;
     closed = true;
     clearInterval(heartbeat);
+    clearInterval(positionPoll);
     unsubscribe();
     if (!res.writableEnded && res.headersSent) res.end();
   }
@@ -70,11 +74,16 @@ export async function streamJobEvents(req: Request, res: Response, source: JobEv
   };
 
   let lastStep = -1;
+  let queued = view.status === 'queued';
+  let lastPosition = view.queuePosition;
   const onEvent = async (event: HubEvent) => {
     switch (event.kind) {
       case 'active':
+        queued = false;
         return send('started', {});
       case 'waiting':
+        queued = true;
+        lastPosition = undefined;
         return send('queued', {});
       case 'progress':
         if (event.progress.step <= lastStep) return; // a retry restarts; keep the stream monotonic
@@ -102,4 +111,14 @@ export async function streamJobEvents(req: Request, res: Response, source: JobEv
     chain = chain.then(() => onEvent(e)).catch(() => end());
   };
   pending.forEach(deliver);
+  const checkPosition = async () => {
+    if (!queued) return;
+    const now = await source.current();
+    if (!queued || now?.status !== 'queued' || now.queuePosition === undefined || now.queuePosition === lastPosition) return;
+    lastPosition = now.queuePosition;
+    send('queued', { queuePosition: now.queuePosition });
+  };
+  positionPoll = setInterval(() => {
+    chain = chain.then(checkPosition).catch(() => end());
+  }, POSITION_POLL_MS);
 }

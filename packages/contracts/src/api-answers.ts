@@ -61,12 +61,16 @@ export function jobStreamEventSchema(limits: RequestLimits = DEFAULT_LIMITS) {
     z
       .object({ event: z.literal(status), data: z.union([job, z.strictObject({})]) })
       .meta({ description: `The job (when the stream opens), or {} (when it becomes ${status} later)` });
+  const positionEvent = z
+    .object({ event: z.literal('queued'), data: z.strictObject({ queuePosition: z.int().min(0) }) })
+    .meta({ description: "The queued job's new place in the queue (0: next), whenever it changes" });
   /** A final status ends the stream, with the final job. */
   const finalEvent = (status: 'succeeded' | 'failed' | 'canceled') =>
     z.object({ event: z.literal(status), data: job }).meta({ description: `The job ${status}; the stream ends after it` });
   return z
-    .discriminatedUnion('event', [
+    .union([
       stateEvent('queued'),
+      positionEvent,
       stateEvent('started'),
       z.object({ event: z.literal('progress'), data: jobProgressSchema }).meta({ description: 'A step done, steps increasing' }),
       finalEvent('succeeded'),

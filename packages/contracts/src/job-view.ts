@@ -112,6 +112,7 @@ export function jobViewSchema(limits: RequestLimits = DEFAULT_LIMITS) {
           .loose()
           .meta({ title: 'Unchecked', description: 'A job another producer put on the queue (it fails with invalid_job): its data as it came' }),
       ]),
+      queuePosition: z.int().min(0).optional().meta({ description: 'Queued jobs: how many jobs of its model start before it (0: next)' }),
       attempts: z.int().min(0).meta({ description: 'Attempts that failed and were retried' }),
       createdAt: z.iso.datetime(),
       startedAt: z.iso.datetime().nullable(),

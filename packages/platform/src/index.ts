@@ -23,3 +23,4 @@ export * from './job-progress';
 export * from './model-capability-store';
 export * from './worker-ids';
 export * from './tenant-job-index';
+export * from './queue-position';

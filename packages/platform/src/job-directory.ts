@@ -9,6 +9,7 @@ import type { JobLocator } from './job-locator';
 import { presentJob, statusOf } from './job-presenter';
 import type { FarmQueue, ModelQueues } from './job-queue';
 import type { ObjectStore } from './object-store';
+import type { QueuePositions } from './queue-position';
 
 export const JOBS_PATH = '/v1/jobs';
 
@@ -18,6 +19,8 @@ export class JobDirectory {
     private readonly store: ObjectStore,
     private readonly finalStates: JobFinalStates,
     private readonly locator: JobLocator,
+    /** Where queued jobs stand in their queue (`queuePosition`); without it views have none. */
+    private readonly positions?: QueuePositions,
   ) {}
 
   /** The queue holding the job: its recorded model's, else the default model's. */
@@ -35,6 +38,12 @@ export class JobDirectory {
     const job = await queue.getJob(id);
     if (!job || (tenant !== null && job.data.tenant !== tenant)) return null;
     const status = statusOf(state, final);
-    return status ? presentJob(job, status, final, this.store, JOBS_PATH) : null;
+    if (!status) return null;
+    const view = await presentJob(job, status, final, this.store, JOBS_PATH);
+    if (status === 'queued' && this.positions) {
+      const position = await this.positions.of(queue, id);
+      if (position !== null) view.queuePosition = position;
+    }
+    return view;
   }
 }
