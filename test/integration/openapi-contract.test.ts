@@ -80,7 +80,7 @@ describe('the document', () => {
     expect(stream['x-itemSchema']).toEqual({ $ref: '#/components/schemas/JobStreamEvent' });
     const variants = doc.components.schemas.JobStreamEvent.anyOf ?? doc.components.schemas.JobStreamEvent.oneOf;
     const events = variants.map((e: any) => e.properties.event.enum[0]);
-    expect(events).toEqual(['queued', 'queued', 'started', 'progress', 'succeeded', 'failed', 'canceled', 'error']);
+    expect(events).toEqual(['queued', 'queued', 'started', 'progress', 'succeeded', 'failed', 'canceled']);
     const delivery = doc.webhooks.jobFinished.post;
     expect(delivery.requestBody.content['application/json'].schema).toEqual({ $ref: '#/components/schemas/WebhookEvent' });
     expect(delivery.parameters.map((p: any) => p.name)).toEqual(['webhook-id', 'webhook-timestamp', 'webhook-signature']);

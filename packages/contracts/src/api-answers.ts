@@ -76,7 +76,6 @@ export function jobStreamEventSchema(limits: RequestLimits = DEFAULT_LIMITS) {
       finalEvent('succeeded'),
       finalEvent('failed'),
       finalEvent('canceled'),
-      z.object({ event: z.literal('error'), data: errorBodySchema }).meta({ description: 'The job vanished after the stream opened; the stream ends' }),
     ])
     .meta({ id: 'JobStreamEvent', description: 'One Server-Sent Event of a job stream: `event` is its name, `data` its JSON' });
 }
