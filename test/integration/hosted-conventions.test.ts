@@ -135,6 +135,33 @@ describe('queuePosition', () => {
   });
 });
 
+describe('RateLimit headers', () => {
+  it('tell a tenant its submission budget on success and on 429 (IETF draft fields)', async () => {
+    // A bucket so slow to refill (a token per 100 s) that the test's own pace cannot change the counts.
+    const limited = await farm.startApi({ admission: { ratePerSecond: 0.01, burst: 2, maxQueued: 100 } });
+    await farm.queue.pause();
+    try {
+      const answers = [];
+      for (let i = 0; i < 3; i++) answers.push(await postJob(limited, { ...job, seed: 60 + i }));
+      const fields = (h: Headers) => ['ratelimit-limit', 'ratelimit-remaining', 'ratelimit-policy'].map((n) => h.get(n));
+      const reset = (h: Headers) => Number(h.get('ratelimit-reset'));
+      expect(answers.map((a) => a.status)).toEqual([202, 202, 429]);
+      expect(fields(answers[0].headers)).toEqual(['2', '1', '2;w=200']);
+      expect(fields(answers[1].headers)).toEqual(['2', '0', '2;w=200']);
+      expect(fields(answers[2].headers)).toEqual(['2', '0', '2;w=200']);
+      // Seconds until the bucket is full again: about one token's worth (100 s), then two.
+      expect(reset(answers[0].headers)).toBeGreaterThan(90);
+      expect(reset(answers[0].headers)).toBeLessThanOrEqual(100);
+      expect(reset(answers[1].headers)).toBeGreaterThan(190);
+      expect(reset(answers[2].headers)).toBeLessThanOrEqual(200);
+      expect(Number(answers[2].headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+      for (const a of answers.slice(0, 2)) await limited.fetch(`/v1/jobs/${a.body.id}`, { method: 'DELETE' });
+    } finally {
+      await farm.queue.resume();
+    }
+  });
+});
+
 describe('CORS', () => {
   it('lets a configured origin call the API with its key, and reads the headers a client needs', async () => {
     const preflight = await api.as(null).fetch('/v1/jobs', {

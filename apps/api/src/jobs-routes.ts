@@ -25,6 +25,7 @@ import type { JobEventHub } from './job-event-hub';
 import { streamJobEvents } from './job-event-stream';
 import { listJobs } from './job-listing';
 import { preferredWaitSeconds } from './prefer-wait';
+import { rateLimitHeaders } from './rate-limit-headers';
 import { checkRequestImages } from './request-images';
 import type { Submission, TenantAdmission } from './tenant-admission';
 
@@ -147,6 +148,7 @@ export function jobsRoutes(deps: JobsRouteDeps): Router {
     };
     const data = queuedJob(parsed.value, { seed: parsed.value.seed ?? randomInt(0, 2 ** 32), model: target.model, tenant, sourceJob: target.sourceJob });
     const admission = await deps.admission.admit(submission);
+    if (admission.kind === 'admitted' || admission.kind === 'refused') res.set(rateLimitHeaders(deps.admission.policy, admission.tokens));
     switch (admission.kind) {
       case 'refused':
         metrics.rejected.inc({ reason: admission.reason });

@@ -12,6 +12,7 @@
  */
 import type { Redis, Result } from 'ioredis';
 import { JobLocator, PRIORITY_LEVELS, TenantJobs } from '@farm/platform';
+import type { BucketPolicy } from './rate-limit-headers';
 
 export interface AdmissionOptions {
   /** Sustained submissions per second per tenant. */
@@ -41,9 +42,15 @@ export interface EarlierSubmission {
   queuePriority: number;
 }
 
+/** The tenant's token bucket after the decision (RateLimit-* headers). */
+export interface RateLimitState {
+  /** Tokens left (submissions possible at once now), fractional. */
+  tokens: number;
+}
+
 export type Admission =
-  | { kind: 'admitted'; queuePriority: number }
-  | { kind: 'refused'; reason: 'rate_limited' | 'quota_exceeded'; retryAfterSeconds: number; message: string }
+  | ({ kind: 'admitted'; queuePriority: number } & RateLimitState)
+  | ({ kind: 'refused'; reason: 'rate_limited' | 'quota_exceeded'; retryAfterSeconds: number; message: string } & RateLimitState)
   | { kind: 'replay'; earlier: EarlierSubmission }
   | { kind: 'conflict' };
 
@@ -75,7 +82,8 @@ local nowMs = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local rate, burst, maxQueued = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local bucket = redis.call('HMGET', KEYS[1], 'tokens', 'ts', 'pruned')
 local tokens = math.min(burst, (tonumber(bucket[1]) or burst) + math.max(0, nowMs - (tonumber(bucket[2]) or nowMs)) / 1000 * rate)
-if tokens < 1 then return {'rate_limited', math.ceil((1 - tokens) / rate * 1000)} end
+local milliTokens = math.floor(tokens * 1000)
+if tokens < 1 then return {'rate_limited', math.ceil((1 - tokens) / rate * 1000), milliTokens} end
 local band = ${TenantJobs.BAND}
 local pruned = tonumber(bucket[3]) or 0
 if nowMs - pruned > ${PRUNE_EVERY_MS} then
@@ -83,7 +91,7 @@ if nowMs - pruned > ${PRUNE_EVERY_MS} then
   pruned = nowMs
 end
 local unfinished = redis.call('ZCARD', KEYS[2])
-if unfinished >= maxQueued then return {'quota_exceeded', unfinished} end
+if unfinished >= maxQueued then return {'quota_exceeded', unfinished, milliTokens} end
 local priority = tonumber(ARGV[5])
 local ahead = redis.call('ZCOUNT', KEYS[2], '-inf', '(' .. ((priority + 1) * band))
 redis.call('HSET', KEYS[1], 'tokens', tokens - 1, 'ts', nowMs, 'pruned', pruned)
@@ -95,7 +103,7 @@ if claimKey then
   redis.call('HSET', claimKey, 'fingerprint', ARGV[8], 'jobId', ARGV[4], 'model', ARGV[6], 'priority', queuePriority)
   redis.call('EXPIRE', claimKey, ARGV[9])
 end
-return {'admitted', queuePriority}`;
+return {'admitted', queuePriority, milliTokens - 1000}`;
 
 /**
  * Undoes an admission whose job never reached its queue (the add failed): its place in line, its
@@ -131,6 +139,11 @@ export class TenantAdmission {
     redis.defineCommand('farmWithdraw', { lua: WITHDRAW });
   }
 
+  /** The token bucket's shape, for the RateLimit-* headers. */
+  get policy(): BucketPolicy {
+    return { ratePerSecond: this.options.ratePerSecond, burst: this.options.burst };
+  }
+
   private bucketKey(tenant: string): string {
     return `${this.keyPrefix}:tenant:${tenant}:bucket`;
   }
@@ -143,11 +156,11 @@ export class TenantAdmission {
     const [kind, ...rest] = await this.redis.farmAdmit(keys.length, ...keys, ...args);
     switch (kind) {
       case 'admitted':
-        return { kind, queuePriority: Number(rest[0]) };
+        return { kind, queuePriority: Number(rest[0]), tokens: Number(rest[1]) / 1000 };
       case 'rate_limited':
-        return { kind: 'refused', reason: kind, retryAfterSeconds: Math.ceil(Number(rest[0]) / 1000), message: `over ${ratePerSecond} submissions per second` };
+        return { kind: 'refused', reason: kind, retryAfterSeconds: Math.ceil(Number(rest[0]) / 1000), message: `over ${ratePerSecond} submissions per second`, tokens: Number(rest[1]) / 1000 };
       case 'quota_exceeded':
-        return { kind: 'refused', reason: kind, retryAfterSeconds: 5, message: `${rest[0]} jobs unfinished; the quota is ${maxQueued}` };
+        return { kind: 'refused', reason: kind, retryAfterSeconds: 5, message: `${rest[0]} jobs unfinished; the quota is ${maxQueued}`, tokens: Number(rest[1]) / 1000 };
       case 'replay':
         return { kind, earlier: { jobId: String(rest[0]), model: String(rest[1]), queuePriority: Number(rest[2]) } };
       case 'conflict':

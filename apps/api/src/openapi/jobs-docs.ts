@@ -1,14 +1,17 @@
 /** The description of the tenant routes under /v1 (jobs-routes.ts) and of the webhooks the farm sends. */
 import { z } from 'zod';
 import { jobListQuerySchema, jobListSchema, jobStreamEventSchema, webhookEventSchema, webhookSecretSchema, workerListSchema } from '@farm/contracts';
-import { DocContext, TENANT_ERRORS, TENANT_SECURITY, errorResponses, jobIdParams, json } from './responses';
+import { DocContext, TENANT_ERRORS, TENANT_SECURITY, errorResponses, jobIdParams, json, rateLimitHeaders } from './responses';
 
 /** An event stream: a string on the wire; one event's schema under the extension OpenAPI 3.2 names `itemSchema`. */
 const EVENT_STREAM = { schema: z.string(), 'x-itemSchema': { $ref: '#/components/schemas/JobStreamEvent' } };
 
-const preferenceApplied = z.string().optional().meta({ description: 'The wait applied, when the request asked to wait: `wait=N`' });
-
-const location = z.object({ Location: z.string().meta({ description: "The job's URL" }) });
+/** The headers of an accepted submission. */
+const submitted = z.object({
+  Location: z.string().meta({ description: "The job's URL" }),
+  'Preference-Applied': z.string().optional().meta({ description: 'The wait applied, when the request asked to wait: `wait=N`' }),
+  ...rateLimitHeaders.shape,
+});
 
 export function describeJobsRoutes({ registry, components, jobRequest, job, limits }: DocContext): void {
   registry.registerPath({
@@ -34,8 +37,8 @@ export function describeJobsRoutes({ registry, components, jobRequest, job, limi
       body: { required: true, content: { 'application/json': { schema: jobRequest } } },
     },
     responses: {
-      202: json(job, 'Queued (or, with `Prefer: wait`, not finished in time: queued or running)', location.extend({ 'Preference-Applied': preferenceApplied })),
-      200: json(job, 'With `Prefer: wait`: the job, finished in time. With an Idempotency-Key used before: the job the earlier request created', location.extend({ 'Preference-Applied': preferenceApplied })),
+      202: json(job, 'Queued (or, with `Prefer: wait`, not finished in time: queued or running)', submitted),
+      200: json(job, 'With `Prefer: wait`: the job, finished in time. With an Idempotency-Key used before: the job the earlier request created', submitted),
       ...errorResponses([400, 409, 413, 415, 429, ...TENANT_ERRORS], {
         409: '`idempotency_conflict`: the Idempotency-Key was used with another body',
       }),

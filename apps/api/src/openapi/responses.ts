@@ -24,6 +24,14 @@ export const PUBLIC = [];
 
 const retryAfter = z.object({ 'Retry-After': z.string().meta({ description: 'Seconds to wait before trying again' }) });
 
+/** The tenant's submission rate limit (IETF draft RateLimit header fields), on submissions. */
+export const rateLimitHeaders = z.object({
+  'RateLimit-Limit': z.string().optional().meta({ description: 'Submissions a tenant may make at once (TENANT_BURST)' }),
+  'RateLimit-Remaining': z.string().optional().meta({ description: 'Submissions it may make at once now' }),
+  'RateLimit-Reset': z.string().optional().meta({ description: 'Seconds until all of them are available again' }),
+  'RateLimit-Policy': z.string().optional().meta({ description: '`<limit>;w=<seconds to refill it>`', example: '200;w=4' }),
+});
+
 const ERRORS = {
   400: { description: '`invalid_request` (one `fields` entry per offending field), `invalid_json`, or `bad_request` (a malformed URL)' },
   401: { description: 'No API key, or an unknown one (`unauthorized`)', headers: z.object({ 'WWW-Authenticate': z.string() }) },
@@ -31,7 +39,7 @@ const ERRORS = {
   409: { description: '`conflict`' },
   413: { description: '`payload_too_large`: the body is over BODY_LIMIT_BYTES' },
   415: { description: '`unsupported_media_type` (not JSON) or `unsupported_encoding`' },
-  429: { description: '`rate_limited` or `quota_exceeded`', headers: retryAfter },
+  429: { description: '`rate_limited` or `quota_exceeded`', headers: retryAfter.extend(rateLimitHeaders.shape) },
   500: { description: '`internal_error`' },
   503: { description: '`queue_unavailable`: Redis is unreachable', headers: retryAfter },
 } satisfies Record<number, { description: string; headers?: z.ZodObject }>;
