@@ -65,7 +65,7 @@ describe('FarmClient', () => {
     expect(progress[progress.length - 1]).toMatchObject({ step: 4, total: 4 });
     expect(events[events.length - 1]).toBe('succeeded');
 
-    const image = await client.download(job.result!.url);
+    const image = await client.download(job.result!.url!);
     expect(await sharp(image).metadata()).toMatchObject({ format: 'png', width: 128, height: 128 });
   });
 
@@ -138,7 +138,7 @@ describe('FarmClient', () => {
     const keyed = FarmClient.fromEnv({ FARM_API_URL: base, FARM_API_KEY: key }, { fetch: spy });
     const job = await keyed.waitFor((await keyed.submit({ ...SMALL, width: 64, height: 64 })).id);
     expect(job).toMatchObject({ status: 'succeeded' });
-    await keyed.download(job.result!.url);
+    await keyed.download(job.result!.url!);
     expect(await keyed.health()).toEqual({ status: 'ok', redis: true, s3: true });
     const toApi = seen.filter((s) => s.url.startsWith(base));
     expect(toApi.length).toBeGreaterThanOrEqual(3);

@@ -6,7 +6,8 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Webhook } from 'standardwebhooks';
-import { Harness, TestApi, postJob, waitForJob } from '../support/harness';
+import { ObjectStore, ResultSweeper } from '@farm/platform';
+import { Harness, TestApi, postJob, testStoreOptions, waitForJob } from '../support/harness';
 import { OpenApiContract } from '../support/openapi-contract';
 
 const job = { type: 'generate', prompt: 'a red circle on a blue background', width: 64, height: 64, steps: 2 } as const;
@@ -158,6 +159,37 @@ describe('RateLimit headers', () => {
       for (const a of answers.slice(0, 2)) await limited.fetch(`/v1/jobs/${a.body.id}`, { method: 'DELETE' });
     } finally {
       await farm.queue.resume();
+    }
+  });
+});
+
+describe('result retention (RESULT_RETENTION_SECONDS)', () => {
+  it('says when a result expires, deletes it then (sweeper), and answers clearly that it is gone', async () => {
+    // A bucket of its own, kept 1 s: the sweeper deletes everything older in it.
+    const store = new ObjectStore({ ...testStoreOptions(), bucket: 'farm-retention', retentionSeconds: 1 });
+    await store.verify(true);
+    const shortLived = new Harness();
+    try {
+      const keeper = await shortLived.startApi({ store });
+      await shortLived.startWorker({ store });
+      const done = (await postJob(keeper, { ...job, seed: 70 }, { Prefer: 'wait=30' })).body;
+      expect(done.status).toBe('succeeded');
+      expect(Date.parse(done.result.expiresAt) - Date.parse(done.finishedAt)).toBe(1000);
+      expect((await fetch(done.result.url)).status).toBe(200);
+      expect(await store.applyLifecycle()).toBe(false); // the embedded S3 has no lifecycle rules: the sweeper does it
+
+      await new Promise((r) => setTimeout(r, Date.parse(done.result.expiresAt) - Date.now() + 50));
+      expect(await new ResultSweeper(store, 1).sweep()).toBeGreaterThanOrEqual(1);
+      expect((await fetch(done.result.url)).status).not.toBe(200); // the object is gone
+      const gone = (await (await keeper.fetch(`/v1/jobs/${done.id}`)).json()) as any;
+      expect(gone).toMatchObject({ status: 'succeeded', result: { expired: true, expiresAt: done.result.expiresAt } });
+      expect(gone.result.url).toBeUndefined();
+      const edit = await postJob(keeper, { type: 'edit', source: done.id, prompt: 'a green circle', mask: { rects: [[8, 8, 16, 16]] } });
+      expect(edit.status).toBe(400);
+      expect(edit.body.error.fields).toEqual([{ path: 'source', message: expect.stringMatching(/result expired at .*; it can no longer be edited/) }]);
+    } finally {
+      await shortLived.close();
+      store.close();
     }
   });
 });

@@ -77,6 +77,8 @@ export function jobsRoutes(deps: JobsRouteDeps): Router {
       if (source?.status !== 'succeeded') {
         const why = source ? `is ${source.status}` : 'does not exist';
         problems.push({ path: 'source', message: `job ${request.source} ${why}; an edit needs a succeeded job` });
+      } else if (source.result?.expired) {
+        problems.push({ path: 'source', message: `job ${request.source}'s result expired at ${source.result.expiresAt}; it can no longer be edited` });
       } else if (request.model && source.request.model !== request.model) {
         problems.push({ path: 'model', message: `the source job ran on model ${source.request.model}; an edit must use the same model` });
       } else {

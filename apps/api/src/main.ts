@@ -11,7 +11,7 @@ const signals = new ShutdownSignals('api');
 async function main(): Promise<void> {
   const { createServer } = await import('node:http');
   const platform = await import('@farm/platform');
-  const { JobCancellation, JobFinalStates, ModelQueues, ObjectStore, checkRedis, connectRedis, listen, loadConfig, modelQueueName, objectStoreOptionsFromEnv, requestLimits } = platform;
+  const { JobCancellation, JobFinalStates, ModelQueues, ObjectStore, ResultSweeper, checkRedis, connectRedis, listen, loadConfig, modelQueueName, objectStoreOptionsFromEnv, requestLimits } = platform;
   const { apiEnv, limitsEnv, modelsEnv, queueEnv, sessionEnv, storageEnv, webhookEnv } = platform;
   const { createApp } = await import('./app');
   const { JobEventHub } = await import('./job-event-hub');
@@ -23,6 +23,7 @@ async function main(): Promise<void> {
   const queues = ModelQueues.open(config, redis, config.MODELS);
   for (const queue of queues.all()) queue.on('error', () => undefined); // the redis handler above reports outages
   const store = new ObjectStore(objectStoreOptionsFromEnv(config));
+  const sweeper = new ResultSweeper(store, config.RESULT_RETENTION_SECONDS);
   const keyPrefix = `${config.QUEUE_PREFIX}:${config.QUEUE_NAME}`;
   const queueNames = config.MODELS.map((m) => modelQueueName(config.QUEUE_NAME, m));
   const events = new JobEventHub(queueNames, config.QUEUE_PREFIX, redis, new JobCancellation(redis, keyPrefix, new JobFinalStates(redis, keyPrefix, config.JOB_RETENTION_SECONDS)));
@@ -32,11 +33,15 @@ async function main(): Promise<void> {
     console.log(`api: ${signal}, closing`);
     server?.close();
     server?.closeIdleConnections();
-    await Promise.all([queues.close(), events.close(), sessions?.close()]);
+    await Promise.all([queues.close(), events.close(), sessions?.close(), sweeper.stop()]);
     redis.disconnect();
     store.close();
   });
   await store.verify(config.S3_CREATE_BUCKET);
+  // Results expire: by the store's own lifecycle rule where it has them (whole days), and by the sweeper to the second.
+  const lifecycle = await store.applyLifecycle();
+  sweeper.start();
+  console.log(`api: results are deleted ${config.RESULT_RETENTION_SECONDS} s after their job ends (${lifecycle ? 'S3 lifecycle rule and ' : ''}sweeper)`);
 
   const created = createApp({
     queues,

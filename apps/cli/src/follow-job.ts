@@ -36,6 +36,10 @@ export async function followJob(client: FarmClient, id: string, io: CliIo, optio
 
   let output: string | undefined;
   if (job.status === 'succeeded' && job.result && options.output) {
+    if (!job.result.url) {
+      io.stderr.write(`farm: job ${job.id}'s image expired at ${job.result.expiresAt} (RESULT_RETENTION_SECONDS)\n`);
+      return 1;
+    }
     output = path.resolve(io.cwd ?? process.cwd(), options.output);
     const bytes = await client.download(job.result.url, { signal: io.signal });
     await mkdir(path.dirname(output), { recursive: true });

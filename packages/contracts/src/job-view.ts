@@ -58,12 +58,14 @@ export const jobResultSchema = z
   .object({
     bucket: z.string(),
     key: z.string(),
-    url: z.url().meta({ description: 'Presigned GET URL of the image: no key needed until it expires' }),
+    url: z.url().optional().meta({ description: 'Presigned GET URL of the image: no key needed until it expires (absent once the result has expired)' }),
+    expiresAt: z.iso.datetime().optional().meta({ description: 'When the image (and the job\'s cached state) is deleted: RESULT_RETENTION_SECONDS after the job ended' }),
+    expired: z.literal(true).optional().meta({ description: 'The result is gone (past `expiresAt`): no `url`, and the job can no longer be edited' }),
     width: z.int(),
     height: z.int(),
     contentType: z.string().meta({ example: 'image/png' }),
     /** Edits: the mask actually used, the share recomputed and decoded, where the source came from. */
-    mask: z.object({ key: z.string(), url: z.url() }).optional().meta({ description: 'Edits: the mask actually used (a PNG)' }),
+    mask: z.object({ key: z.string(), url: z.url().optional() }).optional().meta({ description: 'Edits: the mask actually used (a PNG)' }),
     recomputedFraction: z.number().min(0).max(1).optional().meta({ description: 'Edits: share of the canvas denoised again' }),
     decodedFraction: z.number().min(0).max(1).optional().meta({ description: 'Edits: share of the canvas decoded again' }),
     source: z.enum(EDIT_SOURCE_KINDS).optional().meta({ description: "Edits: where the source's state came from" }),

@@ -48,6 +48,8 @@ export const storageEnv = {
   /** Create the bucket at start-up when it is missing (default true). */
   S3_CREATE_BUCKET: bool.default(true),
   PRESIGN_TTL_SECONDS: positiveInt.max(7 * 24 * 3600).default(3600),
+  /** How long results and cached latents stay in S3 (a lifecycle rule where the store has them, a sweeper always). */
+  RESULT_RETENTION_SECONDS: positiveInt.default(7 * 24 * 3600),
 };
 
 /** Webhooks: the master secret tenants' signing secrets derive from (webhooks are off without it). */

@@ -24,3 +24,4 @@ export * from './model-capability-store';
 export * from './worker-ids';
 export * from './tenant-job-index';
 export * from './queue-position';
+export * from './result-sweeper';

@@ -66,17 +66,21 @@ export async function presentJob(job: FarmJob, status: JobStatus, final: FinalSt
   };
   if (output) {
     view.workerId = output.workerId;
+    // Results live RESULT_RETENTION_SECONDS from the job's end; after that they are gone, and say so.
+    const expiresAt = store.retentionSeconds === undefined ? undefined : (job.finishedOn ?? job.timestamp) + store.retentionSeconds * 1000;
+    const expired = expiresAt !== undefined && Date.now() >= expiresAt;
     view.result = {
       bucket: output.bucket,
       key: output.key,
-      url: await store.presignGet(output.key),
+      ...(expired ? { expired } : { url: await store.presignGet(output.key, expiresAt) }),
+      ...(expiresAt !== undefined ? { expiresAt: iso(expiresAt)! } : {}),
       width: output.width,
       height: output.height,
       contentType: output.contentType,
     };
     if (output.edit) {
       const { maskKey, ...edit } = output.edit;
-      Object.assign(view.result, { mask: { key: maskKey, url: await store.presignGet(maskKey) }, ...edit });
+      Object.assign(view.result, { mask: { key: maskKey, ...(expired ? {} : { url: await store.presignGet(maskKey, expiresAt) }) }, ...edit });
     }
   }
   if (status === 'failed') {

@@ -5,6 +5,8 @@ import {
   ListObjectsV2Command,
   GetObjectCommand,
   HeadBucketCommand,
+  ListObjectsV2Command,
+  PutBucketLifecycleConfigurationCommand,
   PutObjectCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
@@ -22,6 +24,14 @@ export interface ObjectStoreOptions {
   forcePathStyle?: boolean;
   /** Presigned URL lifetime in seconds (default 3600). */
   presignTtlSeconds?: number;
+  /** How long results (and cached latents) are kept, in seconds (default: for ever). */
+  retentionSeconds?: number;
+}
+
+/** An object as a listing shows it. */
+export interface StoredObject {
+  key: string;
+  lastModified: Date;
 }
 
 /** Maps the storage section of the environment (see env-config.ts) to store options. */
@@ -34,6 +44,7 @@ export function objectStoreOptionsFromEnv(env: {
   S3_SECRET_ACCESS_KEY?: string;
   S3_FORCE_PATH_STYLE?: boolean;
   PRESIGN_TTL_SECONDS: number;
+  RESULT_RETENTION_SECONDS: number;
 }): ObjectStoreOptions {
   return {
     bucket: env.S3_BUCKET,
@@ -44,6 +55,7 @@ export function objectStoreOptionsFromEnv(env: {
     secretAccessKey: env.S3_SECRET_ACCESS_KEY,
     forcePathStyle: env.S3_FORCE_PATH_STYLE ?? env.S3_ENDPOINT !== undefined,
     presignTtlSeconds: env.PRESIGN_TTL_SECONDS,
+    retentionSeconds: env.RESULT_RETENTION_SECONDS,
   };
 }
 
@@ -58,6 +70,8 @@ export class ObjectStore {
   readonly endpoint: string;
   private readonly client: S3Client;
   private readonly presigner: S3Client;
+  /** How long results are kept, in seconds (undefined: for ever). */
+  readonly retentionSeconds?: number;
   private readonly ttl: number;
 
   constructor(options: ObjectStoreOptions) {
@@ -66,6 +80,7 @@ export class ObjectStore {
     process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
     this.bucket = options.bucket;
     this.ttl = options.presignTtlSeconds ?? 3600;
+    this.retentionSeconds = options.retentionSeconds;
     const make = (endpoint?: string) =>
       new S3Client({
         region: options.region,
@@ -113,9 +128,41 @@ export class ObjectStore {
     await Promise.all(keys.map((key) => this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }))));
   }
 
-  /** A GET URL that plain curl can download until it expires. */
-  presignGet(key: string): Promise<string> {
-    return getSignedUrl(this.presigner, new GetObjectCommand({ Bucket: this.bucket, Key: key }), { expiresIn: this.ttl });
+  /** A GET URL that plain curl can download until it expires (not after `until`, ms, if given: the object's own end). */
+  presignGet(key: string, until?: number): Promise<string> {
+    const expiresIn = until === undefined ? this.ttl : Math.max(1, Math.min(this.ttl, Math.floor((until - Date.now()) / 1000)));
+    return getSignedUrl(this.presigner, new GetObjectCommand({ Bucket: this.bucket, Key: key }), { expiresIn });
+  }
+
+  /** Every object under `prefix`, page by page. */
+  async *list(prefix = ''): AsyncGenerator<StoredObject[]> {
+    let token: string | undefined;
+    do {
+      const page = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }));
+      yield (page.Contents ?? []).flatMap((o) => (o.Key && o.LastModified ? [{ key: o.Key, lastModified: o.LastModified }] : []));
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+  }
+
+  /**
+   * Asks the store to expire objects after the retention itself (an S3 lifecycle rule, whole
+   * days); false when it does not support lifecycle rules or no retention is set.
+   */
+  async applyLifecycle(): Promise<boolean> {
+    if (this.retentionSeconds === undefined) return false;
+    try {
+      await this.client.send(
+        new PutBucketLifecycleConfigurationCommand({
+          Bucket: this.bucket,
+          LifecycleConfiguration: {
+            Rules: [{ ID: 'farm-result-retention', Status: 'Enabled', Filter: { Prefix: '' }, Expiration: { Days: Math.max(1, Math.ceil(this.retentionSeconds / 86400)) } }],
+          },
+        }),
+      );
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /** True when the bucket answers. */
