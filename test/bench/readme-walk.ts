@@ -14,7 +14,8 @@ import path from 'node:path';
 import sharp from 'sharp';
 
 const ROOT = path.resolve(__dirname, '../../..');
-const BASE = 'http://localhost:8080';
+/** Where the README's farm answers, for the walk's own requests. */
+const BASE = 'http://127.0.0.1:8080';
 
 /** The commands of the README's shell block that follows `heading`, continuation lines joined. */
 function shellCommands(readme: string, heading: string, nth = 0): string[] {
@@ -51,7 +52,8 @@ async function main(): Promise<void> {
   // Quick start, first block: `npm ci && npm start` — the farm keeps running in the background.
   const [install] = shellCommands(readme, '## Quick start');
   console.log(`running: ${install} (in the background)`);
-  const farm: ChildProcess = spawn('bash', ['-c', install.replace(/\s+#.*$/, '')], { cwd: clone, stdio: 'ignore', detached: true });
+  const farmLog = path.join(path.dirname(clone), 'npm-start.log');
+  const farm: ChildProcess = spawn('bash', ['-c', `${install.replace(/\s+#.*$/, '')} > ${farmLog} 2>&1`], { cwd: clone, stdio: 'ignore', detached: true });
   try {
     await until('the farm answering on :8080', async () => ((await fetch(`${BASE}/readyz`)).ok ? true : null), 600_000);
     results.push({ command: install, status: 0 });
@@ -86,6 +88,9 @@ async function main(): Promise<void> {
       }
       run(command.replaceAll('<jobId>', jobId), env);
     }
+  } catch (err) {
+    console.error(`readme: the farm said:\n${readFileSync(farmLog, 'utf8').split('\n').slice(-15).join('\n')}`);
+    throw err;
   } finally {
     if (farm.pid) process.kill(-farm.pid, 'SIGTERM');
     await new Promise((r) => farm.once('exit', r));
