@@ -7,11 +7,12 @@
  * with its exit status and exits non-zero if any failed. Needs ports 8080 and 9000 free, as the
  * README does; minutes, not seconds (a fresh install and build), so it is not part of `npm test`.
  */
-import { ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
+import { createRedis } from '@farm/platform';
 
 const ROOT = path.resolve(__dirname, '../../..');
 /** Where the README's farm answers, for the walk's own requests. */
@@ -41,19 +42,30 @@ async function main(): Promise<void> {
   const clone = path.join(mkdtempSync(path.join(os.tmpdir(), 'farm-readme-')), 'diffusion-farm');
   execFileSync('git', ['clone', '--quiet', ROOT, clone]);
   const readme = readFileSync(path.join(clone, 'README.md'), 'utf8');
-  const results: Array<{ command: string; status: number | null }> = [];
-  const run = (command: string, env: NodeJS.ProcessEnv = {}) => {
-    const r = spawnSync('bash', ['-c', command], { cwd: clone, env: { ...process.env, ...env }, encoding: 'utf8', timeout: 600_000 });
-    results.push({ command, status: r.status });
-    console.log(`${r.status === 0 ? 'ok  ' : 'FAIL'} (${r.status}) ${command}${r.status === 0 ? '' : `\n${r.stderr.trim().split('\n').slice(-3).join('\n')}`}`);
-    return r.stdout;
-  };
+  const results: Array<{ command: string; status: number }> = [];
+  // Asynchronously: a blocked event loop would leave this process' idle HTTP connections stale.
+  const run = (command: string, env: NodeJS.ProcessEnv = {}) =>
+    new Promise<string>((resolve) => {
+      execFile('bash', ['-c', command], { cwd: clone, env: { ...process.env, ...env }, timeout: 600_000, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
+        const status = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+        results.push({ command, status });
+        console.log(`${status === 0 ? 'ok  ' : 'FAIL'} (${status}) ${command}${status === 0 ? '' : `\n${stderr.trim().split('\n').slice(-3).join('\n')}`}`);
+        resolve(stdout);
+      });
+    });
 
   // Quick start, first block: `npm ci && npm start` — the farm keeps running in the background.
   const [install] = shellCommands(readme, '## Quick start');
   console.log(`running: ${install} (in the background)`);
   const farmLog = path.join(path.dirname(clone), 'npm-start.log');
-  const farm: ChildProcess = spawn('bash', ['-c', `${install.replace(/\s+#.*$/, '')} > ${farmLog} 2>&1`], { cwd: clone, stdio: 'ignore', detached: true });
+  // A queue of its own (the environment, not the commands), so a farm running beside it is left alone.
+  const queueName = `readme-${Date.now().toString(36)}`;
+  const farm: ChildProcess = spawn('bash', ['-c', `${install.replace(/\s+#.*$/, '')} > ${farmLog} 2>&1`], {
+    cwd: clone,
+    env: { ...process.env, QUEUE_NAME: queueName },
+    stdio: 'ignore',
+    detached: true,
+  });
   try {
     await until('the farm answering on :8080', async () => ((await fetch(`${BASE}/readyz`)).ok ? true : null), 600_000);
     results.push({ command: install, status: 0 });
@@ -67,7 +79,7 @@ async function main(): Promise<void> {
     for (const command of shellCommands(readme, 'Then, from another shell:')) {
       if (command.startsWith('export ')) continue; // its value is `env`
       const filled = command.replaceAll('<id>', id).replaceAll('<result.url>', url);
-      const out = run(filled, env);
+      const out = await run(filled, env);
       if (!id && command.includes('-X POST')) {
         id = JSON.parse(out).id;
         url = await until('the job finishing', async () => ((await (await api(`/v1/jobs/${id}`)).json()) as { result?: { url: string } }).result?.url ?? null, 120_000);
@@ -86,7 +98,7 @@ async function main(): Promise<void> {
         // A job that is still queued or running, so there is something to cancel.
         jobId = ((await (await api('/v1/jobs', { method: 'POST', body: JSON.stringify({ type: 'generate', prompt: 'a blue background', steps: 50 }) })).json()) as { id: string }).id;
       }
-      run(command.replaceAll('<jobId>', jobId), env);
+      await run(command.replaceAll('<jobId>', jobId), env);
     }
   } catch (err) {
     console.error(`readme: the farm said:\n${readFileSync(farmLog, 'utf8').split('\n').slice(-15).join('\n')}`);
@@ -95,6 +107,10 @@ async function main(): Promise<void> {
     if (farm.pid) process.kill(-farm.pid, 'SIGTERM');
     await new Promise((r) => farm.once('exit', r));
     rmSync(path.dirname(clone), { recursive: true, force: true });
+    const redis = createRedis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+    const keys = await redis.keys(`{farm}:${queueName}*`);
+    if (keys.length > 0) await redis.del(...keys);
+    redis.disconnect();
   }
   const failed = results.filter((r) => r.status !== 0);
   console.log(`readme: ${results.length - failed.length} commands ran as written, ${failed.length} failed`);
