@@ -67,7 +67,7 @@ export async function presentJob(job: FarmJob, status: JobStatus, final: FinalSt
   if (output) {
     view.workerId = output.workerId;
     // Results live RESULT_RETENTION_SECONDS from the job's end; after that they are gone, and say so.
-    const expiresAt = store.retentionSeconds === undefined ? undefined : (job.finishedOn ?? job.timestamp) + store.retentionSeconds * 1000;
+    const expiresAt = store.retentionSeconds === undefined ? undefined : (finished ?? job.timestamp) + store.retentionSeconds * 1000;
     const expired = expiresAt !== undefined && Date.now() >= expiresAt;
     view.result = {
       bucket: output.bucket,
