@@ -2,7 +2,6 @@
 import {
   CreateBucketCommand,
   DeleteObjectCommand,
-  ListObjectsV2Command,
   GetObjectCommand,
   HeadBucketCommand,
   ListObjectsV2Command,
@@ -114,12 +113,7 @@ export class ObjectStore {
   /** The keys of the objects under `prefix` (every page). */
   async keys(prefix: string): Promise<string[]> {
     const keys: string[] = [];
-    let token: string | undefined;
-    do {
-      const page = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }));
-      keys.push(...(page.Contents ?? []).map((o) => o.Key!));
-      token = page.NextContinuationToken;
-    } while (token);
+    for await (const page of this.list(prefix)) keys.push(...page.map((o) => o.key));
     return keys;
   }
 
