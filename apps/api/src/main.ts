@@ -41,7 +41,6 @@ async function main(): Promise<void> {
   // Results expire: by the store's own lifecycle rule where it has them (whole days), and by the sweeper to the second.
   const lifecycle = await store.applyLifecycle();
   sweeper.start();
-  console.log(`api: results are deleted ${config.RESULT_RETENTION_SECONDS} s after their job ends (${lifecycle ? 'S3 lifecycle rule and ' : ''}sweeper)`);
 
   const created = createApp({
     queues,
@@ -69,6 +68,7 @@ async function main(): Promise<void> {
   await listen(server, config.PORT, config.HOST, 'PORT');
   created.sessions.attach(server);
   console.log(`api: listening on http://${config.HOST}:${config.PORT}`);
+  console.log(`api: results are deleted ${config.RESULT_RETENTION_SECONDS} s after their job ends (${lifecycle ? 'S3 lifecycle rule and ' : ''}sweeper)`);
 }
 
 main().catch(exitOnStartupFailure('api'));
