@@ -5,8 +5,11 @@
  * steps, a mask edit of an uploaded image, a region job. A model the farm cannot serve is refused
  * when the worker starts, with one sentence.
  */
+import { randomUUID } from 'node:crypto';
 import sharp from 'sharp';
+import { parseJobRequest, queuedJob } from '@farm/contracts';
 import type { Family, Generation } from '@farm/model-tools';
+import { DEFAULT_MODEL } from '@farm/platform';
 import { Harness, TestApi, download, postJob, useFarm, waitForJob } from '../support/harness';
 import { ModelFixtures } from '../support/model-fixtures';
 
@@ -37,10 +40,12 @@ async function rendered(api: TestApi, body: Record<string, unknown>): Promise<{ 
 const varied = (pixels: Buffer) => new Set(pixels).size > 8;
 
 describe.each(CASES)('%s (%s, %s)', (family, generation, dtype) => {
+  let farm: Harness;
   let api: TestApi;
-  useFarm(async (farm, client) => {
+  useFarm(async (f, client) => {
+    farm = f;
     api = client;
-    await farm.startWorker({ modelDir: fixtures.dir(family, generation, { dtype }) });
+    await f.startWorker({ modelDir: fixtures.dir(family, generation, { dtype }) });
   });
   const guidance = family.startsWith('lcm-dreamshaper') ? 8 : 1;
 
@@ -69,15 +74,26 @@ describe.each(CASES)('%s (%s, %s)', (family, generation, dtype) => {
     expect(edited.job.result.edit ?? edited.job.result).toBeDefined();
   });
 
-  it('answers 400 naming the field for a request the model cannot serve', async () => {
+  it('answers 400 naming the field for a request the model cannot serve; one that reaches the worker anyway fails invalid_job, not retried', async () => {
     const lcm = family.startsWith('lcm');
+    const upload = (await sharp({ create: { width: 64, height: 64, channels: 3, background: '#888' } }).png().toBuffer()).toString('base64');
     const body = family === 'lcm-dreamshaper-v7'
-      ? { type: 'generate', prompt: 'a cat', guidanceScale: 0.5 } // below the embedded guidance range
-      : { type: 'edit', source: 'no-such-job', prompt: 'a cat', mask: { rects: [[0, 0, 8, 8]] }, steps: lcm ? 40 : 1, strength: 0.5 };
+      ? { type: 'generate', prompt: 'a cat', width: 64, height: 64, guidanceScale: 0.5 } // below the embedded guidance range
+      : { type: 'edit', source: { image: upload }, prompt: 'a cat', mask: { rects: [[0, 0, 8, 8]] }, steps: lcm ? 40 : 1, strength: 0.5 };
     const { status, body: answer } = await postJob(api, body);
     expect(status).toBe(400);
     const field = family === 'lcm-dreamshaper-v7' ? 'guidanceScale' : 'strength';
-    expect(answer.error.fields).toContainEqual({ path: field, message: expect.stringMatching(lcm && field === 'strength' ? /^steps must be at most 25 at strength 0.5 for this model/ : /for this model|makes none/) });
+    const message = expect.stringMatching(lcm && field === 'strength' ? /^steps must be at most 25 at strength 0.5 for this model/ : /for this model|makes none/);
+    expect(answer.error.fields).toContainEqual({ path: field, message });
+
+    // Queued anyway (an API that checked another model's capabilities, a producer that bypassed
+    // it): the worker checks the job against its own model before any compute.
+    const parsed = parseJobRequest(body);
+    if (!parsed.ok) throw new Error(`the request should parse: ${JSON.stringify(parsed.problems)}`);
+    const queued = await farm.queue.add(parsed.value.type, queuedJob(parsed.value, { seed: 1, model: DEFAULT_MODEL, tenant: 'tenant-a' }), { jobId: randomUUID(), attempts: 3 });
+    const failed = await waitForJob(api, queued.id!);
+    expect(failed).toMatchObject({ status: 'failed', attempts: 1, error: { code: 'invalid_job', message: expect.stringContaining(`request.${field}: `) } });
+    expect(failed.error.message.slice(`request.${field}: `.length)).toEqual(message);
   });
 
   it('paints a region job', async () => {

@@ -4,7 +4,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Worker } from 'bullmq';
-import { DEFAULT_LIMITS, InferenceError, JobName, JobOutput, QueuedJob, queuedJob, queuedJobSchema } from '@farm/contracts';
+import sharp from 'sharp';
+import { DEFAULT_LIMITS, InferenceError, JobName, JobOutput, QueuedJob, parseJobRequest, queuedJob, queuedJobSchema } from '@farm/contracts';
 import { BusyMeter, DiffusionPipeline } from '@farm/pipeline';
 import { FollowedJobs, JobCancellation, JobProgressWriter, ModelQueues, ObjectStore, ProgressUpdate, TenantJobs } from '@farm/platform';
 import { Attempt, EditAffinity, EditSourceCache, JobRunner, JobSettler, Lease, StorageGate, TickProgress, WorkerMetrics } from '@farm/worker';
@@ -99,6 +100,23 @@ describe('the runner', () => {
     expect(await farm.queue.getJobState(bad.id)).toBe('failed');
     expect((await farm.queue.getJob(bad.id))!.attemptsMade).toBe(1); // 3 allowed, none retried
     expect(await farm.finalStates.get(bad.id)).toMatchObject({ status: 'failed', error: { code: 'invalid_job' } });
+  });
+
+  it('refuses a job its model cannot serve (valid for the model the API checked) as invalid_job before any compute, and the settler ends it without a retry', async () => {
+    const { runner, settler } = workerParts();
+    const upload = (await sharp({ create: { width: 64, height: 64, channels: 3, background: '#c00' } }).png().toBuffer()).toString('base64');
+    // 40 steps at strength 0.1: the bundled model's LCM scheduler has ⌊50 × 0.1⌋ = 5 to pick from.
+    const parsed = parseJobRequest({ type: 'edit', source: { image: upload }, prompt: 'a blue square', mask: { rects: [[0, 0, 32, 32]] }, steps: 40, strength: 0.1 });
+    if (!parsed.ok) throw new Error('the edit should parse');
+    const l = await lease(queuedJob(parsed.value, { seed: 1, model: 'shapes-ldm', tenant: 'tenant-a' }));
+    const attempt = (await runner.prepare(l))!;
+    expect(attempt?.outcome).toMatchObject({
+      kind: 'failed',
+      failure: { code: 'invalid_job', message: 'request.strength: steps must be at most 5 at strength 0.1 for this model (50 distilled steps × strength)' },
+    });
+    await settler.settle(l, attempt);
+    expect((await farm.queue.getJob(l.id))!.attemptsMade).toBe(1); // 3 allowed, none retried
+    expect(await farm.finalStates.get(l.id)).toMatchObject({ status: 'failed', error: { code: 'invalid_job' } });
   });
 
   it('ends a job that was canceled before it started without rendering it', async () => {

@@ -1,8 +1,9 @@
 /**
- * Running one job, in two parts. Preparing it, as soon as it is fetched: parse the queued job (the
- * worker's one check of it), see whether it is still wanted (a cancel may have decided its end),
- * whether someone follows it, and where it should run (edit affinity) — so that when a slot of the
- * stream batch frees, it starts without waiting for any I/O. Running it: render it in the shared
+ * Running one job, in two parts. Preparing it, as soon as it is fetched: parse the queued job and
+ * check it against this worker's model (the worker's one check of it, before any compute), see
+ * whether it is still wanted (a cancel may have decided its end), whether someone follows it, and
+ * where it should run (edit affinity) — so that when a slot of the stream batch frees, it starts
+ * without waiting for any I/O. Running it: render it in the shared
  * stream batch — a generation, or an edit of a previous result or of an uploaded image — and store
  * its image. The state later edits start from is stored beside it without delaying the job.
  * Failures are typed where they happen; the runner returns the outcome, the settler acts on it.
@@ -22,6 +23,7 @@ import {
   RegionRequest,
   SessionSnapshot,
   StorageUnavailableError,
+  capabilityProblems,
   classifyFailure,
   isPromptEdit,
   queuedJobSchema,
@@ -118,6 +120,13 @@ export class JobRunner {
       return { job: null, outcome: { kind: 'failed', failure: new InvalidJobError(problems) } };
     }
     const job = parsed.data;
+    // The API checked the request against the capabilities a worker of this model published;
+    // this worker's model may differ (another version, an API that checked another model).
+    const unservable = capabilityProblems(job.request, this.deps.pipeline.capabilities());
+    if (unservable.length > 0) {
+      const problems = unservable.map((p) => `request.${p.path}: ${p.message}`).join('; ');
+      return { job, outcome: { kind: 'failed', failure: new InvalidJobError(problems) } };
+    }
     const { id } = lease;
     try {
       const [final, followed] = await Promise.all([this.deps.finalState(id), this.deps.isFollowed(id)]);
