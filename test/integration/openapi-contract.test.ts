@@ -75,6 +75,16 @@ describe('the document', () => {
     expect(doc.components.schemas.WebhookSecret.properties.secret.pattern).toMatch(/whsec_/);
   });
 
+  it('holds exactly the README’s closed lists of codes: error answers (Error) and failed jobs (JobError)', () => {
+    const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+    const table = (heading: string) => [...new RegExp(`### ${heading}\\n([\\s\\S]*?)\\n#`).exec(readme)![1].matchAll(/^\| `([a-z_]+)` \|/gm)].map((m) => m[1]);
+    expect(doc.components.schemas.Error.properties.error.properties.code.enum).toEqual(table('Error codes'));
+    expect(doc.components.schemas.JobError.properties.code.enum).toEqual(table('Job failure codes'));
+    // The enum is what every answer of the suite is checked against: an unlisted code is refused.
+    const unlisted = new OpenApiContract(doc).check({ method: 'GET', path: '/v1/jobs/abc', status: 404, headers: new Headers({ 'content-type': 'application/json' }) }, JSON.stringify({ error: { code: 'no_such_code', message: 'x' } }));
+    expect(unlisted.join('\n')).toMatch(/error\/code.*allowed values/);
+  });
+
   it('describes the event stream and the webhook deliveries', () => {
     const stream = doc.paths['/v1/jobs/{id}/events'].get.responses['200'].content['text/event-stream'];
     expect(stream['x-itemSchema']).toEqual({ $ref: '#/components/schemas/JobStreamEvent' });

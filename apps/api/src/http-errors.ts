@@ -1,11 +1,11 @@
 /** JSON error answers: every 4xx/5xx body is {error: {code, message, fields?}}. */
 import type { ErrorRequestHandler, Response } from 'express';
-import type { FieldProblem } from '@farm/contracts';
+import type { ApiErrorCode, FieldProblem } from '@farm/contracts';
 
 export class HttpError extends Error {
   constructor(
     readonly status: number,
-    readonly code: string,
+    readonly code: ApiErrorCode,
     message: string,
     readonly fields?: FieldProblem[],
   ) {

@@ -9,7 +9,7 @@ import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Redis } from 'ioredis';
 import { WebSocketServer } from 'ws';
-import { RequestLimits, clientMessageSchema } from '@farm/contracts';
+import { ApiErrorCode, RequestLimits, clientMessageSchema } from '@farm/contracts';
 import type { ApiKeyStore, SessionHosts, SessionStore } from '@farm/platform';
 import { AuthMode, PUBLIC_TENANT } from './auth';
 import { OutboxReader } from './outbox-reader';
@@ -30,7 +30,7 @@ export interface SessionSocketDeps extends Omit<SessionConnectionDeps, 'outbox' 
 const WS_PATH = /^\/v1\/sessions\/([\w-]{1,64})\/ws$/;
 
 /** Answers an upgrade request with a plain HTTP error and closes the connection. */
-function refuse(socket: Duplex, status: number, code: string, message: string): void {
+function refuse(socket: Duplex, status: number, code: ApiErrorCode, message: string): void {
   const body = JSON.stringify({ error: { code, message } });
   const reason = { 400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found', 409: 'Conflict', 503: 'Service Unavailable' }[status] ?? 'Error';
   socket.end(

@@ -15,11 +15,36 @@ export const fieldProblemSchema = z
   })
   .meta({ id: 'FieldProblem' });
 
+/**
+ * Every code an error answer can carry: a closed list, the README's "Error codes" (with each
+ * code's status and meaning) and the document's `Error.code` enum.
+ */
+export const API_ERROR_CODES = [
+  'invalid_request',
+  'invalid_json',
+  'bad_request',
+  'unauthorized',
+  'not_found',
+  'job_finished',
+  'idempotency_conflict',
+  'session_in_use',
+  'payload_too_large',
+  'unsupported_media_type',
+  'unsupported_encoding',
+  'rate_limited',
+  'quota_exceeded',
+  'internal_error',
+  'queue_unavailable',
+  'no_worker',
+  'unavailable',
+] as const;
+export type ApiErrorCode = (typeof API_ERROR_CODES)[number];
+
 /** Every error answer: `{error: {code, message, fields?}}`. */
 export const errorBodySchema = z
   .object({
     error: z.object({
-      code: z.string().meta({ description: 'Machine-readable reason, e.g. `invalid_request`, `not_found`, `rate_limited`', example: 'invalid_request' }),
+      code: z.enum(API_ERROR_CODES).meta({ description: "Machine-readable reason: one of the README's error codes", example: 'invalid_request' }),
       message: z.string().meta({ description: 'The reason in words' }),
       fields: z.array(fieldProblemSchema).optional().meta({ description: '`invalid_request`: one entry per offending field' }),
     }),
