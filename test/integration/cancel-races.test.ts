@@ -5,6 +5,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { faultFigures } from '../support/fault-figures';
 import { Harness, TestApi, postJob, useFarm, waitForJob } from '../support/harness';
 
 const JOBS = 16;
@@ -47,8 +48,8 @@ describe('cancels racing completion', () => {
       let body = '';
       req.on('data', (c) => (body += c));
       req.on('end', () => {
-        const { type, data } = JSON.parse(body) as { type: string; data: { id: string } };
-        webhooks.set(data.id, [...(webhooks.get(data.id) ?? []), type]);
+        const { type, data } = JSON.parse(body) as { type: string; data: { id: string; status: string } };
+        webhooks.set(data.id, [...(webhooks.get(data.id) ?? []), `${type} (${data.status})`]);
         res.writeHead(204).end();
       });
     });
@@ -59,13 +60,17 @@ describe('cancels racing completion', () => {
 
   it('never lets a final state flip: DELETE, GET, events, webhooks and the result store agree', async () => {
     const job = (seed: number) => ({ type: 'generate', prompt: 'a green circle on a white background', width: 64, height: 64, steps: 2, seed, webhook: hook });
-    // How long a job takes from its first step to its end, on this machine now.
-    const probe = (await postJob(api, job(0))).body.id as string;
-    const probeEvents = follow(api, probe);
-    await probeEvents.reachedStep1;
-    const t0 = performance.now();
-    await probeEvents.end;
-    const tail = performance.now() - t0;
+    // How long a job takes from its first step to its end, on this machine now, with a warm
+    // worker (the first job also pays for the model's first calls).
+    const PROBES = 2;
+    let tail = 0;
+    for (let p = 0; p < PROBES; p++) {
+      const probe = follow(api, (await postJob(api, job(1000 + p))).body.id as string);
+      await probe.reachedStep1;
+      const t0 = performance.now();
+      await probe.end;
+      tail = performance.now() - t0;
+    }
 
     const results: Array<{ id: string; deleted: number; end: { event?: string; status?: string } }> = [];
     for (let i = 0; i < JOBS; i++) {
@@ -77,7 +82,7 @@ describe('cancels racing completion', () => {
       results.push({ id: body.id, deleted, end: await events.end });
     }
 
-    for (let i = 0; i < 100 && [...webhooks.values()].flat().length < JOBS + 1; i++) await sleep(100);
+    for (let i = 0; i < 100 && [...webhooks.values()].flat().length < JOBS + PROBES; i++) await sleep(100);
     for (const { id, deleted, end } of results) {
       const status = deleted === 202 ? 'canceled' : 'succeeded';
       expect([202, 409]).toContain(deleted);
@@ -87,15 +92,20 @@ describe('cancels racing completion', () => {
         id,
         get: status,
         events: status,
-        webhooks: [`job.${status}`],
+        webhooks: [`job.${status} (${status})`],
         images: status === 'succeeded' ? 1 : 0,
       });
-      if (status === 'canceled') expect(seen.error).toEqual({ code: 'canceled', message: 'canceled by the client' });
+      if (status === 'canceled') {
+        expect(seen.error).toEqual({ code: 'canceled', message: 'canceled by the client' });
+        expect(await farm.store.keys(`cache/${id}`)).toEqual([]); // nor the state edits would start from
+      }
     }
     // Both sides of the race happened; and nothing changed since.
     const won = results.filter((r) => r.deleted === 202).length;
     expect(won).toBeGreaterThan(0);
     expect(won).toBeLessThan(JOBS);
     for (const { id, deleted } of results) expect((await waitForJob(api, id)).status).toBe(deleted === 202 ? 'canceled' : 'succeeded');
+    const figures = await faultFigures('cancels racing completion', api, farm.store, results.map((r) => r.id));
+    expect(figures).toEqual({ accepted: JOBS, succeeded: JOBS - won, failed: 0, canceled: won, lost: 0, twice: 0 });
   });
 });

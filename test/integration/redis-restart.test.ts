@@ -7,8 +7,10 @@ import { ChildProcess, fork, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createRedis } from '@farm/platform';
+import { ObjectStore, createRedis } from '@farm/platform';
 import { watchApi } from '../support/contract-fetch';
+import { faultFigures } from '../support/fault-figures';
+import { TestApi, testStoreOptions } from '../support/harness';
 
 const ROOT = path.resolve(__dirname, '../..');
 const PORT = 16391;
@@ -93,5 +95,12 @@ const api = (p: string, init: RequestInit = {}) =>
       }),
     );
     expect(statuses).toEqual(Array(6).fill('succeeded'));
+    const store = new ObjectStore(testStoreOptions());
+    try {
+      const figures = await faultFigures('Redis restarted mid-batch (AOF)', new TestApi(`http://127.0.0.1:${API_PORT}`, KEY), store, ids);
+      expect(figures).toEqual({ accepted: 6, succeeded: 6, failed: 0, canceled: 0, lost: 0, twice: 0 });
+    } finally {
+      store.close();
+    }
   });
 });
