@@ -119,6 +119,32 @@ describe('the runner', () => {
     expect(await farm.finalStates.get(l.id)).toMatchObject({ status: 'failed', error: { code: 'invalid_job' } });
   });
 
+  it('ends a job whose image reached it corrupt (a valid header, broken data) as invalid_job, not retried', async () => {
+    const { runner, settler } = workerParts();
+    const noise = await sharp(Buffer.from(Array.from({ length: 64 * 64 * 3 }, (_, i) => (i * 7919) % 256)), { raw: { width: 64, height: 64, channels: 3 } }).png().toBuffer();
+    const corrupt = Buffer.from(noise);
+    for (let i = corrupt.length / 2; i < corrupt.length / 2 + 50; i++) corrupt[i] ^= 0xff; // inside the pixel data
+    const edits = [
+      { source: { image: corrupt.toString('base64') }, mask: { rects: [[0, 0, 32, 32]] } },
+      { source: { image: noise.toString('base64') }, mask: { png: corrupt.toString('base64') } },
+    ];
+    const states: unknown[] = [];
+    for (const edit of edits) {
+      const parsed = parseJobRequest({ type: 'edit', prompt: 'a blue square', steps: 2, ...edit });
+      if (!parsed.ok) throw new Error('the edit should parse');
+      const l = await lease(queuedJob(parsed.value, { seed: 1, model: 'shapes-ldm', tenant: 'tenant-a' }));
+      const attempt = await run(runner, l);
+      await settler.settle(l, attempt);
+      expect(attempt.outcome).toMatchObject({ kind: 'failed', failure: { code: 'invalid_job' } });
+      expect((await farm.queue.getJob(l.id))!.attemptsMade).toBe(1); // 3 allowed, none retried
+      states.push(await farm.finalStates.get(l.id));
+    }
+    expect(states).toEqual([
+      expect.objectContaining({ status: 'failed', error: { code: 'invalid_job', message: expect.stringMatching(/^the source image cannot be decoded: /) } }),
+      expect.objectContaining({ status: 'failed', error: { code: 'invalid_job', message: expect.stringMatching(/^mask image cannot be used: /) } }),
+    ]);
+  });
+
   it('ends a job that was canceled before it started without rendering it', async () => {
     const { runner, settler } = workerParts();
     const l = await lease(generation(2));
