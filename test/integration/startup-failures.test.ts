@@ -61,6 +61,9 @@ describe('the API', () => {
   it.each([
     ['Redis does not answer', { REDIS_URL: 'redis://127.0.0.1:1' }, /^api: Redis does not answer at redis:\/\/127\.0\.0\.1:1/],
     ['a variable is bad', { PORT: 'eighty' }, /^api: invalid environment: PORT: /],
+    ['no Redis Cluster node answers', { REDIS_CLUSTER_NODES: '127.0.0.1:1,127.0.0.1:2' }, /^api: Redis Cluster at 127\.0\.0\.1:1,127\.0\.0\.1:2 does not answer: check REDIS_CLUSTER_NODES$/],
+    ['no Sentinel answers', { REDIS_SENTINELS: '127.0.0.1:1', REDIS_SENTINEL_NAME: 'farm' }, /^api: Sentinel master "farm" at 127\.0\.0\.1:1 does not answer: check REDIS_SENTINELS and REDIS_SENTINEL_NAME$/],
+    ['Sentinels are named without their master', { REDIS_SENTINELS: '127.0.0.1:1' }, /^api: invalid environment: REDIS_SENTINEL_NAME: required with REDIS_SENTINELS/],
     ['S3 does not answer', { S3_ENDPOINT: 'http://127.0.0.1:1' }, /^api: S3 at http:\/\/127\.0\.0\.1:1 does not answer \(ECONNREFUSED\): check S3_ENDPOINT$/],
     ['S3 refuses the credentials', { S3_ACCESS_KEY_ID: 'nobody', S3_SECRET_ACCESS_KEY: 'wrong' }, /^api: S3 at http:\/\/127\.0\.0\.1:\d+ refused access to bucket farm-test: check S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY$/],
     ['the bucket is missing and may not be created', { S3_BUCKET: 'no-such-bucket', S3_CREATE_BUCKET: 'false' }, /^api: bucket no-such-bucket does not exist at http:\/\/127\.0\.0\.1:\d+: create it, or set S3_CREATE_BUCKET=true$/],

@@ -5,7 +5,7 @@
  */
 import path from 'node:path';
 import express, { Express } from 'express';
-import type { Redis } from 'ioredis';
+import type { FarmRedis } from '@farm/platform';
 import type { RequestLimits } from '@farm/contracts';
 import {
   ApiKeyStore,
@@ -45,7 +45,7 @@ import { AdmissionOptions, TenantAdmission } from './tenant-admission';
 export interface ApiDeps {
   /** One queue per model served; the first model is the default. */
   queues: ModelQueues;
-  redis: Redis;
+  redis: FarmRedis;
   store: ObjectStore;
   events: JobEventHub;
   /** Redis key prefix of this farm's own keys (queue prefix + name). */
@@ -135,7 +135,7 @@ export function createApp(deps: ApiDeps): { app: Express; metrics: ApiMetrics; k
   app.get('/livez', (_req, res) => {
     res.json({ status: 'ok' });
   });
-  // Readiness: Redis and S3 answer. /healthz is its older name.
+  // Readiness: FarmRedis and S3 answer. /healthz is its older name.
   const ready: express.RequestHandler = async (_req, res) => {
     const [redis, s3] = await Promise.all([
       deps.redis.ping().then(() => true, () => false),

@@ -3,9 +3,8 @@
  * individual jobs (SSE). Events arrive in the order Redis recorded them.
  */
 import { QueueEvents } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { JobProgress } from '@farm/contracts';
-import type { JobCancellation } from '@farm/platform';
+import { type FarmRedis, type JobCancellation, blockingDuplicate } from '@farm/platform';
 
 export type HubEvent =
   | { kind: 'active' }
@@ -19,14 +18,14 @@ type Listener = (event: HubEvent) => void;
 
 export class JobEventHub {
   private readonly events: QueueEvents[];
-  private readonly connections: Redis[] = [];
+  private readonly connections: FarmRedis[] = [];
   private readonly listeners = new Map<string, Set<Listener>>();
   private unsubscribeCancels: Promise<() => void>;
 
-  constructor(queueNames: readonly string[], prefix: string, connection: Redis, cancellation: JobCancellation) {
+  constructor(queueNames: readonly string[], prefix: string, connection: FarmRedis, cancellation: JobCancellation) {
     this.events = queueNames.map((name) => {
       // QueueEvents blocks on XREAD, so each needs a connection of its own.
-      const own = connection.duplicate({ maxRetriesPerRequest: null, enableOfflineQueue: true });
+      const own = blockingDuplicate(connection);
       own.on('error', () => undefined);
       this.connections.push(own);
       const events = new QueueEvents(name, { connection: own, prefix });

@@ -4,20 +4,19 @@
  * the read when a session joins, so its first frame does not wait for the read's timeout.
  */
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
-import { OutboxEntry, SessionStore, outboxEntry } from '@farm/platform';
+import { FarmRedis, OutboxEntry, SessionStore, blockingDuplicate, outboxEntry } from '@farm/platform';
 
 type Deliver = (entry: OutboxEntry) => void;
 
 export class OutboxReader {
   private readonly subscribers = new Map<string, { last: string; deliver: Deliver }>();
   private readonly wakeKey: string;
-  private reader: Redis | null = null;
+  private reader: FarmRedis | null = null;
   private loop: Promise<void> | null = null;
   private closed = false;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: FarmRedis,
     private readonly sessions: SessionStore,
     keyPrefix: string,
   ) {
@@ -40,7 +39,7 @@ export class OutboxReader {
   }
 
   private async run(): Promise<void> {
-    this.reader = this.redis.duplicate({ maxRetriesPerRequest: null, enableOfflineQueue: true });
+    this.reader = blockingDuplicate(this.redis);
     this.reader.on('error', () => undefined); // the API's own connection reports outages
     let woken = '0-0';
     while (!this.closed) {

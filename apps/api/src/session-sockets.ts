@@ -7,7 +7,7 @@
  */
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { Redis } from 'ioredis';
+import type { FarmRedis } from '@farm/platform';
 import { WebSocketServer } from 'ws';
 import { ApiErrorCode, RequestLimits, clientMessageSchema } from '@farm/contracts';
 import type { ApiKeyStore, SessionHosts, SessionStore } from '@farm/platform';
@@ -17,7 +17,7 @@ import { SessionConnection, SessionConnectionDeps, WATCH_MS } from './session-co
 import type { SessionTokens } from './session-tokens';
 
 export interface SessionSocketDeps extends Omit<SessionConnectionDeps, 'outbox' | 'messageSchema'> {
-  redis: Redis;
+  redis: FarmRedis;
   keyPrefix: string;
   auth: AuthMode;
   keys: ApiKeyStore;

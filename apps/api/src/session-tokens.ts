@@ -4,7 +4,7 @@
  * in the socket's query string. Only the token's SHA-256 is stored, for `ttlSeconds`.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { FarmRedis } from '@farm/platform';
 
 export interface TokenGrant {
   tenant: string;
@@ -13,7 +13,7 @@ export interface TokenGrant {
 
 export class SessionTokens {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: FarmRedis,
     private readonly keyPrefix: string,
     readonly ttlSeconds = 60,
   ) {}

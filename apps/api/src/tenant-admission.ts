@@ -10,7 +10,8 @@
  * one tenant's burst of 1,000 queues behind another tenant's single job, and a tenant's urgent job
  * overtakes its own backlog of ordinary ones.
  */
-import type { Redis, Result } from 'ioredis';
+import type { Result } from 'ioredis';
+import type { FarmRedis } from '@farm/platform';
 import { JobLocator, PRIORITY_LEVELS, TenantJobs } from '@farm/platform';
 import type { BucketPolicy } from './rate-limit-headers';
 
@@ -128,7 +129,7 @@ export class TenantAdmission {
   private readonly jobs: TenantJobs;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: FarmRedis,
     private readonly keyPrefix: string,
     private readonly locator: JobLocator,
     private readonly options: AdmissionOptions,

@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { z } from 'zod';
-import { loadConfig, redactedUrl, workerEnv } from '@farm/platform';
+import { describeRedis, loadConfig, redisEnv, workerEnv } from '@farm/platform';
 import { EmbeddedS3 } from './embedded-s3';
 import { ensureRedis } from './local-redis';
 import type { Supervisor } from './supervisor';
@@ -17,6 +17,7 @@ import type { Supervisor } from './supervisor';
 const ROOT = path.resolve(__dirname, '../../..');
 
 const launcherEnv = {
+  ...redisEnv,
   REDIS_URL: z.url().optional(),
   S3_ENDPOINT: z.url().optional(),
   S3_BUCKET: z.string().default('farm-results'),
@@ -52,9 +53,9 @@ export async function launchFarm(supervisor: Supervisor): Promise<void> {
   const config = loadConfig(launcherEnv);
   const env: NodeJS.ProcessEnv = { ...process.env };
 
-  const redis = await ensureRedis(config.REDIS_URL, (child) => supervisor.adopt('redis-server', child, 5000));
-  env.REDIS_URL = redis.url;
-  console.log(`[farm] redis: ${redactedUrl(redis.url)}${redis.started ? ' (started a redis-server child, nothing persisted)' : ''}`);
+  const redis = await ensureRedis(config, (child) => supervisor.adopt('redis-server', child, 5000));
+  if (redis.target.kind === 'server') env.REDIS_URL = redis.target.url;
+  console.log(`[farm] redis: ${describeRedis(redis.target)}${redis.started ? ' (started a redis-server child, nothing persisted)' : ''}`);
 
   if (!config.S3_ENDPOINT) {
     const directory = path.join(config.FARM_DATA_DIR, 's3');

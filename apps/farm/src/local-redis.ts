@@ -1,27 +1,29 @@
 /**
- * Makes sure a Redis answers for the local farm: uses REDIS_URL or 127.0.0.1:6379, and when
- * nothing answers there and REDIS_URL is unset, starts a `redis-server` child if one is installed.
+ * Makes sure a Redis answers for the local farm: the configured cluster or Sentinels, else
+ * REDIS_URL or 127.0.0.1:6379, and when nothing answers there and REDIS_URL is unset, starts a
+ * `redis-server` child if one is installed.
  */
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { REDIS_START_HINT, StartupError, checkRedis } from '@farm/platform';
+import { REDIS_START_HINT, RedisSettings, RedisTarget, StartupError, checkRedis, redisTarget } from '@farm/platform';
 
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 
 export interface LocalRedis {
-  url: string;
+  target: RedisTarget;
   /** Whether we started a redis-server child. */
   started: boolean;
 }
 
 /** `adopt` receives the redis-server child as soon as it is spawned, if one is. */
-export async function ensureRedis(configuredUrl: string | undefined, adopt: (child: ChildProcess) => void): Promise<LocalRedis> {
-  const url = configuredUrl ?? DEFAULT_REDIS_URL;
+export async function ensureRedis(settings: Partial<RedisSettings>, adopt: (child: ChildProcess) => void): Promise<LocalRedis> {
+  const target = redisTarget({ ...settings, REDIS_URL: settings.REDIS_URL ?? DEFAULT_REDIS_URL });
   try {
-    await checkRedis(url);
-    return { url, started: false };
+    await checkRedis(target);
+    return { target, started: false };
   } catch (err) {
-    if (configuredUrl) throw err;
+    if (settings.REDIS_URL || target.kind !== 'server') throw err;
   }
+  const url = DEFAULT_REDIS_URL;
   if (spawnSync('redis-server', ['--version']).status !== 0) {
     throw new StartupError(`no Redis answers at ${url} and redis-server is not installed: ${REDIS_START_HINT}`);
   }
@@ -33,7 +35,7 @@ export async function ensureRedis(configuredUrl: string | undefined, adopt: (chi
     await new Promise((r) => setTimeout(r, 100));
     try {
       await checkRedis(url, 500);
-      return { url, started: true };
+      return { target, started: true };
     } catch {
       if (child.exitCode !== null) break;
     }

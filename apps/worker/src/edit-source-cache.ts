@@ -9,13 +9,13 @@
  * image again (`reencoded`), which costs one VAE encoder call and nothing else.
  */
 import sharp from 'sharp';
-import type { Redis } from 'ioredis';
+import type { FarmRedis } from '@farm/platform';
 import { EditSource, fromFloat16, toFloat16 } from '@farm/pipeline';
 import type { ObjectStore } from '@farm/platform';
 
 export interface SourceCacheOptions {
   store: ObjectStore;
-  redis: Redis;
+  redis: FarmRedis;
   /** Redis key prefix; keep the queue's hash tag in it for Redis Cluster. */
   keyPrefix: string;
   /** How long a source stays editable from cache (EDIT_CACHE_TTL_SECONDS). */

@@ -7,7 +7,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import type { Server } from 'node:http';
-import type { Redis } from 'ioredis';
+import type { FarmRedis } from '@farm/platform';
 import { RequestLimits, queuedJobSchema } from '@farm/contracts';
 import { BusyMeter, DiffusionPipeline, ExecutionProvider, SchedulerName } from '@farm/pipeline';
 import {
@@ -115,7 +115,7 @@ export function workerSettings(config: WorkerConfig): WorkerSettings {
 }
 
 export interface FarmWorkerOptions extends WorkerSettings {
-  redis: Redis;
+  redis: FarmRedis;
   store: ObjectStore;
   modelDir: string;
   /** The model this worker serves: it takes jobs from that model's queue only. */

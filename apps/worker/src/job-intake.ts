@@ -9,7 +9,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Job, UnrecoverableError, Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { FarmRedis } from '@farm/platform';
 import type { JobName, JobOutput, QueuedJob } from '@farm/contracts';
 import type { StorageGate } from './storage-gate';
 
@@ -18,7 +18,7 @@ export type FarmJob = Job<QueuedJob, JobOutput, JobName>;
 export interface IntakeOptions {
   queueName: string;
   prefix: string;
-  connection: Redis;
+  connection: FarmRedis;
   /** Jobs in the stream batch at once. */
   maxInFlight: number;
   /** Lock duration in ms; locks are extended every half of it. */

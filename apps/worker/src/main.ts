@@ -10,11 +10,12 @@ import { exitOnStartupFailure } from '@farm/platform/dist/startup-error';
 const signals = new ShutdownSignals('worker');
 
 async function main(): Promise<void> {
-  const { ObjectStore, checkRedis, claimWorkerId, createRedis, loadConfig, objectStoreOptionsFromEnv, requestLimits, storageEnv } = await import('@farm/platform');
+  const { ObjectStore, checkRedis, claimWorkerId, createRedis, loadConfig, objectStoreOptionsFromEnv, redisTarget, requestLimits, storageEnv } = await import('@farm/platform');
   const { DEFAULT_MODEL_DIR, FarmWorker, WORKER_ENV, workerSettings } = await import('./farm-worker');
   const config = loadConfig({ ...WORKER_ENV, ...storageEnv });
-  await checkRedis(config.REDIS_URL);
-  const redis = createRedis(config.REDIS_URL);
+  const target = redisTarget(config);
+  await checkRedis(target);
+  const redis = createRedis(target);
   redis.on('error', (err) => console.error(`worker: redis: ${err.message}`));
   const store = new ObjectStore(objectStoreOptionsFromEnv(config));
   await store.verify(config.S3_CREATE_BUCKET);

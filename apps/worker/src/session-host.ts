@@ -4,13 +4,12 @@
  * lanes share the worker's stream batch with queued jobs), beats its liveness and load so API
  * replicas can place sessions and notice its death, and drops sessions that expired or moved.
  */
-import type { Redis } from 'ioredis';
-import type { InboxMessage, SessionHosts, SessionStore } from '@farm/platform';
+import { type FarmRedis, type InboxMessage, type SessionHosts, type SessionStore, blockingDuplicate } from '@farm/platform';
 import { LiveSession, LiveSessionDeps } from './live-session';
 
 export interface SessionHostOptions extends Omit<LiveSessionDeps, 'sessions'> {
   /** A connection to duplicate for the blocking inbox reads. */
-  redis: Redis;
+  redis: FarmRedis;
   sessions: SessionStore;
   hosts: SessionHosts;
   workerId: string;
@@ -24,7 +23,7 @@ const SWEEP_MS = 2000;
 
 export class SessionHost {
   private readonly live = new Map<string, LiveSession>();
-  private reader: Redis | null = null;
+  private reader: FarmRedis | null = null;
   private reading: Promise<void> | null = null;
   private stopping = false;
   private timers: NodeJS.Timeout[] = [];
@@ -39,7 +38,7 @@ export class SessionHost {
   async start(): Promise<void> {
     const { sessions, workerId } = this.options;
     await sessions.dropInbox(workerId); // a previous life's messages are not ours to replay
-    this.reader = this.options.redis.duplicate();
+    this.reader = blockingDuplicate(this.options.redis);
     this.reader.on('error', () => undefined); // the worker's own connection reports outages
     this.reading = this.read(sessions.inboxKey(workerId));
     await this.beat();

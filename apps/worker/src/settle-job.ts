@@ -7,7 +7,7 @@
  */
 import { FinalState, FinalStatus, JobFailure, JobOutput, QueuedJob, StorageUnavailableError } from '@farm/contracts';
 import type { JobFinalStates, ObjectStore, TenantJobs, WebhookDispatcher } from '@farm/platform';
-import type { Redis } from 'ioredis';
+import type { FarmRedis } from '@farm/platform';
 import type { EditSourceCache } from './edit-source-cache';
 import type { Lease } from './job-intake';
 import type { Attempt, Outcome } from './run-job';
@@ -61,7 +61,7 @@ export function settlementOf(outcome: Outcome, attempt: AttemptInfo, storage: St
 }
 
 export interface SettleDeps {
-  redis: Redis;
+  redis: FarmRedis;
   /** Redis key prefix of the farm (queue prefix + name). */
   keyPrefix: string;
   finalStates: JobFinalStates;

@@ -5,7 +5,7 @@
  * always asked for. A key revoked on one API replica still works on another for that long.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { FarmRedis } from './redis-connection';
 import { LRUCache } from 'lru-cache';
 
 export interface KeyOwner {
@@ -29,7 +29,7 @@ export class ApiKeyStore {
   private readonly known: LRUCache<string, KeyOwner>;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: FarmRedis,
     keyPrefix: string,
     /** How long a known key is remembered (default 5 s). */
     cacheTtlMs = 5000,

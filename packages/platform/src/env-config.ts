@@ -13,9 +13,31 @@ const bool = z
 const port = z.coerce.number().int().min(0).max(65535);
 const positiveInt = z.coerce.number().int().positive();
 
+/** `host:port[,host:port…]`: the nodes of a Redis Cluster, or Sentinels. */
+const redisNodes = z
+  .string()
+  .regex(/^[^\s,:]+:\d{1,5}(,[^\s,:]+:\d{1,5})*$/, 'expected host:port[,host:port…]')
+  .transform((v) => v.split(',').map((node) => {
+    const [host, port] = node.split(':');
+    return { host, port: Number(port) };
+  }))
+  .refine((nodes) => nodes.every((n) => n.port > 0 && n.port < 65536), 'a port is out of range');
+
+/**
+ * Which Redis: one server (REDIS_URL), a Redis Cluster (REDIS_CLUSTER_NODES), or the master a set
+ * of Sentinels names (REDIS_SENTINELS, REDIS_SENTINEL_NAME); REDIS_URL's user name and password
+ * then apply to the cluster's nodes or the master (redis-target.ts).
+ */
+export const redisEnv = {
+  REDIS_URL: z.url().default('redis://127.0.0.1:6379'),
+  REDIS_CLUSTER_NODES: redisNodes.optional(),
+  REDIS_SENTINELS: redisNodes.optional(),
+  REDIS_SENTINEL_NAME: z.string().regex(/^[\w.-]+$/, 'expected a master name of letters, digits, "_", "." or "-"').optional(),
+};
+
 /** Redis and the BullMQ queue. */
 export const queueEnv = {
-  REDIS_URL: z.url().default('redis://127.0.0.1:6379'),
+  ...redisEnv,
   /** Key prefix; the braces make it a Redis Cluster hash tag so every key of the farm shares a slot. */
   QUEUE_PREFIX: z.string().min(1).default('{farm}'),
   QUEUE_NAME: z.string().regex(/^[\w-]+$/).default('jobs'),
@@ -172,6 +194,29 @@ export const sessionEnv = {
   SESSION_MAX_BUFFERED_BYTES: positiveInt.max(256 * 1024 * 1024).default(1024 * 1024),
 };
 
+/** The first hash tag of a key prefix (`{farm}` → `farm`), as Redis Cluster finds it; null without one. */
+export function hashTag(prefix: string): string | null {
+  return /^[^{]*\{([^}]+)\}/.exec(prefix)?.[1] ?? null;
+}
+
+/**
+ * Rules between variables, as `[variable, problem]` pairs; a rule looks only at variables the
+ * process reads (the others are undefined here).
+ */
+function crossVariableProblems(v: Record<string, unknown>): Array<[string, string]> {
+  const problems: Array<[string, string]> = [];
+  if (v.REDIS_CLUSTER_NODES && v.REDIS_SENTINELS) problems.push(['REDIS_SENTINELS', 'set REDIS_CLUSTER_NODES or REDIS_SENTINELS, not both']);
+  if (v.REDIS_SENTINELS && !v.REDIS_SENTINEL_NAME) problems.push(['REDIS_SENTINEL_NAME', "required with REDIS_SENTINELS (the master's name the Sentinels monitor)"]);
+  if (v.REDIS_SENTINEL_NAME && !v.REDIS_SENTINELS) problems.push(['REDIS_SENTINEL_NAME', 'set only with REDIS_SENTINELS']);
+  if ((v.REDIS_CLUSTER_NODES || v.REDIS_SENTINELS) && typeof v.REDIS_URL === 'string' && v.REDIS_URL.startsWith('rediss:')) {
+    problems.push(['REDIS_URL', 'TLS (rediss:) is supported with a single server only, not with REDIS_CLUSTER_NODES or REDIS_SENTINELS']);
+  }
+  if (v.REDIS_CLUSTER_NODES && typeof v.QUEUE_PREFIX === 'string' && !hashTag(v.QUEUE_PREFIX)) {
+    problems.push(['QUEUE_PREFIX', 'with REDIS_CLUSTER_NODES it must contain a hash tag such as {farm}, so that every key of the farm lands in one slot']);
+  }
+  return problems;
+}
+
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
@@ -203,6 +248,7 @@ export function loadConfig<S extends z.ZodRawShape>(shape: S, env: NodeJS.Proces
   const problems = readFileVariables(shape, present);
   const parsed = z.object(shape).safeParse(present);
   if (!parsed.success) problems.push(...parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
+  else problems.push(...crossVariableProblems(parsed.data).map(([name, problem]) => `${name}: ${problem}`));
   if (problems.length > 0) throw new ConfigError(`invalid environment: ${problems.join('; ')}`);
   return Object.freeze(parsed.data!);
 }

@@ -3,13 +3,13 @@
  * (refreshed with the stream's heartbeat, expiring by itself), and workers build progress
  * previews only for marked jobs. One sorted set per farm, scored by when each mark expires.
  */
-import type { Redis } from 'ioredis';
+import type { FarmRedis } from './redis-connection';
 
 export class FollowedJobs {
   readonly key: string;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: FarmRedis,
     keyPrefix: string,
     /** How long a mark lasts unless refreshed (default 40 s: two event-stream heartbeats and some). */
     readonly ttlMs = 40000,

@@ -1,5 +1,6 @@
 export * from './env-config';
 export * from './object-store';
+export * from './redis-target';
 export * from './redis-connection';
 export * from './job-queue';
 export * from './metrics';

@@ -4,7 +4,7 @@
  * tells the worker holding a running job to drop its lanes at the next step and tells every API
  * replica to end the job's event streams. The channel carries the queue's hash tag.
  */
-import type { Redis } from 'ioredis';
+import { FarmRedis, blockingDuplicate } from './redis-connection';
 import type { FinalState } from '@farm/contracts';
 import type { JobFinalStates } from './job-final-states';
 
@@ -12,7 +12,7 @@ export class JobCancellation {
   private readonly channel: string;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: FarmRedis,
     keyPrefix: string,
     private readonly finalStates: JobFinalStates,
   ) {
@@ -28,7 +28,7 @@ export class JobCancellation {
 
   /** Calls `onCancel(id)` for every cancellation from now on; resolves to an unsubscribe. */
   async subscribe(onCancel: (id: string) => void): Promise<() => void> {
-    const subscriber = this.redis.duplicate({ maxRetriesPerRequest: null, enableOfflineQueue: true });
+    const subscriber = blockingDuplicate(this.redis);
     subscriber.on('error', () => undefined); // reconnects by itself
     subscriber.on('message', (channel: string, id: string) => channel === this.channel && onCancel(id));
     await subscriber.subscribe(this.channel);

@@ -4,12 +4,12 @@
  * that reports a job — GET, the event stream, webhooks, the dead-letter list — reads how it ended
  * from here, failure codes included. Keys carry the queue's hash tag.
  */
-import type { Redis } from 'ioredis';
+import type { FarmRedis } from './redis-connection';
 import { FinalState, finalStateSchema } from '@farm/contracts';
 
 export class JobFinalStates {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: FarmRedis,
     private readonly keyPrefix: string,
     /** How long a decision is kept: at least as long as finished jobs are (JOB_RETENTION_SECONDS). */
     private readonly ttlSeconds: number,

@@ -4,14 +4,14 @@
  * the right queue instead of asking every model's. Jobs without one (queued by another producer)
  * are looked for on the default model's queue.
  */
-import type { Redis } from 'ioredis';
+import type { FarmRedis } from './redis-connection';
 
 /** A job's locator outlives its retention by this much. */
 export const LOCATOR_MARGIN_SECONDS = 24 * 3600;
 
 export class JobLocator {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: FarmRedis,
     private readonly keyPrefix: string,
   ) {}
 

@@ -4,7 +4,8 @@
  * the queue's event stream (what QueueEvents relays to event streams, with a preview when there is
  * one). The same call says which of the jobs someone follows, for the next tick's previews.
  */
-import type { Redis, Result } from 'ioredis';
+import type { Result } from 'ioredis';
+import type { FarmRedis } from './redis-connection';
 import type { JobProgress } from '@farm/contracts';
 import type { FollowedJobs } from './followed-jobs';
 import type { FarmQueue } from './job-queue';
@@ -41,7 +42,7 @@ export interface ProgressUpdate extends JobProgress {
 
 export class JobProgressWriter {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: FarmRedis,
     private readonly queue: FarmQueue,
     private readonly followed: FollowedJobs,
   ) {

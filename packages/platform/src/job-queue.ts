@@ -3,7 +3,7 @@
  * model only reach workers that serve it. The API holds all of them; a worker, its model's.
  */
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { FarmRedis } from './redis-connection';
 import type { JobName, JobOutput, ModelCapabilities, QueuedJob } from '@farm/contracts';
 
 export type FarmQueue = Queue<QueuedJob, JobOutput, JobName>;
@@ -31,7 +31,7 @@ export function modelQueueName(queueName: string, model: string): string {
   return `${queueName}.${model}`;
 }
 
-export function openQueue(settings: QueueSettings, connection: Redis, model: string): FarmQueue {
+export function openQueue(settings: QueueSettings, connection: FarmRedis, model: string): FarmQueue {
   return new Queue<QueuedJob, JobOutput, JobName>(modelQueueName(settings.QUEUE_NAME, model), { connection, prefix: settings.QUEUE_PREFIX });
 }
 
@@ -41,7 +41,7 @@ export class ModelQueues {
     if (byModel.size === 0) throw new Error('a farm serves at least one model');
   }
 
-  static open(settings: QueueSettings, connection: Redis, models: readonly string[]): ModelQueues {
+  static open(settings: QueueSettings, connection: FarmRedis, models: readonly string[]): ModelQueues {
     return new ModelQueues(new Map(models.map((m) => [m, openQueue(settings, connection, m)])));
   }
 

@@ -4,7 +4,7 @@
  * API loads no model: it reads what the workers found, briefly cached; a model no worker has
  * published yet is checked against the capabilities known in advance (the bundled model's), if any.
  */
-import type { Redis } from 'ioredis';
+import type { FarmRedis } from './redis-connection';
 import { FieldProblem, JobRequest, ModelCapabilities, capabilityProblems } from '@farm/contracts';
 
 export class ModelCapabilityStore {
@@ -12,7 +12,7 @@ export class ModelCapabilityStore {
   private readonly cache = new Map<string, { at: number; value: ModelCapabilities | null }>();
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: FarmRedis,
     keyPrefix: string,
     /** Capabilities used while no worker of a model has published its own. */
     private readonly known: Readonly<Record<string, ModelCapabilities>> = {},

@@ -4,11 +4,11 @@
  * by score — the farm's jobs all carry a priority — so the place is the waiting list's length
  * plus the job's rank among the prioritized. A delayed job (waiting to be retried) has none.
  */
-import type { Redis } from 'ioredis';
+import type { FarmRedis } from './redis-connection';
 import type { FarmQueue } from './job-queue';
 
 export class QueuePositions {
-  constructor(private readonly redis: Redis) {}
+  constructor(private readonly redis: FarmRedis) {}
 
   async of(queue: FarmQueue, jobId: string): Promise<number | null> {
     const [waiting, rank, index] = await Promise.all([

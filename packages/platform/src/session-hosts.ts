@@ -4,7 +4,7 @@
  * the least loaded live host of its model; a host that stopped beating for `ttlMs` is dead, and
  * its sessions move to another.
  */
-import type { Redis } from 'ioredis';
+import type { FarmRedis } from './redis-connection';
 
 export interface SessionHostLoad {
   model: string;
@@ -17,7 +17,7 @@ export class SessionHosts {
   private readonly loads: string;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: FarmRedis,
     keyPrefix: string,
     /** How long a host counts as alive after its last beat (default 3 s; beat at a third of it). */
     readonly ttlMs = 3000,

@@ -6,7 +6,7 @@
  * session (what its worker answers: JSON messages, frames with their tiles' bytes). Nothing lives
  * in one process, so any API replica can hold a session's socket and any worker can take it over.
  */
-import type { Redis } from 'ioredis';
+import type { FarmRedis } from './redis-connection';
 import type { CanvasState, ServerMessage, SessionSpec } from '@farm/contracts';
 
 export interface SessionRecord {
@@ -50,7 +50,7 @@ const OUTBOX_LENGTH = 64;
 
 export class SessionStore {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: FarmRedis,
     private readonly keyPrefix: string,
     /** How long a session lives without activity. */
     readonly idleSeconds: number,

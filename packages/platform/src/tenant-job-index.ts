@@ -4,7 +4,7 @@
  * write. Pages run newest first from a cursor — the (time, id) of the last job of the previous
  * page — so jobs submitted meanwhile neither repeat nor shift a page.
  */
-import type { Redis } from 'ioredis';
+import type { FarmRedis } from './redis-connection';
 
 export interface IndexEntry {
   id: string;
@@ -14,7 +14,7 @@ export interface IndexEntry {
 
 export class TenantJobIndex {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: FarmRedis,
     private readonly keyPrefix: string,
     /** How long jobs stay queryable (JOB_RETENTION_SECONDS): older entries are dropped. */
     private readonly retentionSeconds: number,

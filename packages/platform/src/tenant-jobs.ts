@@ -5,7 +5,7 @@
  * after the tenant's earlier jobs of the same or a higher priority, in one atomic script; workers
  * remove a job when it reaches its final state.
  */
-import type { Redis } from 'ioredis';
+import type { FarmRedis } from './redis-connection';
 
 /** Job priorities: 1 (first) … 10 (last); 5 unless a request says otherwise. */
 export const PRIORITY_LEVELS = 10;
@@ -15,7 +15,7 @@ export class TenantJobs {
   static readonly BAND = 1e13;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: FarmRedis,
     private readonly keyPrefix: string,
   ) {}
 

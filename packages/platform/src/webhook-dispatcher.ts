@@ -6,7 +6,7 @@
  * retried; a failed delivery never touches the job it reports on.
  */
 import { Queue, UnrecoverableError, Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
+import { FarmRedis, blockingDuplicate } from './redis-connection';
 import { Agent, request } from 'undici';
 import type { JobStatus } from '@farm/contracts';
 import type { JobDirectory } from './job-directory';
@@ -14,7 +14,7 @@ import { WebhookTargetRefused, webhookAgent } from './webhook-target';
 import { signWebhook, tenantWebhookSecret } from './webhook-signature';
 
 export interface WebhookDispatcherOptions {
-  connection: Redis;
+  connection: FarmRedis;
   prefix: string;
   /** Name of the jobs queue; deliveries use `<name>-webhooks`. */
   queueName: string;
@@ -38,7 +38,7 @@ interface Delivery {
 export class WebhookDispatcher {
   private readonly queue: Queue<Delivery>;
   private worker: Worker<Delivery> | null = null;
-  private workerConnection: Redis | null = null;
+  private workerConnection: FarmRedis | null = null;
   /** Checks every connection's address (SSRF) unless private targets are allowed. */
   private readonly agent: Agent;
 
@@ -60,7 +60,7 @@ export class WebhookDispatcher {
 
   /** Starts delivering in this process. */
   start(concurrency = 4): void {
-    this.workerConnection = this.options.connection.duplicate({ maxRetriesPerRequest: null });
+    this.workerConnection = blockingDuplicate(this.options.connection);
     this.worker = new Worker<Delivery>(this.queue.name, (job) => this.deliver(job.data, job.id!), {
       connection: this.workerConnection,
       prefix: this.options.prefix,

@@ -5,7 +5,7 @@
  * previous holder released it (on shutdown) or its claim ran out (a crash).
  */
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { FarmRedis } from './redis-connection';
 
 /** Most workers one host may run before the claim gives up. */
 const MAX_INDEX = 1024;
@@ -25,7 +25,7 @@ export function idSafeHost(host: string): string {
   return host.replace(/[^\w.-]/g, '-').slice(0, 64) || 'host';
 }
 
-export async function claimWorkerId(redis: Redis, keyPrefix: string, host: string, ttlMs = 60_000): Promise<WorkerIdClaim> {
+export async function claimWorkerId(redis: FarmRedis, keyPrefix: string, host: string, ttlMs = 60_000): Promise<WorkerIdClaim> {
   const token = randomUUID();
   const base = idSafeHost(host);
   for (let index = 0; index < MAX_INDEX; index++) {

@@ -3,7 +3,7 @@
  * description) under the queue's key prefix, so the farm's keys stay in one Redis Cluster slot.
  * Entries older than the time-to-live are dropped by whoever reads or writes next.
  */
-import type { Redis } from 'ioredis';
+import type { FarmRedis } from './redis-connection';
 import type { WorkerInfo } from '@farm/contracts';
 
 export type { WorkerInfo };
@@ -14,7 +14,7 @@ export class WorkerRegistry {
   private readonly held: string;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: FarmRedis,
     keyPrefix: string,
     /** How long a worker stays listed after its last heartbeat (default 15 s). */
     readonly ttlMs = 15000,
