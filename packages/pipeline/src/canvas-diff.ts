@@ -33,7 +33,17 @@ export function ownerMap(regions: readonly PaintedRegion[], width: number, heigh
 
 /** The pixels to render again going from `before` to `after`, grouped by their new owner. */
 export function canvasChange(before: readonly PaintedRegion[], after: readonly PaintedRegion[], width: number, height: number): CanvasChange {
-  const key = (regions: readonly PaintedRegion[], r: number) => (r < 0 ? '' : `${regions[r].strength}\u0000${regions[r].prompt}`);
+  // Owners as numbers standing for their prompt and strength (0: the background): pixels compare as integers.
+  const kinds = new Map<string, number>();
+  const kindOf = (r: PaintedRegion) => {
+    const key = `${r.strength}\u0000${r.prompt}`;
+    if (!kinds.has(key)) kinds.set(key, kinds.size + 1);
+    return kinds.get(key)!;
+  };
+  /** Indexed by owner + 1 (the background is -1). */
+  const kindsOf = (regions: readonly PaintedRegion[]) => Int32Array.from([0, ...regions.map(kindOf)]);
+  const wasKind = kindsOf(before);
+  const nowKind = kindsOf(after);
   const was = ownerMap(before, width, height);
   const now = ownerMap(after, width, height);
   const background = emptyMask(width, height);
@@ -41,7 +51,7 @@ export function canvasChange(before: readonly PaintedRegion[], after: readonly P
   const used = new Set<number>();
   let erased = false;
   for (let i = 0; i < now.length; i++) {
-    if (key(before, was[i]) === key(after, now[i])) continue;
+    if (wasKind[was[i] + 1] === nowKind[now[i] + 1]) continue;
     if (now[i] < 0) {
       background.data[i] = 1;
       erased = true;
