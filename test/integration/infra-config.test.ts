@@ -73,11 +73,14 @@ const APP_METRICS = new Set([
   'farm_edit_sources_total',
   'farm_jobs_in_flight',
   'farm_model_busy_seconds_total',
+  'farm_model_call_seconds_total',
   'farm_unet_batch_size',
   'farm_stream_batch_lanes',
   'farm_sessions_hosted',
   'farm_session_renders_total',
   'farm_session_updates_superseded_total',
+  'farm_session_frame_seconds',
+  'farm_session_frame_recomputed_ratio',
 ]);
 const HISTOGRAMS = [
   'farm_http_request_duration_seconds',
@@ -87,6 +90,8 @@ const HISTOGRAMS = [
   'farm_unet_batch_size',
   'farm_stream_batch_lanes',
   'farm_session_update_latency_seconds',
+  'farm_session_frame_seconds',
+  'farm_session_frame_recomputed_ratio',
 ];
 
 const PROMQL_WORDS = new Set(['by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'and', 'or', 'unless', 'offset', 'bool', 'inf', 'nan']);

@@ -296,6 +296,7 @@ export class FarmWorker {
       editSources: this.editSources,
       store: o.store,
       onRender: (kind) => this.metrics.sessionRender(kind),
+      onFrame: (cost) => this.metrics.sessionFrame(cost),
       onSuperseded: (count) => this.metrics.sessionUpdatesSuperseded(count),
     });
     await this.sessions.start();

@@ -35,8 +35,26 @@ export interface LiveSessionDeps {
   store: { put(key: string, body: Buffer, contentType: string): Promise<void> };
   /** What each render did (metrics): a generation, an edit, nothing; and updates never rendered. */
   onRender?: (kind: 'full' | 'edit' | 'none') => void;
+  /** What each rendered frame cost, once it is published (metrics). */
+  onFrame?: (cost: FrameCost) => void;
   onSuperseded?: (updates: number) => void;
 }
+
+/**
+ * Where one rendered frame's time went: rendering it (masks, denoising in the shared ticks —
+ * waits for them included — and decoding; a generation's encoding too), encoding its tiles,
+ * publishing them; and the share of the latent canvas denoised.
+ */
+export interface FrameCost {
+  kind: 'full' | 'edit';
+  renderMs: number;
+  encodeMs: number;
+  publishMs: number;
+  recomputed: number;
+}
+
+/** A frame's render, as publishFrame completes its cost. */
+type RenderCost = Pick<FrameCost, 'kind' | 'renderMs' | 'recomputed'>;
 
 /** The frame a session shows, and what it was rendered from. */
 interface Rendered {
@@ -162,6 +180,7 @@ export class LiveSession {
 
   private async render(state: CanvasState): Promise<void> {
     const { spec } = this.record;
+    const started = performance.now();
     const painted = await this.paint(state);
     this.renders++;
     const id = this.renderId();
@@ -178,7 +197,8 @@ export class LiveSession {
       const image = await this.deps.pipeline.generate({ ...base, prompt: state.prompt, width: spec.width, height: spec.height, regions: painted.map(asRegion) }, onProgress);
       await progress;
       this.deps.onRender?.('full');
-      return this.publishFrame({ state, painted, image: { ...image, prompt: state.prompt } }, [wholeTile(spec.width, spec.height)], [image.data]);
+      const cost = { kind: 'full' as const, renderMs: performance.now() - started, recomputed: 1 };
+      return this.publishFrame({ state, painted, image: { ...image, prompt: state.prompt } }, [wholeTile(spec.width, spec.height)], { encoded: [image.data], cost });
     }
 
     // What changed: pixels whose owner changed, and where a new background prompt matters.
@@ -212,20 +232,27 @@ export class LiveSession {
     );
     await progress;
     this.deps.onRender?.('edit');
+    const cost = { kind: 'edit' as const, renderMs: performance.now() - started, recomputed: frame.recomputedFraction };
     const next = { state, painted, image: { ...before.image, latent: frame.latent, rgb: frame.rgb, prompt: state.prompt } };
     const tiles = this.wholeNext ? [wholeTile(spec.width, spec.height)] : changedTiles(before.image.rgb, frame.rgb, spec.width, spec.height);
-    await this.publishFrame(next, tiles);
+    await this.publishFrame(next, tiles, { cost });
   }
 
-  /** Makes `rendered` the session's frame and sends its tiles (encoded here unless given). */
-  private async publishFrame(rendered: Rendered, tiles: Tile[], encoded?: Buffer[]): Promise<void> {
+  /**
+   * Makes `rendered` the session's frame and sends its tiles (encoded here unless given); a
+   * rendered frame's cost is reported once it is out.
+   */
+  private async publishFrame(rendered: Rendered, tiles: Tile[], made: { encoded?: Buffer[]; cost?: RenderCost } = {}): Promise<void> {
     const { width, height, format } = this.record.spec;
     this.rendered = rendered;
     this.wholeNext = false;
     // A whole frame answers any keyframe asked for before it.
     if (tiles.length === 1 && tiles[0].w === width && tiles[0].h === height) this.wanted.keyframe = false;
-    const data = encoded ?? (await encodeTiles(rendered.image.rgb, width, height, tiles, format));
+    const started = performance.now();
+    const data = made.encoded ?? (await encodeTiles(rendered.image.rgb, width, height, tiles, format));
+    const encoded = performance.now();
     await this.deps.sessions.publish(this.id, { type: 'frame', basedOn: rendered.state.seq, format, tiles }, data);
+    if (made.cost) this.deps.onFrame?.({ ...made.cost, encodeMs: encoded - started, publishMs: performance.now() - encoded });
   }
 
   /**

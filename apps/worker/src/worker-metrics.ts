@@ -2,6 +2,10 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { LATENCY_BUCKETS, ModelQueues, createRegistry, registerQueueDepth } from '@farm/platform';
 import type { BusyMeter, TickReport } from '@farm/pipeline';
+import type { FrameCost } from './live-session';
+
+/** Session frames' phases take milliseconds to seconds. */
+const FRAME_PHASE_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 export class WorkerMetrics {
   readonly registry: Registry;
@@ -17,6 +21,8 @@ export class WorkerMetrics {
   private readonly editSources: Counter<'source'>;
   private readonly sessionRenders: Counter<'kind'>;
   private readonly sessionSuperseded: Counter;
+  private readonly framePhases: Histogram<'kind' | 'phase'>;
+  private readonly frameRecomputed: Histogram<'kind'>;
 
   constructor(workerId: string, queues: ModelQueues, inFlight: () => number, sessions: () => number, busy: BusyMeter) {
     // Every series carries the worker's id and the model it serves (dashboards filter on both).
@@ -44,14 +50,46 @@ export class WorkerMetrics {
         busyReported = busyMs;
       },
     });
+    let partsReported = new Map<string, number>();
+    new Counter({
+      name: 'farm_model_call_seconds_total',
+      help: 'Time in model calls by model part (unet, vae_decoder, vae_encoder, text_encoder, controlnet), each call counted whole',
+      labelNames: ['part'],
+      registers,
+      collect() {
+        for (const [part, ms] of busy.partMs()) this.inc({ part }, (ms - (partsReported.get(part) ?? 0)) / 1000);
+        partsReported = new Map(busy.partMs());
+      },
+    });
     new Gauge({ name: 'farm_jobs_in_flight', help: 'Jobs this worker holds', registers, collect() { this.set(inFlight()); } });
     new Gauge({ name: 'farm_sessions_hosted', help: 'Live sessions this worker renders', registers, collect() { this.set(sessions()); } });
     this.sessionRenders = new Counter({ name: 'farm_session_renders_total', help: 'Session renders by kind: full (generation), edit (the changed part), none (nothing changed)', labelNames: ['kind'], registers });
+    this.framePhases = new Histogram({
+      name: 'farm_session_frame_seconds',
+      help: 'Session frames by kind (full, edit) and phase: render (masks, denoising in the shared ticks with its waits, decoding; a full frame its encoding too), encode (its tiles), publish (to Redis)',
+      labelNames: ['kind', 'phase'],
+      buckets: FRAME_PHASE_BUCKETS,
+      registers,
+    });
+    this.frameRecomputed = new Histogram({
+      name: 'farm_session_frame_recomputed_ratio',
+      help: 'Share of the latent canvas a session frame denoised, by kind',
+      labelNames: ['kind'],
+      buckets: [0.05, 0.1, 0.25, 0.5, 0.75, 1],
+      registers,
+    });
     this.sessionSuperseded = new Counter({ name: 'farm_session_updates_superseded_total', help: 'Session updates never rendered because a newer one came before their turn', registers });
   }
 
   sessionRender(kind: string): void {
     this.sessionRenders.inc({ kind });
+  }
+
+  sessionFrame({ kind, renderMs, encodeMs, publishMs, recomputed }: FrameCost): void {
+    this.framePhases.observe({ kind, phase: 'render' }, renderMs / 1000);
+    if (kind === 'edit') this.framePhases.observe({ kind, phase: 'encode' }, encodeMs / 1000);
+    this.framePhases.observe({ kind, phase: 'publish' }, publishMs / 1000);
+    this.frameRecomputed.observe({ kind }, recomputed);
   }
 
   sessionUpdatesSuperseded(count: number): void {

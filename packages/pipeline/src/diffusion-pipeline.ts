@@ -161,7 +161,7 @@ export class DiffusionPipeline {
   readonly engine: StreamBatch;
   readonly textCache: TextEmbeddingCache<TextConditioning>;
   /** The options' layout settings with their defaults, and the model's pixels per cell and window alignment. */
-  private readonly layout: Required<
+  readonly layout: Required<
     Pick<PipelineOptions, 'maxWindow' | 'tileOverlap' | 'maskBlur' | 'regionMargin' | 'bootstrapSteps' | 'decodeMargin' | 'featherPx' | 'editMargin'>
   > &
     RegionLayout &

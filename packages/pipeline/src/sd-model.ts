@@ -87,8 +87,8 @@ class Session {
 
   /** Runs and returns the named outputs as float32. */
   async run(feeds: Record<string, ort.Tensor>, outputs: readonly string[]): Promise<{ data: Float32Array; dims: number[] }[]> {
-    this.busy?.enter();
-    const results = await this.session.run(feeds, [...outputs]).finally(() => this.busy?.exit());
+    const started = this.busy?.enter() ?? 0;
+    const results = await this.session.run(feeds, [...outputs]).finally(() => this.busy?.exit(this.name, started));
     try {
       return outputs.map((name) => {
         const tensor = results[name];
