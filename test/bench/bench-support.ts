@@ -12,7 +12,7 @@ import { DEFAULT_MODEL, FarmQueue, createRedis, openQueue } from '@farm/platform
 export const ROOT = path.resolve(__dirname, '../../..');
 
 /** The benchmark tenant's key (registered through API_KEYS). */
-const BENCH_KEY = 'fk_benchmark-tenant-key-0000000000';
+export const BENCH_KEY = 'fk_benchmark-tenant-key-0000000000';
 
 export interface LocalFarm {
   base: string;

@@ -1,7 +1,8 @@
 /**
  * The shared stream batch on the real bundled model (onnxruntime-node): batch invariance,
  * jobs joining mid-flight, packing into as few UNet calls as the maximum batch allows, probes
- * sharing a tick's calls with denoising jobs.
+ * sharing a tick's calls with denoising jobs, a heavy step spread over ticks of a cell budget
+ * while another tenant's light job advances every tick.
  */
 import {
   CanvasShape,
@@ -29,7 +30,7 @@ beforeAll(async () => {
 });
 afterAll(() => model.release());
 
-function request(id: string, seed: number, prompt: number, shape = canvas, guidance = false) {
+function request(id: string, seed: number, prompt: number, shape = canvas, guidance = false, window = 64) {
   const rng = new GaussianRng(seed);
   return {
     id,
@@ -40,7 +41,7 @@ function request(id: string, seed: number, prompt: number, shape = canvas, guida
       canvas: shape,
       context: { context: contexts[prompt] },
       guidance: guidance ? { kind: 'cfg', scale: 2.5, unconditional: { context: contexts[2] } } : { kind: 'none' },
-      tiles: tileCanvas(shape.height, shape.width, 64, 16, 4),
+      tiles: tileCanvas(shape.height, shape.width, window, 16, 4),
       schedule: scheduler.schedule,
     }),
     rng,
@@ -145,5 +146,24 @@ describe('StreamBatch', () => {
     expect(maxAbsDiff(predictions[1], direct.subarray(input.length))).toBeLessThan(1e-4);
     expect(maxAbsDiff(predictions[0], predictions[1])).toBeGreaterThan(0.01); // the prompts differ
     expect(engine.size).toBe(0);
+  });
+
+  it("spreads a heavy step over ticks within the budget (same latent) while another tenant's light job advances every tick", async () => {
+    // Heavy: 4 tiles of 16×16 with guidance, 8 lanes of 256 cells; light: one 8×8 lane.
+    const heavy = () => ({ ...request('heavy', 3, 0, { channels: 4, height: 16, width: 48 }, true, 16), tenant: 'h' });
+    const reports: TickReport[] = [];
+    const engine = new StreamBatch(model, scheduler, { maxBatch: 2, tickBudget: 512, quantumFloor: 64, onTick: (r) => reports.push(r) });
+    const heavyDone = engine.add(heavy());
+    let lightTicks = 0;
+    const light = engine.add({ ...request('light', 4, 1, { channels: 4, height: 8, width: 8 }), tenant: 'l', onStep: () => (lightTicks = reports.length + 1) });
+    await light;
+    // One step per tick for the light job: it ran in ticks 1-4 (the heavy job's first step is not done yet).
+    expect(lightTicks).toBe(4);
+    expect(reports.slice(0, 4).every((r) => r.cells <= 64 + 256 && r.deferred > 0)).toBe(true);
+    const latent = await heavyDone;
+    // Alone (each tick 2 lanes: 4 ticks a step), and every tick within the budget.
+    expect(reports.every((r) => r.cells <= 512)).toBe(true);
+    const reference = await new StreamBatch(model, scheduler).add(heavy());
+    expect(maxAbsDiff(latent, reference)).toBeLessThan(1e-4);
   });
 });

@@ -226,7 +226,15 @@ export class FarmWorker {
           if (ended) await this.settler.settle(lease, ended);
           return ended === null;
         },
-        run: async (lease) => this.settler.settle(lease, await this.runner.run(lease)),
+        // The tenant competes for the engine's ticks from its job's start to its end, I/O included.
+        run: async (lease) => {
+          const leave = this.pipeline.engine.attend(lease.job.data.tenant);
+          try {
+            await this.settler.settle(lease, await this.runner.run(lease));
+          } finally {
+            leave();
+          }
+        },
         abort: (jobId, reason) => this.pipeline.cancel(jobId, reason),
       },
       { queueName: this.queue.name, prefix: o.queuePrefix, connection: o.redis, maxInFlight: o.maxInFlight, lockDurationMs: o.lockDurationMs, gate: this.gate },

@@ -175,7 +175,13 @@ export class LiveSession {
     this.notices = 0;
     if (skipped > 0) this.deps.onSuperseded?.(skipped);
     if (this.rendered && state.seq === this.rendered.state.seq && !this.wholeNext) return this.deps.onRender?.('none');
-    await this.render(state);
+    // The session's tenant competes for the engine's ticks while a frame renders and goes out.
+    const leave = this.deps.pipeline.engine.attend(this.record.tenant);
+    try {
+      await this.render(state);
+    } finally {
+      leave();
+    }
   }
 
   private async render(state: CanvasState): Promise<void> {
@@ -191,7 +197,7 @@ export class LiveSession {
         .then(async () => this.deps.sessions.publish(this.id, { type: 'progress', basedOn: state.seq, step, total, preview: await preview() }))
         .catch(() => undefined);
     };
-    const base = { id, negativePrompt: state.negativePrompt, steps: spec.steps, guidanceScale: spec.guidanceScale, seed: state.seed, format: spec.format };
+    const base = { id, tenant: this.record.tenant, negativePrompt: state.negativePrompt, steps: spec.steps, guidanceScale: spec.guidanceScale, seed: state.seed, format: spec.format };
     const before = this.rendered;
     if (!before || needsRegeneration(before.state, state)) {
       const image = await this.deps.pipeline.generate({ ...base, prompt: state.prompt, width: spec.width, height: spec.height, regions: painted.map(asRegion) }, onProgress);
@@ -206,7 +212,7 @@ export class LiveSession {
     let background = change.background;
     const promptChanged = state.prompt !== before.state.prompt;
     if (promptChanged) {
-      const found = await this.deps.pipeline.promptChange(id, { ...before.image, prompt: before.state.prompt }, state.prompt, state.seed);
+      const found = await this.deps.pipeline.promptChange(id, { ...before.image, prompt: before.state.prompt }, state.prompt, state.seed, undefined, this.record.tenant);
       const underBackground = overBackground(found.pixel, ownerMap(painted, spec.width, spec.height));
       background = background ? unionMasks([background, underBackground]) : underBackground;
     }

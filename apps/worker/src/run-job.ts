@@ -167,7 +167,7 @@ export class JobRunner {
     };
     const started = Date.now();
     const { request } = job;
-    const done = request.type === 'generate' ? await this.generate(id, request, onProgress) : await this.edit(id, job, request, onProgress);
+    const done = request.type === 'generate' ? await this.generate(id, job, request, onProgress) : await this.edit(id, job, request, onProgress);
     // The job's last progress is written before it ends.
     await this.deps.progress.written();
     return { kind: 'succeeded', output: { ...done, seed: request.seed, computeMs: Date.now() - started, workerId: this.deps.workerId } };
@@ -185,9 +185,9 @@ export class JobRunner {
     return { bucket: this.deps.store.bucket, key: snapshot.key, width, height, format, contentType: CONTENT_TYPES[format], seed: request.seed, computeMs: 0, workerId: snapshot.workerId };
   }
 
-  private async generate(id: string, request: Request<'generate'>, onProgress: ProgressListener) {
+  private async generate(id: string, job: QueuedJob, request: Request<'generate'>, onProgress: ProgressListener) {
     const control = request.control && { ...request.control, image: Buffer.from(request.control.image, 'base64') };
-    const image = await infer(() => this.deps.pipeline.generate({ ...request, id, regions: toRegionParams(request.regions), control }, onProgress));
+    const image = await infer(() => this.deps.pipeline.generate({ ...request, id, tenant: job.tenant, regions: toRegionParams(request.regions), control }, onProgress));
     return this.storeResult(id, image, request.prompt);
   }
 
@@ -196,7 +196,7 @@ export class JobRunner {
     this.deps.onEditSource(kind);
     const mask = request.mask && toMaskSpec(request.mask);
     const promptEdit = isPromptEdit(request);
-    const image = await infer(() => this.deps.pipeline.edit({ ...request, id, source, mask, regions: toRegionParams(request.regions) }, onProgress));
+    const image = await infer(() => this.deps.pipeline.edit({ ...request, id, tenant: job.tenant, source, mask, regions: toRegionParams(request.regions) }, onProgress));
     // A mask edit keeps the source's prompt as the description of the rest; a prompt edit replaces it.
     const [, output] = await Promise.all([
       this.put(maskKey(id), image.maskPng, 'image/png'),

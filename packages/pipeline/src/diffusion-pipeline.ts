@@ -24,7 +24,7 @@ import type { SchedulerName } from './scheduler';
 import { createScheduler } from './scheduler-factory';
 import { freeGpuMemory } from './gpu-memory';
 import { batchBuckets, memoryCappedBatch } from './unet-budget';
-import { JobConditioning, SdModel, SdModelOptions, TextConditioning } from './sd-model';
+import { ExecutionProvider, JobConditioning, SdModel, SdModelOptions, TextConditioning } from './sd-model';
 import { StreamBatch, TickReport } from './stream-batch';
 import { TextEmbeddingCache } from './text-embedding-cache';
 import { shareOverlaps, tileWindow } from './tiling';
@@ -35,6 +35,8 @@ export interface PipelineOptions extends SdModelOptions {
   maxBatch?: number;
   /** UNet calls run at once within a tick (default 1). */
   unetConcurrency?: number;
+  /** Most latent cells one tick of the stream batch runs (default: defaultTickBudget). */
+  tickBudget?: number;
   /** Prompts kept in the text-embedding cache (default 256). */
   textCacheSize?: number;
   /** Override the scheduler named by the model's scheduler_config.json. */
@@ -70,6 +72,8 @@ export interface RegionParams {
 
 export interface GenerateParams {
   id: string;
+  /** Whose job it is: the stream batch shares its ticks fairly across tenants. */
+  tenant?: string;
   prompt: string;
   negativePrompt?: string;
   width: number;
@@ -116,6 +120,7 @@ export interface EditSource {
 
 export interface EditParams {
   id: string;
+  tenant?: string;
   source: EditSource;
   /** The prompt for the masked area (mask edit), or the whole new prompt (prompt edit). */
   prompt: string;
@@ -152,7 +157,7 @@ export interface EditedImage extends RenderedImage, Omit<EditedFrame, 'pixelMask
 }
 
 /** What the denoising of any job needs to know. */
-type DenoiseParams = Pick<GenerateParams, 'id' | 'prompt' | 'negativePrompt' | 'guidanceScale' | 'seed'>;
+type DenoiseParams = Pick<GenerateParams, 'id' | 'tenant' | 'prompt' | 'negativePrompt' | 'guidanceScale' | 'seed'>;
 
 /** Per step; `preview()` renders the step's x0 estimate as a small PNG data URL, on demand. */
 export type ProgressListener = (step: number, total: number, preview: () => Promise<string>) => void;
@@ -175,15 +180,19 @@ export class DiffusionPipeline {
     options: PipelineOptions,
   ) {
     const scheduler = createScheduler(model.schedulerConfig, options.scheduler);
+    const maxWindow = options.maxWindow ?? 64;
+    // While tenants compete, each earns at least one lane of the model's native size per tick.
     this.engine = new StreamBatch(model, scheduler, {
       sharedTimestep: model.sharedTimestep,
       maxBatch: options.maxBatch,
       concurrency: options.unetConcurrency,
+      tickBudget: options.tickBudget ?? defaultTickBudget(options.executionProvider ?? 'cpu', options.maxBatch ?? 8, maxWindow),
+      quantumFloor: Math.min(model.info.sampleSize, maxWindow) ** 2,
       onTick: options.onTick,
     });
     this.textCache = new TextEmbeddingCache((prompts) => model.encodeText(prompts), options.textCacheSize);
     this.layout = {
-      maxWindow: options.maxWindow ?? 64,
+      maxWindow,
       tileOverlap: options.tileOverlap ?? 16,
       maskBlur: options.maskBlur ?? 1,
       regionMargin: options.regionMargin ?? 1,
@@ -373,14 +382,14 @@ export class DiffusionPipeline {
     }
     const { prompt } = source;
     if (prompt === undefined) throw new InvalidJobError('a prompt edit needs the source prompt (edit a job, not an upload)');
-    return this.promptChange(params.id, { ...source, prompt }, params.prompt, params.seed, params.guidanceScale);
+    return this.promptChange(params.id, { ...source, prompt }, params.prompt, params.seed, params.guidanceScale, params.tenant);
   }
 
   /**
    * Where changing a source's prompt to `prompt` matters (DiffEdit): the change probe, run in the
    * stream batch as job `id`'s probe, its mask's holes filled.
    */
-  async promptChange(id: string, source: EditSource & { prompt: string }, prompt: string, seed: number, guidanceScale = 1): Promise<EditMasks> {
+  async promptChange(id: string, source: EditSource & { prompt: string }, prompt: string, seed: number, guidanceScale = 1, tenant?: string): Promise<EditMasks> {
     const canvas = this.latentCanvas(source.width, source.height);
     const [before, after] = await this.conditioned([source.prompt, prompt], { width: source.width, height: source.height, guidanceScale });
     const probe = changeProbe({
@@ -394,7 +403,7 @@ export class DiffusionPipeline {
       schedule: this.engine.scheduler.schedule,
       seed,
     });
-    return promptEditMasks(probe.mask(await this.engine.probe(probe.request)), this.layout.vaeScale, source.width, source.height);
+    return promptEditMasks(probe.mask(await this.engine.probe({ ...probe.request, tenant })), this.layout.vaeScale, source.width, source.height);
   }
 
   /**
@@ -427,6 +436,7 @@ export class DiffusionPipeline {
     const shown = image?.canvas ?? canvas;
     return this.engine.add({
       id: params.id,
+      tenant: params.tenant,
       canvas,
       latent: job.latent,
       timesteps: job.timesteps,
@@ -497,6 +507,16 @@ export class DiffusionPipeline {
   close(): Promise<void> {
     return this.model.release();
   }
+}
+
+/**
+ * Latent cells per tick unless configured. A model runs one call at a time, so a tick in progress
+ * delays every job that joins, decodes or takes its next step meanwhile: on a CPU, where a call's
+ * cost grows with its cells almost linearly and large batches gain little, two full windows; on a
+ * GPU, where batching pays, a full batch of them.
+ */
+export function defaultTickBudget(provider: ExecutionProvider, maxBatch: number, maxWindow: number): number {
+  return (provider === 'cuda' ? maxBatch : 2) * maxWindow * maxWindow;
 }
 
 /** The stream-batch id of a prompt edit's probe. */

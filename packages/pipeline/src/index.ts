@@ -20,6 +20,7 @@ export * from './control-image';
 export * from './tiling';
 export * from './feather-paste';
 export * from './change-mask';
+export * from './fair-share';
 export * from './stream-batch';
 export * from './text-embedding-cache';
 export * from './image-output';

@@ -1,16 +1,21 @@
 /**
  * The shared stream batch: every denoising job in a worker, whatever its prompt, size or step,
- * advances one step per tick, and each tick packs all of their lanes into as few UNet calls as
- * the maximum batch allows (lanes grouped by window shape; one timestep per sample). A job
- * added while others are mid-flight joins at the next tick. Besides denoising jobs the batch
- * takes probes: fixed inputs evaluated once, at one timestep, whose lanes share the tick's UNet
- * calls like any other (the prompt-edit probe) and whose predictions are handed back as they are.
+ * shares each tick's UNet calls, packed into as few as the maximum batch allows (lanes grouped by
+ * window shape; one timestep per sample). Which lanes a tick runs is fair-share.ts's decision:
+ * within a budget of latent cells, shared by cost across tenants, so a job whose step does not
+ * fit one tick (a heavy job beside other tenants' work) runs its step's lanes over several ticks
+ * — each lane's prediction is kept until the step's last lane has run, then the lanes are fused
+ * and the job advances. A small job advances one step per tick. A job added while others are
+ * mid-flight joins at the next tick. Besides denoising jobs the batch takes probes: fixed inputs
+ * evaluated once, at one timestep, whose lanes share the tick's UNet calls like any other (the
+ * prompt-edit probe) and whose predictions are handed back as they are.
  *
  * The engine's state is one map of typed job states; it has no clock and no I/O of its own:
  * the UNet is injected.
  */
 import { JobCanceledError } from '@farm/contracts';
 import type { Composition, LaneControl, LaneSpec } from './composition';
+import { FairShare, PendingWork } from './fair-share';
 import { GaussianRng } from './gaussian-rng';
 import type { CanvasShape } from './latent-window';
 import type { Scheduler } from './scheduler';
@@ -34,6 +39,8 @@ export interface UNetRunner {
 
 export interface DenoiseRequest {
   id: string;
+  /** Whose job it is: ticks are shared fairly across tenants (default: one shared tenant). */
+  tenant?: string;
   canvas: CanvasShape;
   /** x at the first timestep: pure noise for text-to-image, a noised source for edits. */
   latent: Float32Array;
@@ -49,6 +56,7 @@ export interface DenoiseRequest {
 /** One UNet evaluation of fixed inputs, without denoising: resolves with each lane's noise prediction. */
 export interface ProbeRequest {
   id: string;
+  tenant?: string;
   /** The canvas the lanes' windows lie on (its channels are the inputs'). */
   canvas: CanvasShape;
   timestep: number;
@@ -67,11 +75,19 @@ export interface StreamBatchOptions {
    * share a call only with lanes at the same timestep (default false).
    */
   sharedTimestep?: boolean;
+  /**
+   * Most latent cells (h·w over its lanes) one tick runs, shared fairly across tenants
+   * (fair-share.ts); a single larger lane runs alone. Default: no limit (every lane every tick).
+   */
+  tickBudget?: number;
+  /** Least cells a tenant earns per tick while tenants compete (default: tickBudget / maxBatch). */
+  quantumFloor?: number;
   /** Called after every tick (metrics hook; keep it cheap). */
   onTick?: (report: TickReport) => void;
 }
 
 export interface TickReport {
+  /** Jobs with lanes in this tick. */
   jobs: number;
   lanes: number;
   /** Sizes of the UNet calls made in this tick. */
@@ -79,6 +95,15 @@ export interface TickReport {
   /** Latent cells (h·w) over all lanes: the tick's work, whatever its packing. */
   cells: number;
   finished: number;
+  /** Lanes left for later ticks (the budget or the tenants' shares held them back). */
+  deferred: number;
+}
+
+/** A job's current step: its lanes' inputs (computed once per step), and the predictions so far. */
+interface StepWork {
+  inputs: readonly Float32Array[];
+  predictions: (Float32Array | undefined)[];
+  missing: number;
 }
 
 interface DenoiseState {
@@ -86,6 +111,7 @@ interface DenoiseState {
   request: DenoiseRequest;
   latent: Float32Array;
   step: number;
+  work: StepWork | null;
   resolve: (latent: Float32Array) => void;
   reject: (err: Error) => void;
 }
@@ -93,6 +119,7 @@ interface DenoiseState {
 interface ProbeState {
   kind: 'probe';
   request: ProbeRequest;
+  work: StepWork | null;
   resolve: (predictions: Float32Array[]) => void;
   reject: (err: Error) => void;
 }
@@ -107,11 +134,6 @@ interface PendingLane {
   index: number;
 }
 
-/** One job's lanes in this tick: their inputs, then their predictions. */
-interface TickLanes {
-  inputs: readonly Float32Array[];
-  predictions: Float32Array[];
-}
 
 export class StreamBatch {
   readonly maxBatch: number;
@@ -119,6 +141,9 @@ export class StreamBatch {
   private readonly jobs = new Map<string, JobState>();
   private readonly onTick?: (report: TickReport) => void;
   private readonly sharedTimestep: boolean;
+  private readonly share: FairShare | null;
+  /** Tenants with work in the worker beyond their lanes here (fair-share.ts), counted per job. */
+  private readonly present = new Map<string, number>();
   private running = false;
 
   constructor(
@@ -136,6 +161,8 @@ export class StreamBatch {
     if (!Number.isInteger(this.maxBatch) || this.maxBatch < 1) {
       throw new Error(`maxBatch must be a positive integer, got ${options.maxBatch}`);
     }
+    const budget = options.tickBudget;
+    this.share = budget === undefined ? null : new FairShare({ budget, floor: options.quantumFloor ?? budget / this.maxBatch });
   }
 
   /** Jobs currently denoising. */
@@ -143,12 +170,6 @@ export class StreamBatch {
     return this.jobs.size;
   }
 
-  /** Lanes the next tick will run. */
-  get laneCount(): number {
-    let n = 0;
-    for (const job of this.jobs.values()) n += lanesOf(job).length;
-    return n;
-  }
 
   /**
    * Adds a job; it joins at the next tick. Resolves with its final latent (the last x0
@@ -158,10 +179,26 @@ export class StreamBatch {
     if (this.jobs.has(request.id)) return Promise.reject(new Error(`job ${request.id} is already denoising`));
     if (request.timesteps.length === 0) return Promise.reject(new Error('a job needs at least one timestep'));
     const done = new Promise<Float32Array>((resolve, reject) => {
-      this.jobs.set(request.id, { kind: 'denoise', request, latent: request.latent, step: 0, resolve, reject });
+      this.jobs.set(request.id, { kind: 'denoise', request, latent: request.latent, step: 0, work: null, resolve, reject });
     });
     void this.pump();
     return done;
+  }
+
+  /**
+   * Marks a tenant present in the worker until the returned function is called (a job from its
+   * start to its end, I/O included): while present it competes for ticks even without lanes here.
+   */
+  attend(tenant: string): () => void {
+    this.present.set(tenant, (this.present.get(tenant) ?? 0) + 1);
+    let left = false;
+    return () => {
+      if (left) return;
+      left = true;
+      const n = this.present.get(tenant)! - 1;
+      if (n === 0) this.present.delete(tenant);
+      else this.present.set(tenant, n);
+    };
   }
 
   /** Adds a probe; it runs at the next tick. Resolves with each lane's noise prediction. */
@@ -169,7 +206,7 @@ export class StreamBatch {
     if (this.jobs.has(request.id)) return Promise.reject(new Error(`job ${request.id} is already in the batch`));
     if (request.inputs.length !== request.lanes.length) return Promise.reject(new Error('a probe needs one input per lane'));
     const done = new Promise<Float32Array[]>((resolve, reject) => {
-      this.jobs.set(request.id, { kind: 'probe', request, resolve, reject });
+      this.jobs.set(request.id, { kind: 'probe', request, work: null, resolve, reject });
     });
     void this.pump();
     return done;
@@ -201,28 +238,41 @@ export class StreamBatch {
     return true;
   }
 
-  /** One step for every job: pack lanes, run the UNet, fuse, advance. */
+  /** One tick: the lanes the fair share picks, packed into UNet calls; jobs whose step is complete fuse and advance. */
   private async tick(): Promise<TickReport> {
-    const jobs = [...this.jobs.values()];
-    const lanes = new Map<JobState, TickLanes>();
-    const groups = new Map<string, { cells: number; lanes: PendingLane[] }>();
     const failed = new Map<JobState, Error>();
-    for (const job of jobs) {
-      try {
-        const inputs = job.kind === 'probe' ? job.request.inputs : job.request.composition.inputs(job.latent, timestepOf(job), job.step);
-        lanes.set(job, { inputs, predictions: new Array(inputs.length) });
-      } catch (err) {
-        failed.set(job, err instanceof Error ? err : new Error(String(err)));
-        continue;
+    const pending: PendingWork[] = [];
+    for (const job of this.jobs.values()) {
+      if (!job.work) {
+        try {
+          // Once per step: a composition's inputs may draw from the job's generator (bootstrapping).
+          const inputs = job.kind === 'probe' ? job.request.inputs : job.request.composition.inputs(job.latent, timestepOf(job), job.step);
+          job.work = { inputs, predictions: new Array(inputs.length), missing: inputs.length };
+        } catch (err) {
+          failed.set(job, err instanceof Error ? err : new Error(String(err)));
+          continue;
+        }
       }
-      lanesOf(job).forEach((lane, index) => {
-        // Lanes share a call when everything batched must match: the window shape, and the
-        // timestep for models that take one per call.
-        const key = `${lane.window.h}x${lane.window.w}${this.sharedTimestep ? `@${timestepOf(job)}` : ''}`;
-        const group = groups.get(key) ?? { cells: lane.window.h * lane.window.w, lanes: [] };
-        group.lanes.push({ job, index });
-        groups.set(key, group);
-      });
+      const { predictions } = job.work;
+      const lanes = lanesOf(job).flatMap((lane, index) => (predictions[index] ? [] : [{ index, cost: lane.window.h * lane.window.w }]));
+      pending.push({ job: job.request.id, tenant: job.request.tenant ?? '', lanes });
+    }
+    const planned = this.share
+      ? this.share.plan(pending, this.present.keys())
+      : pending.flatMap((w) => w.lanes.map(({ index }) => ({ job: w.job, index })));
+
+    const groups = new Map<string, { cells: number; lanes: PendingLane[] }>();
+    const jobs = new Set<JobState>(failed.keys());
+    for (const { job: id, index } of planned) {
+      const job = this.jobs.get(id)!;
+      jobs.add(job);
+      const lane = lanesOf(job)[index];
+      // Lanes share a call when everything batched must match: the window shape, and the
+      // timestep for models that take one per call.
+      const key = `${lane.window.h}x${lane.window.w}${this.sharedTimestep ? `@${timestepOf(job)}` : ''}`;
+      const group = groups.get(key) ?? { cells: lane.window.h * lane.window.w, lanes: [] };
+      group.lanes.push({ job, index });
+      groups.set(key, group);
     }
 
     let cells = 0;
@@ -240,7 +290,7 @@ export class StreamBatch {
       while (next < chunks.length) {
         const chunk = chunks[next++];
         try {
-          await this.runChunk(chunk, lanes);
+          await this.runChunk(chunk);
         } catch (err) {
           for (const lane of chunk) failed.set(lane.job, err instanceof Error ? err : new Error(String(err)));
         }
@@ -257,21 +307,26 @@ export class StreamBatch {
         job.reject(error);
         continue;
       }
+      const work = job.work!;
+      if (work.missing > 0) continue; // the rest of its step runs in later ticks
+      job.work = null;
       try {
+        const predictions = work.predictions as Float32Array[];
         if (job.kind === 'probe') {
           this.jobs.delete(job.request.id);
-          job.resolve(lanes.get(job)!.predictions);
+          job.resolve(predictions);
           finished++;
-        } else if (this.advance(job, lanes.get(job)!)) finished++;
+        } else if (this.advance(job, work.inputs, predictions)) finished++;
       } catch (err) {
         this.jobs.delete(job.request.id);
         job.reject(err instanceof Error ? err : new Error(String(err)));
       }
     }
-    return { jobs: jobs.length, lanes: batchSizes.reduce((a, b) => a + b, 0), batchSizes, cells, finished };
+    const waiting = pending.reduce((n, w) => n + w.lanes.length, 0);
+    return { jobs: new Set(planned.map((p) => p.job)).size, lanes: planned.length, batchSizes, cells, finished, deferred: waiting - planned.length };
   }
 
-  private async runChunk(chunk: PendingLane[], lanes: Map<JobState, TickLanes>): Promise<void> {
+  private async runChunk(chunk: PendingLane[]): Promise<void> {
     const first = lanesOf(chunk[0].job)[chunk[0].index];
     const { h, w } = first.window;
     const channels = chunk[0].job.request.canvas.channels;
@@ -284,7 +339,7 @@ export class StreamBatch {
     for (const [name, row] of Object.entries(first.extras ?? {})) extras[name] = new Float32Array(chunk.length * row.length);
     chunk.forEach(({ job, index }, i) => {
       const lane = lanesOf(job)[index];
-      sample.set(lanes.get(job)!.inputs[index], i * laneSize);
+      sample.set(job.work!.inputs[index], i * laneSize);
       context.set(lane.context, i * contextSize);
       for (const [name, rows] of Object.entries(extras)) rows.set(lane.extras![name], i * (rows.length / chunk.length));
       timesteps.push(timestepOf(job));
@@ -293,12 +348,14 @@ export class StreamBatch {
     const controls = chunk.map(({ job, index }) => lanesOf(job)[index].control);
     const out = await this.runner.unet(sample, timesteps, context, h, w, extras, controls.some(Boolean) ? controls : undefined);
     chunk.forEach(({ job, index }, i) => {
-      lanes.get(job)!.predictions[index] = out.slice(i * laneSize, (i + 1) * laneSize);
+      const work = job.work!;
+      work.predictions[index] = out.slice(i * laneSize, (i + 1) * laneSize);
+      work.missing--;
     });
   }
 
   /** Fuses a job's lane predictions into x0 and moves it to its next timestep; true when done. */
-  private advance(job: DenoiseState, { inputs, predictions }: TickLanes): boolean {
+  private advance(job: DenoiseState, inputs: readonly Float32Array[], predictions: Float32Array[]): boolean {
     const { request } = job;
     const t = request.timesteps[job.step];
     const last = job.step === request.timesteps.length - 1;
