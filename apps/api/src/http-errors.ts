@@ -1,6 +1,6 @@
-/** JSON error answers: every 4xx/5xx body is {error: {code, message, fields?}}. */
+/** JSON error answers: every 4xx/5xx body is {error: {code, message, fields?, cost?}}. */
 import type { ErrorRequestHandler, Response } from 'express';
-import type { ApiErrorCode, FieldProblem } from '@farm/contracts';
+import type { ApiErrorCode, FieldProblem, JobCostExcess } from '@farm/contracts';
 
 export class HttpError extends Error {
   constructor(
@@ -8,13 +8,15 @@ export class HttpError extends Error {
     readonly code: ApiErrorCode,
     message: string,
     readonly fields?: FieldProblem[],
+    /** `job_too_costly`: the job's cost and the ceiling. */
+    readonly cost?: JobCostExcess,
   ) {
     super(message);
   }
 }
 
 export function sendError(res: Response, err: HttpError): void {
-  res.status(err.status).json({ error: { code: err.code, message: err.message, ...(err.fields ? { fields: err.fields } : {}) } });
+  res.status(err.status).json({ error: { code: err.code, message: err.message, ...(err.fields ? { fields: err.fields } : {}), ...(err.cost ? { cost: err.cost } : {}) } });
 }
 
 /** True for errors that mean Redis is unreachable (ioredis offline / connection errors). */

@@ -1,7 +1,7 @@
 /** The tenant-facing routes under /v1: submit, follow, cancel jobs; list workers. */
 import { randomInt, randomUUID } from 'node:crypto';
 import { Router } from 'express';
-import { FieldProblem, JobRequest, QueuedJob, RequestLimits, SourceJob, parseJobRequest, queuedJob } from '@farm/contracts';
+import { Canvas, FieldProblem, JobCost, JobRequest, QueuedJob, RequestLimits, SourceJob, costProblem, jobCost, parseJobRequest, queuedJob } from '@farm/contracts';
 import {
   JOBS_PATH,
   FollowedJobs,
@@ -26,7 +26,7 @@ import { streamJobEvents } from './job-event-stream';
 import { listJobs } from './job-listing';
 import { preferredWaitSeconds } from './prefer-wait';
 import { rateLimitHeaders } from './rate-limit-headers';
-import { checkRequestImages } from './request-images';
+import { checkRequestImages, uploadedCanvas } from './request-images';
 import type { Submission, TenantAdmission } from './tenant-admission';
 
 export interface JobsRouteDeps {
@@ -68,10 +68,11 @@ export function jobsRoutes(deps: JobsRouteDeps): Router {
    * An edit of a previous job needs that job (of the same tenant) to have finished with an image;
    * the worker gets that image and prompt with the job.
    */
-  const resolveModel = async (request: JobRequest, tenant: string): Promise<{ model: string; sourceJob?: SourceJob; problems: FieldProblem[] }> => {
+  const resolveModel = async (request: JobRequest, tenant: string): Promise<{ model: string; sourceJob?: SourceJob; sourceCanvas?: Canvas; problems: FieldProblem[] }> => {
     const problems: FieldProblem[] = [];
     let model = request.model ?? deps.queues.defaultModel;
     let sourceJob: SourceJob | undefined;
+    let sourceCanvas: Canvas | undefined;
     if (request.type === 'edit' && typeof request.source === 'string') {
       const source = await jobs.find(request.source, tenant);
       if (source?.status !== 'succeeded') {
@@ -84,12 +85,29 @@ export function jobsRoutes(deps: JobsRouteDeps): Router {
       } else {
         model = source.request.model ?? model;
         sourceJob = { imageKey: source.result!.key, prompt: source.request.prompt };
+        sourceCanvas = { width: source.result!.width, height: source.result!.height };
       }
     }
     if (!deps.queues.get(model)) {
       problems.push({ path: 'model', message: `unknown model "${model}"; this farm serves: ${deps.queues.models.join(', ')}` });
     }
-    return { model, sourceJob, problems };
+    return { model, sourceJob, sourceCanvas, problems };
+  };
+
+  /**
+   * What the job costs (job-cost.ts) on the canvas it paints — its size, its source job's, or its
+   * upload's — for its model; refused (400 job_too_costly, with the cost and the ceiling) above MAX_JOB_COST.
+   */
+  const checkCost = async (request: JobRequest, model: string, sourceCanvas: Canvas | undefined): Promise<JobCost> => {
+    const canvas = request.type === 'generate' ? request : typeof request.source === 'string' ? sourceCanvas! : await uploadedCanvas(request.source.image);
+    const cost = jobCost(request, canvas, await deps.capabilities.get(model));
+    const limit = deps.limits.maxJobCost;
+    const problem = costProblem(cost, limit);
+    if (problem) {
+      metrics.rejected.inc({ reason: 'cost' });
+      throw new HttpError(400, 'job_too_costly', problem, undefined, { ...cost, limit });
+    }
+    return cost;
   };
 
   const checkWebhook = async (request: JobRequest): Promise<FieldProblem[]> => {
@@ -136,6 +154,7 @@ export function jobsRoutes(deps: JobsRouteDeps): Router {
       throw new HttpError(400, 'invalid_request', problems.map((p) => `${p.path}: ${p.message}`).join('; '), problems);
     }
 
+    const cost = await checkCost(parsed.value, target.model, target.sourceCanvas);
     const request = { ...parsed.value, model: target.model };
     const submission: Submission = {
       tenant,
@@ -148,7 +167,7 @@ export function jobsRoutes(deps: JobsRouteDeps): Router {
           ? undefined
           : { key: deps.idempotency.redisKey(tenant, idempotencyKey), fingerprint: IdempotencyKeys.fingerprint(request), ttlSeconds: deps.idempotency.ttlSeconds },
     };
-    const data = queuedJob(parsed.value, { seed: parsed.value.seed ?? randomInt(0, 2 ** 32), model: target.model, tenant, sourceJob: target.sourceJob });
+    const data = queuedJob(parsed.value, { seed: parsed.value.seed ?? randomInt(0, 2 ** 32), model: target.model, tenant, sourceJob: target.sourceJob, cost });
     const admission = await deps.admission.admit(submission);
     if (admission.kind === 'admitted' || admission.kind === 'refused') res.set(rateLimitHeaders(deps.admission.policy, admission.tokens));
     switch (admission.kind) {

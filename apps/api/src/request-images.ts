@@ -72,3 +72,9 @@ export async function checkRequestImages(request: JobRequest, limits: RequestLim
   const problems = await Promise.all(images.map((image) => imageProblem(image, limits)));
   return images.flatMap((image, i) => (problems[i] ? [{ path: image.path, message: problems[i]! }] : []));
 }
+
+/** An edit's uploaded source image's size (its canvas), read from its header; checked by checkRequestImages first. */
+export async function uploadedCanvas(base64: string): Promise<{ width: number; height: number }> {
+  const { width, height } = await sharp(Buffer.from(base64, 'base64'), { limitInputPixels: MAX_MASK_PIXELS }).metadata();
+  return { width: width!, height: height! };
+}

@@ -5,6 +5,7 @@
  * from them.
  */
 import { z } from 'zod';
+import { jobCostExcessSchema } from './job-cost';
 import { DEFAULT_LIMITS, RequestLimits } from './job-request';
 import { JOB_NAMES, JOB_STATUSES, jobProgressSchema, jobViewSchema } from './job-view';
 
@@ -23,6 +24,7 @@ export const API_ERROR_CODES = [
   'invalid_request',
   'invalid_json',
   'bad_request',
+  'job_too_costly',
   'unauthorized',
   'not_found',
   'job_finished',
@@ -40,13 +42,14 @@ export const API_ERROR_CODES = [
 ] as const;
 export type ApiErrorCode = (typeof API_ERROR_CODES)[number];
 
-/** Every error answer: `{error: {code, message, fields?}}`. */
+/** Every error answer: `{error: {code, message, fields?, cost?}}`. */
 export const errorBodySchema = z
   .object({
     error: z.object({
       code: z.enum(API_ERROR_CODES).meta({ description: "Machine-readable reason: one of the README's error codes", example: 'invalid_request' }),
       message: z.string().meta({ description: 'The reason in words' }),
       fields: z.array(fieldProblemSchema).optional().meta({ description: '`invalid_request`: one entry per offending field' }),
+      cost: jobCostExcessSchema.optional(),
     }),
   })
   .meta({ id: 'Error', description: 'The body of every 4xx and 5xx answer' });

@@ -16,6 +16,8 @@ export interface RequestLimits {
   maxPromptChars: number;
   /** Most region prompts in one job (default 8). */
   maxRegions: number;
+  /** Most a job may cost, in pixel-steps (job-cost.ts; default 2^27: a 1024×1024 image at 128 lane-steps). */
+  maxJobCost: number;
 }
 
 export const DEFAULT_LIMITS: Readonly<RequestLimits> = Object.freeze({
@@ -24,6 +26,7 @@ export const DEFAULT_LIMITS: Readonly<RequestLimits> = Object.freeze({
   maxSteps: 50,
   maxPromptChars: 1000,
   maxRegions: 8,
+  maxJobCost: 2 ** 27,
 });
 
 /** Most pixels a mask image may declare; larger ones are refused from their header (no bombs). */

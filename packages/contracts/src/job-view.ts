@@ -3,6 +3,7 @@
  * state as it is decided once for all (the one record that answers "how did it end?").
  */
 import { z } from 'zod';
+import { jobCostSchema } from './job-cost';
 import { JOB_FAILURE_CODES } from './job-failures';
 import { DEFAULT_LIMITS, ImageFormat, JobRequest, RequestLimits, acceptedRequestSchema } from './job-request';
 
@@ -114,6 +115,7 @@ export function jobViewSchema(limits: RequestLimits = DEFAULT_LIMITS) {
           .loose()
           .meta({ title: 'Unchecked', description: 'A job another producer put on the queue (it fails with invalid_job): its data as it came' }),
       ]),
+      cost: jobCostSchema.optional().meta({ description: 'What the job asks of the farm, as MAX_JOB_COST measures it (jobs queued by the API)' }),
       queuePosition: z.int().min(0).optional().meta({ description: 'Queued jobs: how many jobs of its model start before it (0: next)' }),
       attempts: z.int().min(0).meta({ description: 'Attempts that failed and were retried' }),
       createdAt: z.iso.datetime(),

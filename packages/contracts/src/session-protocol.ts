@@ -7,6 +7,7 @@
  */
 import { z } from 'zod';
 import { DEFAULT_LIMITS, FieldProblem, GenerateRequest, RequestLimits, describeIssues, jobRequestSchema, parseJobRequest } from './job-request';
+import { costProblem, jobCost } from './job-cost';
 
 /**
  * A region's id within a session: the palette's colour, say. Not all digits, so that an object's
@@ -148,10 +149,16 @@ export function canvasRequest(state: CanvasState, spec: SessionSpec): GenerateRe
   };
 }
 
-/** Problems of a state as a whole (the number of regions, say), named by region id. */
+/**
+ * Problems of a state as a whole (the number of regions, say), named by region id. A render of it
+ * may cost no more than a job (MAX_JOB_COST; counted as if the model ran guidance, job-cost.ts).
+ */
 export function checkCanvasState(state: CanvasState, spec: SessionSpec, limits: RequestLimits): FieldProblem[] {
   const parsed = parseJobRequest(canvasRequest(state, spec), limits);
-  if (parsed.ok) return [];
+  if (parsed.ok) {
+    const problem = costProblem(jobCost(parsed.value, spec, null), limits.maxJobCost);
+    return problem ? [{ path: '(body)', message: `a frame of this canvas ${problem.replace(/^the job /, '')}` }] : [];
+  }
   const ids = Object.keys(state.regions);
   return parsed.problems.map((p) => ({ ...p, path: p.path.replace(/^regions\.(\d+)/, (_, i: string) => `regions.${ids[Number(i)]}`) }));
 }

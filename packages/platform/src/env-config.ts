@@ -88,6 +88,8 @@ export const limitsEnv = {
   MAX_STEPS: positiveInt.max(1000).default(50),
   MAX_PROMPT_CHARS: positiveInt.default(1000),
   MAX_REGIONS: positiveInt.max(64).default(8),
+  /** Most a job may cost (pixels × lanes × steps, job-cost.ts); dearer ones are refused at submit. */
+  MAX_JOB_COST: positiveInt.default(2 ** 27),
 };
 
 export function requestLimits(env: {
@@ -96,6 +98,7 @@ export function requestLimits(env: {
   MAX_STEPS: number;
   MAX_PROMPT_CHARS: number;
   MAX_REGIONS: number;
+  MAX_JOB_COST: number;
 }): RequestLimits {
   return {
     minSize: env.MIN_IMAGE_SIZE,
@@ -103,6 +106,7 @@ export function requestLimits(env: {
     maxSteps: env.MAX_STEPS,
     maxPromptChars: env.MAX_PROMPT_CHARS,
     maxRegions: env.MAX_REGIONS,
+    maxJobCost: env.MAX_JOB_COST,
   };
 }
 

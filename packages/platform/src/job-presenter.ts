@@ -53,6 +53,7 @@ export async function presentJob(job: FarmJob, status: JobStatus, final: FinalSt
     status,
     progress,
     request,
+    ...(job.data.cost && { cost: job.data.cost }),
     attempts: job.attemptsMade,
     createdAt: iso(job.timestamp)!,
     startedAt: iso(started),

@@ -33,7 +33,7 @@ export const rateLimitHeaders = z.object({
 });
 
 const ERRORS = {
-  400: { description: '`invalid_request` (one `fields` entry per offending field), `invalid_json`, or `bad_request` (a malformed URL)' },
+  400: { description: '`invalid_request` (one `fields` entry per offending field), `invalid_json`, `bad_request` (a malformed URL), or on submissions `job_too_costly` (`cost`: the job\'s cost and MAX_JOB_COST)' },
   401: { description: 'No API key, or an unknown one (`unauthorized`)', headers: z.object({ 'WWW-Authenticate': z.string() }) },
   404: { description: '`not_found`' },
   409: { description: '`conflict`' },
