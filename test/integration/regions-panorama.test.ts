@@ -1,10 +1,11 @@
 /**
  * Region prompts (semantic palette) and panoramas with the bundled model, run in-process
  * through the real pipeline: regions land where they are drawn, they cost in proportion to
- * their area, and panorama windows leave no seam.
+ * their area, a region larger than the model's window runs as tiles of at most a window, panorama
+ * windows leave no seam, and a canvas decoded in tiles is the canvas decoded at once.
  */
 import sharp from 'sharp';
-import { DiffusionPipeline, GenerateParams, TickReport } from '@farm/pipeline';
+import { DiffusionPipeline, GenerateParams, TickReport, decodeCanvas, toRgbBytes } from '@farm/pipeline';
 import { MODEL_DIR } from '../support/harness';
 import { RgbImage, decodeRgb, dominantColour } from '../support/colour-judge';
 
@@ -69,6 +70,26 @@ describe('regions', () => {
     const withFull = await cells({ regions: [{ prompt: 'a red background', mask: { rects: [[0, 0, 512, 512]] } }] });
     expect(withFull / plain).toBeCloseTo(2, 5); // a full-canvas region is a second full pass
     expect(withSmall / plain).toBeLessThan(1.25); // a 3.5% region adds a small window
+  });
+});
+
+describe('canvases larger than the window', () => {
+  it('run a larger region as tiles of at most a window, and decode in tiles as the whole canvas would', async () => {
+    ticks.length = 0;
+    // 768×512: a latent of 96×64 cells, a region over all of it (a 96×64 window), 64×64 tiles.
+    const params = { ...base, id: 'wide-region', width: 768, height: 512, steps: 2, prompt: 'a blue background', regions: [{ prompt: 'a red background', mask: { rects: [[0, 0, 768, 512]] as [number, number, number, number][] } }] };
+    const generated = await pipeline.generate(params);
+    expect(ticks.every((t) => t.cells <= 64 * 64 * t.lanes)).toBe(true); // no lane beyond 64×64
+    expect(ticks.reduce((n, t) => n + t.lanes, 0)).toBe(2 * (2 + 2)); // 2 background and 2 region tiles per step
+    expect(dominantColour(await decodeRgb(generated.data), () => true)).toBe('red');
+
+    const canvas = { channels: 4, height: 64, width: 96 };
+    const whole = toRgbBytes(await pipeline.model.decode(generated.latent, 1, 64, 96), 512, 768, 512, 768);
+    const tiled = toRgbBytes(await decodeCanvas(pipeline.model, generated.latent, canvas, { vaeScale: 8, maxWindow: 32, margin: 3 }), 512, 768, 512, 768);
+    let worst = 0;
+    for (let i = 0; i < whole.length; i++) worst = Math.max(worst, Math.abs(whole[i] - tiled[i]));
+    expect(worst).toBeLessThanOrEqual(2);
+    expect(generated.rgb.equals(toRgbBytes(await decodeCanvas(pipeline.model, generated.latent, canvas, { vaeScale: 8, maxWindow: 64, margin: 3 }), 512, 768, 512, 768))).toBe(true);
   });
 });
 

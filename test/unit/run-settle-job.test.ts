@@ -20,7 +20,7 @@ const followed = () => new FollowedJobs(farm.redis, farm.keyPrefix);
 
 /** A worker's runner and settler over `store` (the test farm's S3 unless given), keeping edit state in `stateStore`. */
 function workerParts(store: ObjectStore = farm.store, stateStore: ObjectStore = store) {
-  const editSources = new EditSourceCache({ store: stateStore, redis: farm.redis, keyPrefix: `${farm.keyPrefix}:edit-source`, ttlSeconds: 600, capacity: 8, onHeldChanged: () => undefined });
+  const editSources = new EditSourceCache({ store: stateStore, redis: farm.redis, keyPrefix: `${farm.keyPrefix}:edit-source`, ttlSeconds: 600, capacity: 8, capacityBytes: 2 ** 30, onHeldChanged: () => undefined });
   const gate = new StorageGate(() => store.ping(), { firstProbeMs: 50, maxProbeMs: 100, holdMs: 60000 });
   const runner = new JobRunner({
     pipeline,
@@ -33,6 +33,7 @@ function workerParts(store: ObjectStore = farm.store, stateStore: ObjectStore = 
     finalState: (id) => farm.finalStates.get(id),
     isFollowed: (id) => followed().isFollowed(id),
     onEditSource: () => undefined,
+    memoryOf: () => 0,
   });
   const settler = new JobSettler({
     redis: farm.redis,

@@ -1,10 +1,10 @@
 /**
  * The worker's decisions, as plain functions and small units: what an attempt's outcome means
  * for the job, how many jobs to fetch ahead, when an edit waits for the worker holding its
- * source, and when the storage gate holds jobs back.
+ * source, when the storage gate holds jobs back, and what a job's memory is estimated at.
  */
 import { InferenceError, InvalidJobError, JobCanceledError, JobFailure, JobOutput, StorageUnavailableError, queuedJob } from '@farm/contracts';
-import { EditAffinity, Outcome, StorageGate, jobsToFetch, mayPreferHolder, settlementOf } from '@farm/worker';
+import { EditAffinity, MemoryBudget, Outcome, StorageGate, defaultMemoryLimit, jobMemoryBytes, jobsToFetch, mayPreferHolder, settlementOf } from '@farm/worker';
 
 describe('settling an attempt', () => {
   const output = { key: 'results/j.png' } as JobOutput;
@@ -104,5 +104,34 @@ describe('the storage gate', () => {
     const none = new StorageGate(async () => false, { firstProbeMs: 1000, maxProbeMs: 1000, holdMs: 0 });
     none.failed();
     expect(none.isOpen()).toBe(true);
+  });
+});
+
+describe('memory', () => {
+  const sd = { latentChannels: 4, vaeScale: 8 };
+
+  it("estimates a job's memory from its cost: its pixels' buffers, and its lanes' latent planes and masks", () => {
+    // Issue 14's heavy job: 1024² × 18 lanes × 6 steps.
+    const heavy = { pixels: 1048576, lanes: 18, steps: 6, total: 113246208 };
+    expect(jobMemoryBytes(heavy, sd)).toBe(1048576 * 24 + 18 * 16384 * (48 + 28));
+    expect(jobMemoryBytes(heavy, sd)).toBeLessThan(50 * 2 ** 20); // the tick budget, not the job, bounds the activations
+    expect(jobMemoryBytes({ ...heavy, lanes: 1 }, sd)).toBeLessThan(jobMemoryBytes(heavy, sd));
+  });
+
+  it('counts what running jobs hold against the room left, and lets a job run when none does', () => {
+    const budget = new MemoryBudget(1000, 400);
+    expect(budget.fits(700)).toBe(true); // nothing runs: whatever its size
+    const release = budget.hold(500);
+    expect(budget.fits(100)).toBe(true);
+    expect(budget.fits(101)).toBe(false);
+    release();
+    release(); // once only
+    expect(budget.heldBytes).toBe(0);
+  });
+
+  it("defaults MAX_WORKER_MEMORY to 90% of the cgroup's limit or of the machine's memory", () => {
+    expect(defaultMemoryLimit(16e9, 2 ** 64)).toBe(Math.floor(0.9 * 16e9)); // unconstrained (Node reports 2^64)
+    expect(defaultMemoryLimit(16e9, 4e9)).toBe(3.6e9);
+    expect(defaultMemoryLimit(16e9, undefined)).toBe(Math.floor(0.9 * 16e9));
   });
 });

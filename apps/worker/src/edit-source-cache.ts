@@ -1,7 +1,7 @@
 /**
  * What edits start from, shared by every worker: a finished job's final latent (fp16) in S3
- * beside its image, indexed in Redis with a retention limit, and a bounded in-memory LRU of
- * ready-to-use sources (latent + decoded pixels) in each worker.
+ * beside its image, indexed in Redis with a retention limit, and an in-memory LRU of
+ * ready-to-use sources (latent + decoded pixels) in each worker, bounded in sources and in bytes.
  *
  * Storing a source never delays the job it came from: `put` keeps it in memory at once and
  * stores the latent, then its index entry, in the background. If that fails or the worker dies
@@ -22,6 +22,8 @@ export interface SourceCacheOptions {
   ttlSeconds: number;
   /** Sources kept in this worker's memory (EDIT_CACHE_SIZE). */
   capacity: number;
+  /** Most bytes (latents and pixels) those sources may take (EDIT_CACHE_MB). */
+  capacityBytes: number;
   /** Called when the set of sources held in memory changed (to advertise it), at most once per turn of the event loop. */
   onHeldChanged: (jobIds: string[]) => void;
 }
@@ -36,6 +38,9 @@ interface IndexEntry {
 
 export type CachedSource = { source: EditSource; from: 'memory' | 'cache' };
 
+/** What a source takes in memory. */
+const sourceBytes = (source: EditSource) => source.latent.byteLength + source.rgb.byteLength;
+
 /** The object key of a job's cached latent. */
 export function latentKey(jobId: string): string {
   return `cache/${jobId}.latent.f16`;
@@ -43,6 +48,7 @@ export function latentKey(jobId: string): string {
 
 export class EditSourceCache {
   private readonly memory = new Map<string, EditSource>();
+  private bytes = 0;
   /** Stores still under way, by job. */
   private readonly storing = new Map<string, Promise<void>>();
   private heldChanged: NodeJS.Immediate | null = null;
@@ -79,7 +85,7 @@ export class EditSourceCache {
   /** Drops the job's source everywhere (its job ended without a result). */
   async forget(jobId: string): Promise<void> {
     await this.stored(jobId);
-    if (this.memory.delete(jobId)) this.announceHeld();
+    if (this.drop(jobId)) this.announceHeld();
     await Promise.all([this.options.redis.del(this.indexKey(jobId)), this.options.store.remove([latentKey(jobId)])]);
   }
 
@@ -108,10 +114,22 @@ export class EditSourceCache {
   }
 
   private remember(jobId: string, source: EditSource): void {
-    const known = this.memory.delete(jobId);
+    const known = this.drop(jobId);
     this.memory.set(jobId, source);
-    while (this.memory.size > this.options.capacity) this.memory.delete(this.memory.keys().next().value as string);
+    this.bytes += sourceBytes(source);
+    // The least recently used go first; the newest stays even when it alone is over the bytes.
+    while (this.memory.size > this.options.capacity || (this.bytes > this.options.capacityBytes && this.memory.size > 1)) {
+      this.drop(this.memory.keys().next().value as string);
+    }
     if (!known) this.announceHeld();
+  }
+
+  private drop(jobId: string): boolean {
+    const source = this.memory.get(jobId);
+    if (!source) return false;
+    this.memory.delete(jobId);
+    this.bytes -= sourceBytes(source);
+    return true;
   }
 
   /** Jobs finishing together change the set many times in one turn: it is announced once. */

@@ -23,6 +23,7 @@ import {
   ObjectStore,
   SessionHosts,
   SessionStore,
+  StartupError,
   TenantJobs,
   WebhookDispatcher,
   WorkerRegistry,
@@ -37,6 +38,7 @@ import {
 import { EditAffinity } from './edit-affinity';
 import { EditSourceCache } from './edit-source-cache';
 import { JobIntake } from './job-intake';
+import { MemoryBudget, defaultMemoryLimit, queuedJobMemoryBytes } from './memory-budget';
 import { JobRunner } from './run-job';
 import { SessionHost } from './session-host';
 import { JobSettler } from './settle-job';
@@ -77,9 +79,12 @@ export interface WorkerSettings {
   progressPreviews: boolean;
   editCacheTtlSeconds: number;
   editCacheSize: number;
+  editCacheBytes: number;
   editAffinityMs: number;
   jobRetentionSeconds: number;
   storageOutageBudgetMs: number;
+  /** MAX_WORKER_MEMORY in bytes: jobs start only while the worker's memory and their estimates fit. */
+  maxMemoryBytes: number;
   /** /livez fails when the engine holds jobs and no tick ended for this long. */
   engineStallMs: number;
   /** How long a live session lives without a message from its client. */
@@ -105,9 +110,11 @@ export function workerSettings(config: WorkerConfig): WorkerSettings {
     progressPreviews: config.PROGRESS_PREVIEWS,
     editCacheTtlSeconds: config.EDIT_CACHE_TTL_SECONDS,
     editCacheSize: config.EDIT_CACHE_SIZE,
+    editCacheBytes: config.EDIT_CACHE_MB * 2 ** 20,
     editAffinityMs: config.EDIT_AFFINITY_MS,
     jobRetentionSeconds: config.JOB_RETENTION_SECONDS,
     storageOutageBudgetMs: config.STORAGE_OUTAGE_BUDGET_MS,
+    maxMemoryBytes: config.MAX_WORKER_MEMORY_MB ? config.MAX_WORKER_MEMORY_MB * 2 ** 20 : defaultMemoryLimit(os.totalmem(), process.constrainedMemory?.()),
     engineStallMs: config.ENGINE_STALL_SECONDS * 1000,
     sessionIdleSeconds: config.SESSION_IDLE_SECONDS,
     webhooks: { secret: config.WEBHOOK_SECRET, allowPrivate: config.WEBHOOK_ALLOW_PRIVATE },
@@ -174,6 +181,7 @@ export class FarmWorker {
       keyPrefix: `${keyPrefix}:edit-source`,
       ttlSeconds: o.editCacheTtlSeconds,
       capacity: o.editCacheSize,
+      capacityBytes: o.editCacheBytes,
       onHeldChanged: (ids) => void this.registry.holds(this.id, ids).catch(() => undefined),
     });
     this.gate = new StorageGate(() => o.store.ping(), { ...STORAGE_PROBE, holdMs: o.storageOutageBudgetMs });
@@ -217,6 +225,14 @@ export class FarmWorker {
         this.intake.poke();
       },
     });
+    // What the worker holds before any job: the model as loaded, a tick's and a decode's working memory, the edit sources it keeps.
+    const fixedBytes = process.memoryUsage().rss + this.pipeline.workingMemoryBytes() + o.editCacheBytes;
+    if (fixedBytes > o.maxMemoryBytes) {
+      await this.pipeline.close();
+      const mib = (bytes: number) => Math.ceil(bytes / 2 ** 20);
+      throw new StartupError(`MAX_WORKER_MEMORY_MB=${mib(o.maxMemoryBytes)} is less than this worker needs before any job (${mib(fixedBytes)} MiB: the model, one tick's working memory and EDIT_CACHE_MB); raise it`);
+    }
+    const memory = new MemoryBudget(o.maxMemoryBytes, fixedBytes);
     // Created once the model is loaded: the queue sees the worker only when it can serve.
     this.intake = new JobIntake(
       {
@@ -237,7 +253,7 @@ export class FarmWorker {
         },
         abort: (jobId, reason) => this.pipeline.cancel(jobId, reason),
       },
-      { queueName: this.queue.name, prefix: o.queuePrefix, connection: o.redis, maxInFlight: o.maxInFlight, lockDurationMs: o.lockDurationMs, gate: this.gate },
+      { queueName: this.queue.name, prefix: o.queuePrefix, connection: o.redis, maxInFlight: o.maxInFlight, lockDurationMs: o.lockDurationMs, gate: this.gate, memory },
     );
     // Before any job is taken: the API checks submissions against what this model can serve.
     await new ModelCapabilityStore(o.redis, `${o.queuePrefix}:${o.queueName}`).publish(o.model, this.pipeline.capabilities());
@@ -268,6 +284,7 @@ export class FarmWorker {
       finalState: (jobId) => this.finalStates.get(jobId),
       isFollowed: (jobId) => this.followed.isFollowed(jobId),
       onEditSource: (kind) => this.metrics.editSource(kind),
+      memoryOf: (job) => queuedJobMemoryBytes(job, this.pipeline.capabilities(), this.pipeline.model.info, o.limits),
     });
     this.settler = new JobSettler({
       redis: o.redis,

@@ -3,7 +3,8 @@
  * lease: up to `maxInFlight` jobs in the stream batch at once, and as many more fetched and
  * prepared ahead of need as will leave it at the end of the current tick, so a freed slot is
  * filled at once, without waiting for I/O (a blocking fetch when idle, non-blocking ones — several
- * at once — when busy). Holds every lease's lock (extended every half lock duration), stops
+ * at once — when busy). A prepared job starts when a slot is free and its memory fits the
+ * worker's budget (memory-budget.ts); one that does not fit waits while later ones that do start. Holds every lease's lock (extended every half lock duration), stops
  * fetching while the storage gate is closed, and on stop hands unfinished leases back to the queue
  * at once, so none waits for a stalled-lock timeout.
  */
@@ -11,6 +12,7 @@ import { randomUUID } from 'node:crypto';
 import { Job, UnrecoverableError, Worker } from 'bullmq';
 import type { FarmRedis } from '@farm/platform';
 import type { JobName, JobOutput, QueuedJob } from '@farm/contracts';
+import type { MemoryBudget } from './memory-budget';
 import type { StorageGate } from './storage-gate';
 
 export type FarmJob = Job<QueuedJob, JobOutput, JobName>;
@@ -24,6 +26,8 @@ export interface IntakeOptions {
   /** Lock duration in ms; locks are extended every half of it. */
   lockDurationMs: number;
   gate: StorageGate;
+  /** MAX_WORKER_MEMORY: jobs start only while their estimated memory fits. */
+  memory: MemoryBudget;
 }
 
 export interface IntakeHandlers {
@@ -56,6 +60,8 @@ export class Lease {
   readonly controller = new AbortController();
   /** Denoising steps left; unknown (Infinity) until the runner knows the job. */
   stepsLeft = Infinity;
+  /** The job's estimated memory (memory-budget.ts), once the runner knows the job. */
+  memoryBytes = 0;
   inEngine = false;
 
   constructor(
@@ -246,10 +252,17 @@ export class JobIntake {
     this.poke();
   }
 
-  /** Starts prepared leases while slots are free. */
+  /** Starts prepared leases, oldest first, while slots are free and their memory fits; a job holds its memory until it has left. */
   private startWaiting(): void {
-    while (this.ready.length > 0 && this.running < this.options.maxInFlight && !this.stopping) {
-      const lease = this.ready.shift()!;
+    const { memory } = this.options;
+    for (let i = 0; i < this.ready.length && this.running < this.options.maxInFlight && !this.stopping; ) {
+      const lease = this.ready[i];
+      if (!memory.fits(lease.memoryBytes)) {
+        i++;
+        continue;
+      }
+      this.ready.splice(i, 1);
+      const releaseMemory = memory.hold(lease.memoryBytes);
       this.running++;
       lease.inEngine = true;
       void this.handlers
@@ -257,7 +270,9 @@ export class JobIntake {
         .catch((err) => console.error(`worker: job ${lease.id}: ${(err as Error).message}`))
         .finally(() => {
           lease.leaveEngine();
+          releaseMemory();
           this.release(lease);
+          this.startWaiting();
         });
     }
   }

@@ -64,6 +64,8 @@ export interface RunDeps {
   isFollowed(jobId: string): Promise<boolean>;
   /** Where edit sources came from (metrics). */
   onEditSource(kind: EditSourceKind): void;
+  /** A job's estimated memory (memory-budget.ts): the intake starts it only when that fits. */
+  memoryOf(job: QueuedJob): number;
 }
 
 /** The object key of a job's image: fixed per job, so a retried job overwrites, never duplicates. */
@@ -135,6 +137,7 @@ export class JobRunner {
       const delayMs = await this.deps.affinity.deferral(job, lease.job.timestamp);
       if (delayMs !== null) return { job, outcome: { kind: 'deferred', delayMs } };
       lease.stepsLeft = job.request.steps;
+      lease.memoryBytes = this.deps.memoryOf(job);
       this.prepared.set(lease, { job, followed });
       return null;
     } catch (err) {

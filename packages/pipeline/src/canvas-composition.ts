@@ -2,7 +2,9 @@
  * The composition of a text-to-image canvas: a background prompt over one or more tiles
  * (MultiDiffusion panoramas), and region prompts layered on top (StreamMultiDiffusion's
  * semantic palette). Each region's lanes run on its mask's bounding box plus a context margin,
- * not on the whole canvas, so regions cost in proportion to their area.
+ * not on the whole canvas, so regions cost in proportion to their area; a box larger than the
+ * model's window is tiled like a panorama (its tiles' estimates blended by their weights), so no
+ * lane is larger than a window.
  *
  * Per step: every lane's x0 estimate is computed (with classifier-free guidance if asked);
  * tiles are blended by their weights; then each region, in order (later over earlier), replaces
@@ -58,14 +60,17 @@ export interface CanvasCompositionOptions {
   keep?: KeepLayer;
   /** A ControlNet input: every lane (guided or not) gets the control image under its window. */
   control?: (window: Window) => LaneControl;
+  /** Tiles covering a region's window, weights summing to one (default: the window, one tile). */
+  regionTiles?: (window: Window) => Tile[];
 }
 
+/** A lane (and its unconditional twin) over one tile: of the background, or of region `region`'s window. */
 interface LaneGroup {
   window: Window;
   cond: number;
   uncond: number | null;
-  tile?: Tile;
-  region?: RegionLayer;
+  tile: Tile;
+  region?: number;
 }
 
 /** A function of one key, computed once per key. */
@@ -79,16 +84,21 @@ function memo<K, V>(compute: (key: K) => V): (key: K) => V {
 
 export function canvasComposition(options: CanvasCompositionOptions): Composition {
   const { canvas, guidance, schedule, bootstrap, keep } = options;
+  const regions = options.regions ?? [];
+  const regionTiles = options.regionTiles ?? ((window: Window) => [{ window, weights: new Float32Array(window.h * window.w).fill(1) }]);
   const lanes: LaneSpec[] = [];
   const groups: LaneGroup[] = [];
-  const addGroup = (window: Window, conditioning: Conditioning, extra: Partial<LaneGroup>) => {
+  const addGroup = (tile: Tile, conditioning: Conditioning, region?: number) => {
+    const { window } = tile;
     const control = options.control?.(window);
     const cond = lanes.push({ window, ...conditioning, control }) - 1;
     const uncond = guidance.kind === 'cfg' ? lanes.push({ window, ...guidance.unconditional, control }) - 1 : null;
-    groups.push({ window, cond, uncond, ...extra });
+    groups.push({ window, cond, uncond, tile, region });
   };
-  for (const tile of options.tiles) addGroup(tile.window, options.context, { tile });
-  for (const region of options.regions ?? []) addGroup(region.window, region.context, { region });
+  for (const tile of options.tiles) addGroup(tile, options.context);
+  regions.forEach((region, r) => {
+    for (const tile of regionTiles(region.window)) addGroup(tile, region.context, r);
+  });
 
   // Masks quantized against each timestep's noise level, computed once per timestep.
   const quantizedAt = (mask: Mask, win?: Window) =>
@@ -96,7 +106,9 @@ export function canvasComposition(options: CanvasCompositionOptions): Compositio
       const q = quantizeMask(mask, schedule.noiseLevel(t));
       return win ? cropMask(q, win) : q;
     });
-  const regionMasks = groups.map((group) => group.region && quantizedAt(group.region.mask, group.region.window));
+  // Each region's mask over its window (fusion), and over each of its tiles (bootstrapping).
+  const regionMasks = regions.map((region) => quantizedAt(region.mask, region.window));
+  const tileMasks = groups.map((group) => (group.region === undefined ? undefined : quantizedAt(regions[group.region].mask, group.window)));
   const keepMask = keep && quantizedAt(keep.mask);
   const plane = (w: Window) => w.h * w.w;
 
@@ -107,7 +119,7 @@ export function canvasComposition(options: CanvasCompositionOptions): Compositio
       const inputs: Float32Array[] = new Array(lanes.length);
       groups.forEach((group, g) => {
         let input = cropWindow(sample, canvas, group.window);
-        const regionMask = regionMasks[g];
+        const regionMask = tileMasks[g];
         if (regionMask && bootstrap && step < bootstrap.steps) {
           const mask = regionMask(t);
           const a = Math.sqrt(schedule.alphaBar(t));
@@ -138,24 +150,34 @@ export function canvasComposition(options: CanvasCompositionOptions): Compositio
             : predictions[group.cond];
         return scheduler.denoise(eps, inputs[group.cond], t);
       };
-      groups.forEach((group, g) => {
-        const local = estimate(group);
-        const { window: win } = group;
+      /** Adds each tile's estimate, by its weights, into `into` (the plane of `area`). */
+      const blend = (into: Float32Array, area: Window, tiles: readonly LaneGroup[]) => {
+        for (const group of tiles) {
+          const local = estimate(group);
+          const { window: win, tile } = group;
+          const n = plane(win);
+          for (let c = 0; c < canvas.channels; c++) {
+            for (let y = 0; y < win.h; y++) {
+              const row = (c * area.h + win.y - area.y + y) * area.w + win.x - area.x;
+              for (let x = 0; x < win.w; x++) into[row + x] += tile.weights[y * win.w + x] * local[c * n + y * win.w + x];
+            }
+          }
+        }
+      };
+      blend(x0, { x: 0, y: 0, h: canvas.height, w: canvas.width }, groups.filter((group) => group.region === undefined));
+      // Regions in order, later over earlier: each one's estimate over its window, laid in by its mask.
+      regions.forEach((region, r) => {
+        const { window: win, strength } = region;
         const n = plane(win);
-        const weights = group.tile?.weights;
-        const mask = regionMasks[g]?.(t) ?? null;
-        const strength = group.region?.strength ?? 1;
+        const local = new Float32Array(canvas.channels * n);
+        blend(local, win, groups.filter((group) => group.region === r));
+        const mask = regionMasks[r](t);
         for (let c = 0; c < canvas.channels; c++) {
           for (let y = 0; y < win.h; y++) {
             const row = (c * canvas.height + win.y + y) * canvas.width + win.x;
             for (let x = 0; x < win.w; x++) {
-              const i = y * win.w + x;
-              const v = local[c * n + i];
-              if (weights) x0[row + x] += weights[i] * v;
-              else {
-                const m = strength * mask!.data[i];
-                x0[row + x] = (1 - m) * x0[row + x] + m * v;
-              }
+              const m = strength * mask.data[y * win.w + x];
+              x0[row + x] = (1 - m) * x0[row + x] + m * local[c * n + y * win.w + x];
             }
           }
         }

@@ -23,12 +23,12 @@ import { addNoise } from './scheduler';
 import type { SchedulerName } from './scheduler';
 import { createScheduler } from './scheduler-factory';
 import { freeGpuMemory } from './gpu-memory';
-import { batchBuckets, memoryCappedBatch } from './unet-budget';
+import { activationBytes, batchBuckets, memoryCappedBatch } from './unet-budget';
 import { ExecutionProvider, JobConditioning, SdModel, SdModelOptions, TextConditioning } from './sd-model';
 import { StreamBatch, TickReport } from './stream-batch';
 import { TextEmbeddingCache } from './text-embedding-cache';
 import { shareOverlaps, tileWindow } from './tiling';
-import { decodeWindowsInto } from './windowed-decode';
+import { decodeCanvas, decodeWindowsInto } from './windowed-decode';
 
 export interface PipelineOptions extends SdModelOptions {
   /** Most lanes per UNet call (default 8). */
@@ -164,6 +164,7 @@ export type ProgressListener = (step: number, total: number, preview: () => Prom
 
 export class DiffusionPipeline {
   readonly engine: StreamBatch;
+  private readonly gpu: boolean;
   readonly textCache: TextEmbeddingCache<TextConditioning>;
   /** The options' layout settings with their defaults, and the model's pixels per cell and window alignment. */
   readonly layout: Required<
@@ -179,6 +180,7 @@ export class DiffusionPipeline {
     private readonly preview: LatentPreview,
     options: PipelineOptions,
   ) {
+    this.gpu = options.executionProvider === 'cuda';
     const scheduler = createScheduler(model.schedulerConfig, options.scheduler);
     const maxWindow = options.maxWindow ?? 64;
     // While tenants compete, each earns at least one lane of the model's native size per tick.
@@ -266,6 +268,17 @@ export class DiffusionPipeline {
     };
   }
 
+  /**
+   * Host memory the worker needs for its model calls whatever its jobs: on a CPU the UNet's
+   * activations for a full tick (the tick budget's cells), and as much again for the decoder's
+   * tiles (tiled decoding bounds them alike); on CUDA they live on the device (there the batch is
+   * capped by free device memory instead), so none.
+   */
+  workingMemoryBytes(): number {
+    if (this.gpu) return 0;
+    return 2 * activationBytes(this.engine.tickBudget ?? 0, this.model.info.unetChannels, 4);
+  }
+
   /** Latent canvas for an image size: image/vaeScale, rounded up to the UNet's alignment. */
   latentCanvas(width: number, height: number) {
     const { vaeScale, latentAlignment, latentChannels } = this.model.info;
@@ -295,7 +308,7 @@ export class DiffusionPipeline {
       onProgress,
     });
     const { vaeScale } = this.model.info;
-    const pixels = await this.model.decode(latent, 1, canvas.height, canvas.width);
+    const pixels = await decodeCanvas(this.model, latent, canvas, { vaeScale, maxWindow: this.layout.maxWindow, margin: this.layout.decodeMargin });
     const rgb = toRgbBytes(pixels, canvas.height * vaeScale, canvas.width * vaeScale, params.height, params.width);
     const data = await encodeImage(rgb, params.width, params.height, params.format);
     return { data, rgb, latent, width: params.width, height: params.height, format: params.format };
@@ -454,6 +467,7 @@ export class DiffusionPipeline {
         bootstrap: { steps: bootstrapSteps, background: this.plainBackground, rng: new GaussianRng(params.seed ^ 0x5bd1e995) },
         keep: job.keep,
         control: job.control,
+        regionTiles: (window) => tileWindow(window, maxWindow, tileOverlap, this.model.info.latentAlignment),
       }),
       rng: job.rng,
       onStep:

@@ -138,6 +138,8 @@ interface PendingLane {
 export class StreamBatch {
   readonly maxBatch: number;
   readonly concurrency: number;
+  /** Most latent cells a tick runs (undefined: no limit). */
+  readonly tickBudget: number | undefined;
   private readonly jobs = new Map<string, JobState>();
   private readonly onTick?: (report: TickReport) => void;
   private readonly sharedTimestep: boolean;
@@ -161,7 +163,7 @@ export class StreamBatch {
     if (!Number.isInteger(this.maxBatch) || this.maxBatch < 1) {
       throw new Error(`maxBatch must be a positive integer, got ${options.maxBatch}`);
     }
-    const budget = options.tickBudget;
+    const budget = (this.tickBudget = options.tickBudget);
     this.share = budget === undefined ? null : new FairShare({ budget, floor: options.quantumFloor ?? budget / this.maxBatch });
   }
 

@@ -39,7 +39,12 @@ export interface MemoryEstimate {
  * left after the weights goes to activations, leaving room for the VAE and fragmentation.
  */
 export function memoryCappedBatch(requested: number, m: MemoryEstimate): number {
-  const perSample = 64 * m.cells * m.channels * m.elementBytes;
+  const perSample = activationBytes(m.cells, m.channels, m.elementBytes);
   const room = (m.freeBytes - m.weightsBytes) / 2;
   return Math.max(1, Math.min(requested, Math.floor(room / perSample)));
+}
+
+/** The UNet's live activations over `cells` latent cells (the estimate above: 64 tensors of the widest block). */
+export function activationBytes(cells: number, channels: number, elementBytes: number): number {
+  return 64 * cells * channels * elementBytes;
 }

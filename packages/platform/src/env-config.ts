@@ -164,13 +164,19 @@ export const workerEnv = {
   MAX_IN_FLIGHT: positiveInt.max(256).default(8),
   /** Most lanes in one UNet call. */
   MAX_UNET_BATCH: positiveInt.max(256).default(8),
+  /**
+   * Most memory the worker may hold, MiB: it takes a job only while its memory (the model, a tick's
+   * working memory) and its jobs' estimates fit. Default: 90% of the machine's (or cgroup's) memory.
+   */
+  MAX_WORKER_MEMORY_MB: positiveInt.optional(),
   /** UNet calls of one tick run concurrently (worker concurrency inside the stream batch). */
   UNET_CONCURRENCY: positiveInt.max(16).default(1),
   TEXT_CACHE_SIZE: positiveInt.default(256),
   /** How long finished jobs stay editable from cached state (latent in S3, index in Redis). */
   EDIT_CACHE_TTL_SECONDS: positiveInt.default(24 * 3600),
-  /** Edit sources each worker keeps in memory. */
+  /** Edit sources each worker keeps in memory, and the most MiB they may take. */
   EDIT_CACHE_SIZE: positiveInt.default(32),
+  EDIT_CACHE_MB: positiveInt.default(256),
   /** How long an edit may wait for the worker holding its source (0: no preference). */
   EDIT_AFFINITY_MS: z.coerce.number().int().min(0).default(2000),
   /** Attach a small preview image to each step's progress (SSE `progress` events). */
