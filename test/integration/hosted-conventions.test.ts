@@ -216,31 +216,67 @@ describe('CORS', () => {
 });
 
 describe('webhooks', () => {
-  it('delivers a job that the Standard Webhooks library verifies with the tenant secret, in the documented shape', async () => {
-    const received: Array<{ headers: http.IncomingHttpHeaders; body: string }> = [];
-    const receiver = http.createServer((req, res) => {
-      let body = '';
-      req.on('data', (chunk) => (body += chunk));
-      req.on('end', () => {
-        received.push({ headers: req.headers, body });
-        res.writeHead(204).end();
-      });
+  const received: Array<{ headers: Record<string, string>; body: string }> = [];
+  const receiver = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (chunk) => (body += chunk));
+    req.on('end', () => {
+      received.push({ headers: req.headers as Record<string, string>, body });
+      res.writeHead(204).end();
     });
+  });
+  let url: string;
+  let verifier: Webhook;
+  let contract: OpenApiContract;
+  beforeAll(async () => {
     await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
-    try {
-      const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
-      const { body } = await postJob(api, { ...job, seed: 7, webhook: url });
-      await waitForJob(api, body.id);
-      for (let i = 0; i < 200 && received.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
-      const [{ headers, body: payload }] = received;
-      const { secret } = (await (await api.fetch('/v1/webhook-secret')).json()) as { secret: string };
-      const verified = new Webhook(secret).verify(payload, headers as Record<string, string>);
-      expect(verified).toMatchObject({ type: 'job.succeeded', data: { id: body.id, status: 'succeeded' } });
-      expect(() => new Webhook(secret).verify(payload.replace('succeeded', 'failed'), headers as Record<string, string>)).toThrow();
-      const doc = await (await api.as(null).fetch('/openapi.json')).json();
-      expect(new OpenApiContract(doc).checkComponent('WebhookEvent', JSON.parse(payload), 'webhook body')).toEqual([]);
-    } finally {
-      receiver.close();
-    }
+    url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
+    verifier = new Webhook(((await (await api.fetch('/v1/webhook-secret')).json()) as { secret: string }).secret);
+    contract = new OpenApiContract(await (await api.as(null).fetch('/openapi.json')).json());
+  });
+  afterAll(() => receiver.close());
+
+  /** The job's deliveries so far, each verified by the Standard Webhooks library and checked against the document's WebhookEvent. */
+  const deliveriesOf = (jobId: string) =>
+    received.flatMap(({ headers, body }) => {
+      const event = verifier.verify(body, headers) as { type: string; data: { id: string; progress: { step: number } } };
+      if (event.data.id !== jobId) return [];
+      expect(contract.checkComponent('WebhookEvent', JSON.parse(body), 'webhook body')).toEqual([]);
+      return [{ id: headers['webhook-id'], ...event }];
+    });
+  const until = async (done: () => boolean) => {
+    for (let i = 0; i < 200 && !done(); i++) await new Promise((r) => setTimeout(r, 50));
+  };
+
+  it('delivers a job that the Standard Webhooks library verifies with the tenant secret, in the documented shape', async () => {
+    const { body } = await postJob(api, { ...job, seed: 7, webhook: url });
+    await waitForJob(api, body.id);
+    await until(() => deliveriesOf(body.id).length > 0);
+    const delivery = received.find((r) => r.body.includes(body.id))!;
+    expect(verifier.verify(delivery.body, delivery.headers)).toMatchObject({ type: 'job.succeeded', data: { id: body.id, status: 'succeeded' } });
+    expect(() => verifier.verify(delivery.body.replace('succeeded', 'failed'), delivery.headers)).toThrow();
+  });
+
+  it('delivers started and progress only to a job whose webhookEvents ask for them; the final state by default', async () => {
+    const steps = 3;
+    const all = (await postJob(api, { ...job, seed: 8, steps, webhook: url, webhookEvents: ['started', 'progress', 'completed'] })).body;
+    const byDefault = (await postJob(api, { ...job, seed: 9, steps, webhook: url })).body;
+    const progressOnly = (await postJob(api, { ...job, seed: 10, steps, webhook: url, webhookEvents: ['progress'] })).body;
+    expect([all.request.webhookEvents, byDefault.request.webhookEvents]).toEqual([['started', 'progress', 'completed'], ['completed']]);
+    await Promise.all([all, byDefault, progressOnly].map((j) => waitForJob(api, j.id)));
+    const types = (id: string) => deliveriesOf(id).map((d) => d.type);
+    await until(() => types(all.id).includes('job.succeeded') && types(byDefault.id).length > 0 && types(progressOnly.id).length > 0);
+    await new Promise((r) => setTimeout(r, 500)); // time for a delivery that should not come
+
+    const ofAll = deliveriesOf(all.id);
+    expect(new Set(ofAll.map((d) => d.type))).toEqual(new Set(['job.started', 'job.progress', 'job.succeeded']));
+    expect(ofAll.filter((d) => d.type === 'job.started')).toHaveLength(1);
+    // At most one progress delivery a second: the first step always goes, the rest only a second later.
+    const progress = ofAll.filter((d) => d.type === 'job.progress');
+    expect(progress.length).toBeGreaterThanOrEqual(1);
+    expect(progress.length).toBeLessThanOrEqual(steps);
+    expect(new Set(ofAll.map((d) => d.id)).size).toBe(ofAll.length);
+    expect(types(byDefault.id)).toEqual(['job.succeeded']);
+    expect(new Set(types(progressOnly.id))).toEqual(new Set(['job.progress']));
   });
 });

@@ -91,9 +91,12 @@ describe('the document', () => {
     const variants = doc.components.schemas.JobStreamEvent.anyOf ?? doc.components.schemas.JobStreamEvent.oneOf;
     const events = variants.map((e: any) => e.properties.event.enum[0]);
     expect(events).toEqual(['queued', 'queued', 'started', 'progress', 'succeeded', 'failed', 'canceled']);
-    const delivery = doc.webhooks.jobFinished.post;
-    expect(delivery.requestBody.content['application/json'].schema).toEqual({ $ref: '#/components/schemas/WebhookEvent' });
-    expect(delivery.parameters.map((p: any) => p.name)).toEqual(['webhook-id', 'webhook-timestamp', 'webhook-signature']);
+    expect(Object.keys(doc.webhooks)).toEqual(['jobStarted', 'jobProgress', 'jobFinished']);
+    for (const { post: delivery } of Object.values(doc.webhooks) as any[]) {
+      expect(delivery.requestBody.content['application/json'].schema).toEqual({ $ref: '#/components/schemas/WebhookEvent' });
+      expect(delivery.parameters.map((p: any) => p.name)).toEqual(['webhook-id', 'webhook-timestamp', 'webhook-signature']);
+    }
+    expect(doc.components.schemas.WebhookEvent.properties.type.enum).toEqual(['job.started', 'job.progress', 'job.succeeded', 'job.failed', 'job.canceled']);
   });
 });
 

@@ -13,7 +13,7 @@ describe('job request validation', () => {
     const r = parseJobRequest(valid);
     expect(r).toEqual({
       ok: true,
-      value: { ...valid, guidanceScale: 1, format: 'png', priority: 5 },
+      value: { ...valid, guidanceScale: 1, format: 'png', priority: 5, webhookEvents: ['completed'] },
     });
   });
 
@@ -30,6 +30,10 @@ describe('job request validation', () => {
     [{ ...valid, format: 'gif' }, 'format', /.+/],
     [{ ...valid, guidanceScale: 99 }, 'guidanceScale', /.+/],
     [{ ...valid, colour: 'red' }, 'colour', /unknown field "colour"/],
+    [{ ...valid, webhookEvents: [] }, 'webhookEvents', /at least one event/],
+    [{ ...valid, webhookEvents: ['progress', 'progress'] }, 'webhookEvents', /an event twice/],
+    [{ ...valid, webhookEvents: ['finished'] }, 'webhookEvents.0', /among: started, progress, completed/],
+    [{ ...valid, webhookEvents: 'started' }, 'webhookEvents', /.+/],
   ])('names the offending field (%j)', (body, path, message) => {
     const found = problems(body);
     expect(found).toContainEqual({ path, message: expect.stringMatching(message) });

@@ -19,7 +19,7 @@ describe('the queued job', () => {
   it('carries the request with its defaults, the seed, the model and the tenant', () => {
     const job = queuedJob(request({ type: 'generate', prompt: 'a red circle' }), { seed: 7, model: 'shapes-ldm', tenant: 'acme' });
     expect(job).toEqual({
-      request: { type: 'generate', prompt: 'a red circle', width: 512, height: 512, steps: 4, guidanceScale: 1, format: 'png', priority: 5, seed: 7, model: 'shapes-ldm' },
+      request: { type: 'generate', prompt: 'a red circle', width: 512, height: 512, steps: 4, guidanceScale: 1, format: 'png', priority: 5, webhookEvents: ['completed'], seed: 7, model: 'shapes-ldm' },
       tenant: 'acme',
     });
     expect(schema.parse(job)).toEqual(job);

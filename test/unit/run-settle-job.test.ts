@@ -8,7 +8,7 @@ import sharp from 'sharp';
 import { DEFAULT_LIMITS, InferenceError, JobName, JobOutput, QueuedJob, parseJobRequest, queuedJob, queuedJobSchema } from '@farm/contracts';
 import { BusyMeter, DiffusionPipeline } from '@farm/pipeline';
 import { FollowedJobs, JobCancellation, JobProgressWriter, ModelQueues, ObjectStore, ProgressUpdate, TenantJobs } from '@farm/platform';
-import { Attempt, EditAffinity, EditSourceCache, JobRunner, JobSettler, Lease, StorageGate, TickProgress, WorkerMetrics } from '@farm/worker';
+import { Attempt, EditAffinity, EditSourceCache, JobRunner, JobWebhooks, JobSettler, Lease, StorageGate, TickProgress, WorkerMetrics } from '@farm/worker';
 import { Harness, MODEL_DIR, QUEUE_PREFIX, testStoreOptions } from '../support/harness';
 
 let farm: Harness;
@@ -28,6 +28,7 @@ function workerParts(store: ObjectStore = farm.store, stateStore: ObjectStore = 
     editSources,
     affinity: new EditAffinity({ holders: async () => [], holds: () => false, affinityMs: 0, retryMs: 150 }),
     progress,
+    webhooks: new JobWebhooks(null),
     schema: queuedJobSchema(DEFAULT_LIMITS),
     workerId: 'unit-worker',
     finalState: (id) => farm.finalStates.get(id),
@@ -42,7 +43,7 @@ function workerParts(store: ObjectStore = farm.store, stateStore: ObjectStore = 
     store,
     editSources,
     tenantJobs: new TenantJobs(farm.redis, farm.keyPrefix),
-    webhooks: null,
+    webhooks: new JobWebhooks(null),
     metrics: new WorkerMetrics('unit-worker', new ModelQueues(new Map([['shapes-ldm', farm.queue]])), () => 0, () => 0, new BusyMeter()),
     gate,
     storage: { budgetMs: 60000, retryMs: 1000 },
@@ -243,7 +244,7 @@ describe('the edit state, stored after completion', () => {
 
     const other = workerParts(); // another worker: nothing in memory
     const edit = await lease(
-      queuedJob({ type: 'edit', source: source.id, prompt: 'a yellow background', mask: { rects: [[0, 0, 32, 32]] }, steps: 2, guidanceScale: 1, format: 'png', priority: 5 }, {
+      queuedJob({ type: 'edit', source: source.id, prompt: 'a yellow background', mask: { rects: [[0, 0, 32, 32]] }, steps: 2, guidanceScale: 1, format: 'png', priority: 5, webhookEvents: ['completed'] }, {
         seed: 9,
         model: 'shapes-ldm',
         tenant: 'tenant-a',

@@ -66,7 +66,7 @@ describe('edit affinity', () => {
     const holders = new Map([['src', ['worker-b']]]);
     const affinity = new EditAffinity({ holders: async (id) => holders.get(id) ?? [], holds: () => false, affinityMs: 2000, retryMs: 150 });
     const edit = (source: string) =>
-      queuedJob({ type: 'edit', source, prompt: 'a red circle', mask: { rects: [[0, 0, 8, 8]] }, steps: 4, guidanceScale: 1, format: 'png', priority: 5 }, {
+      queuedJob({ type: 'edit', source, prompt: 'a red circle', mask: { rects: [[0, 0, 8, 8]] }, steps: 4, guidanceScale: 1, format: 'png', priority: 5, webhookEvents: ['completed'] }, {
         seed: 1,
         model: 'm',
         tenant: 't',

@@ -38,6 +38,7 @@ import {
 import { EditAffinity } from './edit-affinity';
 import { EditSourceCache } from './edit-source-cache';
 import { JobIntake } from './job-intake';
+import { JobWebhooks } from './job-webhooks';
 import { MemoryBudget, defaultMemoryLimit, queuedJobMemoryBytes } from './memory-budget';
 import { JobRunner } from './run-job';
 import { SessionHost } from './session-host';
@@ -155,6 +156,7 @@ export class FarmWorker {
   private runner!: JobRunner;
   private settler!: JobSettler;
   private webhooks: WebhookDispatcher | null = null;
+  private jobWebhooks!: JobWebhooks;
   private sessions: SessionHost | null = null;
   private server: Server | null = null;
   private running: Promise<void> | null = null;
@@ -222,6 +224,7 @@ export class FarmWorker {
         this.liveness.ticked(Date.now());
         this.metrics.tick(report);
         this.progress.flush();
+        this.jobWebhooks.flush();
         this.intake.poke();
       },
     });
@@ -268,6 +271,7 @@ export class FarmWorker {
       });
       this.webhooks.start();
     }
+    this.jobWebhooks = new JobWebhooks(this.webhooks);
     this.runner = new JobRunner({
       pipeline: this.pipeline,
       store: o.store,
@@ -279,6 +283,7 @@ export class FarmWorker {
         retryMs: AFFINITY_RETRY_MS,
       }),
       progress: this.progress,
+      webhooks: this.jobWebhooks,
       schema: queuedJobSchema(o.limits),
       workerId: this.id,
       finalState: (jobId) => this.finalStates.get(jobId),
@@ -293,7 +298,7 @@ export class FarmWorker {
       store: o.store,
       editSources: this.editSources,
       tenantJobs: new TenantJobs(o.redis, this.keyPrefix),
-      webhooks: this.webhooks,
+      webhooks: this.jobWebhooks,
       metrics: this.metrics,
       gate: this.gate,
       storage: { budgetMs: o.storageOutageBudgetMs, retryMs: STORAGE_RETRY_MS },

@@ -1,6 +1,7 @@
 export { FarmWorker, FarmWorkerOptions, DEFAULT_MODEL_DIR, WORKER_ENV, WorkerConfig, WorkerSettings, workerSettings } from './farm-worker';
 export { JobIntake, Lease, jobsToFetch } from './job-intake';
 export { MemoryBudget, defaultMemoryLimit, jobMemoryBytes, queuedJobMemoryBytes } from './memory-budget';
+export { JobWebhooks, PROGRESS_DELIVERY_INTERVAL_MS } from './job-webhooks';
 export { JobRunner, Outcome, Attempt, resultKey } from './run-job';
 export { JobSettler, settlementOf } from './settle-job';
 export { EditAffinity, mayPreferHolder } from './edit-affinity';

@@ -33,6 +33,7 @@ import type { ObjectStore } from '@farm/platform';
 import type { EditAffinity } from './edit-affinity';
 import type { EditSourceCache } from './edit-source-cache';
 import type { Lease } from './job-intake';
+import type { JobWebhooks } from './job-webhooks';
 import type { TickProgress } from './tick-progress';
 
 export type Outcome =
@@ -55,6 +56,8 @@ export interface RunDeps {
   editSources: EditSourceCache;
   affinity: EditAffinity;
   progress: TickProgress;
+  /** The job's webhook: started and progress (the settler tells its end). */
+  webhooks: JobWebhooks;
   /** The queued-job schema, built once with this farm's limits. */
   schema: ReturnType<typeof queuedJobSchema>;
   workerId: string;
@@ -149,12 +152,14 @@ export class JobRunner {
   async run(lease: Lease): Promise<Attempt> {
     const { job, followed } = this.prepared.get(lease)!;
     this.deps.progress.start(lease.id, followed);
+    this.deps.webhooks.started(lease.id, job, lease.job.attemptsMade);
     try {
       return { job, outcome: await this.render(lease, job) };
     } catch (err) {
       return { job, outcome: this.failed(lease, err) };
     } finally {
       this.deps.progress.forget(lease.id);
+      this.deps.webhooks.forget(lease.id);
     }
   }
 
@@ -166,6 +171,7 @@ export class JobRunner {
     const { id } = lease;
     const onProgress: ProgressListener = (step, total, preview) => {
       this.deps.progress.report(id, step, total, preview);
+      this.deps.webhooks.progressed(id, step);
       lease.progressed(step, total);
     };
     const started = Date.now();

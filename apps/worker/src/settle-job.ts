@@ -6,10 +6,11 @@
  * failures spend an attempt. Ended jobs update the metrics, the tenant's bookkeeping and their webhook.
  */
 import { FinalState, FinalStatus, JobFailure, JobOutput, QueuedJob, StorageUnavailableError } from '@farm/contracts';
-import type { JobFinalStates, ObjectStore, TenantJobs, WebhookDispatcher } from '@farm/platform';
+import type { JobFinalStates, ObjectStore, TenantJobs } from '@farm/platform';
 import type { FarmRedis } from '@farm/platform';
 import type { EditSourceCache } from './edit-source-cache';
 import type { Lease } from './job-intake';
+import type { JobWebhooks } from './job-webhooks';
 import type { Attempt, Outcome } from './run-job';
 import type { StorageGate } from './storage-gate';
 import type { WorkerMetrics } from './worker-metrics';
@@ -68,7 +69,7 @@ export interface SettleDeps {
   store: ObjectStore;
   editSources: EditSourceCache;
   tenantJobs: TenantJobs;
-  webhooks: WebhookDispatcher | null;
+  webhooks: JobWebhooks;
   metrics: WorkerMetrics;
   gate: StorageGate;
   storage: StoragePolicy;
@@ -143,11 +144,7 @@ export class JobSettler {
   /** A job ended: its tenant's unfinished count, its webhook. */
   private ended(id: string, job: QueuedJob, status: FinalStatus): void {
     this.deps.tenantJobs.finished(job.tenant, id).catch((err) => console.error(`worker: tenant bookkeeping: ${err.message}`));
-    if (job.request.webhook && this.deps.webhooks) {
-      this.deps.webhooks
-        .enqueue({ jobId: id, tenant: job.tenant, url: job.request.webhook }, status)
-        .catch((err) => console.error(`worker: could not schedule the webhook of ${id}: ${err.message}`));
-    }
+    this.deps.webhooks.ended(id, job, status);
   }
 
   /** Removes what a job that lost its completion stored: image, mask, edit state. */

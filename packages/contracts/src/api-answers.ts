@@ -108,7 +108,8 @@ export function jobStreamEventSchema(limits: RequestLimits = DEFAULT_LIMITS) {
     .meta({ id: 'JobStreamEvent', description: 'One Server-Sent Event of a job stream: `event` is its name, `data` its JSON' });
 }
 
-export const WEBHOOK_EVENT_TYPES = ['job.succeeded', 'job.failed', 'job.canceled'] as const;
+/** A delivery's `type`: `job.started`, `job.progress`, or the final status (the `completed` event). */
+export const WEBHOOK_EVENT_TYPES = ['job.started', 'job.progress', 'job.succeeded', 'job.failed', 'job.canceled'] as const;
 
 /** The body of a webhook delivery (Standard Webhooks), for a farm with these limits. */
 export function webhookEventSchema(limits: RequestLimits = DEFAULT_LIMITS) {
@@ -118,7 +119,7 @@ export function webhookEventSchema(limits: RequestLimits = DEFAULT_LIMITS) {
       timestamp: z.iso.datetime(),
       data: jobViewSchema(limits),
     })
-    .meta({ id: 'WebhookEvent', description: 'What a webhook delivery POSTs: the event type and the job' });
+    .meta({ id: 'WebhookEvent', description: 'What a webhook delivery POSTs: the event type and the job as it is when the delivery is made' });
 }
 
 /** `GET /livez`: the process answers. */

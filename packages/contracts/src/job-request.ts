@@ -44,6 +44,18 @@ const BASE64_IMAGE = { contentEncoding: 'base64', description: 'A PNG, JPEG or W
 export const IMAGE_FORMATS = ['png', 'jpeg', 'webp'] as const;
 export type ImageFormat = (typeof IMAGE_FORMATS)[number];
 
+/**
+ * The events a job's webhook may get (its `webhookEvents`): `started` (the job entered a worker's
+ * stream batch), `progress` (its denoising steps, at most one delivery a second), `completed` (its
+ * final state: succeeded, failed or canceled).
+ */
+export const WEBHOOK_EVENTS = ['started', 'progress', 'completed'] as const;
+export type WebhookEventName = (typeof WEBHOOK_EVENTS)[number];
+
+/** Defaults of fields a job built by the farm itself (a session's commit) fills in too. */
+export const DEFAULT_PRIORITY = 5;
+export const DEFAULT_WEBHOOK_EVENTS: WebhookEventName[] = ['completed'];
+
 export const CONTENT_TYPES: Readonly<Record<ImageFormat, string>> = {
   png: 'image/png',
   jpeg: 'image/jpeg',
@@ -90,11 +102,21 @@ export function jobRequestSchema(limits: RequestLimits = DEFAULT_LIMITS) {
   const seed = z.int().min(0).max(0xffffffff).optional();
   const format = z.enum(IMAGE_FORMATS).default('png');
   /** 1 (first) … 10 (last): order among the same tenant's jobs; tenants take turns whatever it is. */
-  const priority = z.int().min(1).max(10, 'priority is 1 (first) to 10 (last)').default(5);
+  const priority = z.int().min(1).max(10, 'priority is 1 (first) to 10 (last)').default(DEFAULT_PRIORITY);
   /** The model to run on (default: the farm's first model; edits: their source's). */
   const model = z.string().regex(/^[\w.-]{1,64}$/, 'model is 1-64 letters, digits, "_", "." or "-"').optional();
   /** Called on completion or failure, signed (Standard Webhooks). */
   const webhook = z.url({ protocol: /^https?$/, error: 'webhook must be an http(s) URL' }).max(2048).optional();
+  /** Which events go to the webhook; the final state only, unless the job asks for more. */
+  const webhookEvents = z
+    .array(z.enum(WEBHOOK_EVENTS, { error: `webhookEvents are among: ${WEBHOOK_EVENTS.join(', ')}` }))
+    .min(1, 'webhookEvents needs at least one event (leave webhook out for none)')
+    .refine((events) => new Set(events).size === events.length, 'webhookEvents lists an event twice')
+    .default(DEFAULT_WEBHOOK_EVENTS)
+    .meta({
+      uniqueItems: true,
+      description: 'Events delivered to `webhook`: `started`, `progress` (at most one a second), `completed` (succeeded, failed or canceled)',
+    });
   const region = z.strictObject({
     prompt: nonEmptyPrompt,
     mask,
@@ -131,6 +153,7 @@ export function jobRequestSchema(limits: RequestLimits = DEFAULT_LIMITS) {
       model,
       priority,
       webhook,
+      webhookEvents,
     })
     .meta({ title: 'Generate', description: 'Generate an image from a prompt (and regions, and a control image)' });
 
@@ -156,6 +179,7 @@ export function jobRequestSchema(limits: RequestLimits = DEFAULT_LIMITS) {
       model,
       priority,
       webhook,
+      webhookEvents,
     })
     .refine((e) => !isPromptEdit(e) || typeof e.source === 'string', {
       message: 'a prompt edit (no mask, no regions) needs a previous job as its source',

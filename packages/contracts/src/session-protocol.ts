@@ -6,7 +6,7 @@
  * it is validated by the job schema and a committed frame's job carries it as its request.
  */
 import { z } from 'zod';
-import { DEFAULT_LIMITS, FieldProblem, GenerateRequest, RequestLimits, describeIssues, jobRequestSchema, parseJobRequest } from './job-request';
+import { DEFAULT_LIMITS, DEFAULT_PRIORITY, DEFAULT_WEBHOOK_EVENTS, FieldProblem, GenerateRequest, RequestLimits, describeIssues, jobRequestSchema, parseJobRequest } from './job-request';
 import { costProblem, jobCost } from './job-cost';
 
 /**
@@ -144,7 +144,8 @@ export function canvasRequest(state: CanvasState, spec: SessionSpec): GenerateRe
     seed: state.seed,
     format: spec.format,
     model: spec.model,
-    priority: 5,
+    priority: DEFAULT_PRIORITY,
+    webhookEvents: DEFAULT_WEBHOOK_EVENTS,
     regions: Object.values(state.regions),
   };
 }

@@ -1,14 +1,15 @@
 /**
  * Webhook deliveries, on a BullMQ queue of their own beside the jobs: one delivery per job and
- * final event (the delivery's id is derived from both, so duplicates collapse), POSTed with a
- * Standard Webhooks signature through an agent that checks the address of every connection it
- * makes (webhook-target.ts), retried with exponential backoff. A target refused as internal is not
- * retried; a failed delivery never touches the job it reports on.
+ * event occurrence (its id names both — the final status, the attempt that started, the step —
+ * so duplicates collapse), POSTed with the job as it is then and a Standard Webhooks signature,
+ * through an agent that checks the address of every connection it makes (webhook-target.ts),
+ * retried with exponential backoff. A target refused as internal is not retried; a failed
+ * delivery never touches the job it reports on.
  */
 import { Queue, UnrecoverableError, Worker } from 'bullmq';
 import { FarmRedis, blockingDuplicate } from './redis-connection';
 import { Agent, request } from 'undici';
-import type { JobStatus } from '@farm/contracts';
+import type { WebhookEventName } from '@farm/contracts';
 import type { JobDirectory } from './job-directory';
 import { WebhookTargetRefused, webhookAgent } from './webhook-target';
 import { signWebhook, tenantWebhookSecret } from './webhook-signature';
@@ -33,6 +34,13 @@ interface Delivery {
   jobId: string;
   tenant: string;
   url: string;
+  /** Absent in deliveries queued before there were other events than `completed`. */
+  event?: WebhookEventName;
+}
+
+/** A delivery to schedule: `occurrence` tells it from the job's other deliveries of the event. */
+export interface WebhookDelivery extends Required<Delivery> {
+  occurrence: string;
 }
 
 export class WebhookDispatcher {
@@ -47,15 +55,22 @@ export class WebhookDispatcher {
     this.queue = new Queue<Delivery>(`${options.queueName}-webhooks`, { connection: options.connection, prefix: options.prefix });
   }
 
-  /** Schedules the delivery of a job's final state (idempotent per job and status). */
-  async enqueue(delivery: Delivery, status: JobStatus): Promise<void> {
-    await this.queue.add('deliver', delivery, {
-      jobId: `${delivery.jobId}.${status}`,
-      attempts: this.options.attempts ?? 8,
-      backoff: { type: 'exponential', delay: this.options.backoffMs ?? 1000 },
-      removeOnComplete: { age: 24 * 3600 },
-      removeOnFail: { age: 7 * 24 * 3600 },
-    });
+  /** Schedules deliveries in one call (idempotent per job, event and occurrence). */
+  async enqueue(deliveries: readonly WebhookDelivery[]): Promise<void> {
+    await this.queue.addBulk(
+      deliveries.map(({ occurrence, ...delivery }) => ({
+        name: 'deliver',
+        data: delivery,
+        opts: {
+          jobId: `${delivery.jobId}.${delivery.event}.${occurrence}`,
+          attempts: this.options.attempts ?? 8,
+          backoff: { type: 'exponential', delay: this.options.backoffMs ?? 1000 },
+          // Progress is frequent and soon stale: nothing of it is kept once delivered.
+          removeOnComplete: delivery.event === 'progress' ? true : { age: 24 * 3600 },
+          removeOnFail: { age: 7 * 24 * 3600 },
+        },
+      })),
+    );
   }
 
   /** Starts delivering in this process. */
@@ -73,7 +88,9 @@ export class WebhookDispatcher {
     const view = await this.options.jobs.find(delivery.jobId, delivery.tenant);
     if (!view) throw new UnrecoverableError(`job ${delivery.jobId} no longer exists`);
     const timestamp = Math.floor(Date.now() / 1000);
-    const body = JSON.stringify({ type: `job.${view.status}`, timestamp: new Date(timestamp * 1000).toISOString(), data: view });
+    const event = delivery.event ?? 'completed';
+    const type = event === 'completed' ? `job.${view.status}` : `job.${event}`;
+    const body = JSON.stringify({ type, timestamp: new Date(timestamp * 1000).toISOString(), data: view });
     // No redirects are followed: one could point anywhere, internal addresses included.
     const res = await request(delivery.url, {
       method: 'POST',

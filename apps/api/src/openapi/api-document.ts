@@ -50,7 +50,7 @@ export function apiDocument(limits: RequestLimits): Record<string, unknown> {
       { name: 'jobs', description: 'Submit, follow and cancel jobs' },
       { name: 'sessions', description: 'Live canvas sessions (a WebSocket per session)' },
       { name: 'workers', description: 'The live fleet' },
-      { name: 'webhooks', description: 'Signed notifications of finished jobs' },
+      { name: 'webhooks', description: 'Signed notifications of jobs: started, progress, finished' },
       { name: 'admin', description: 'Operator routes (ADMIN_API_KEY)' },
       { name: 'service', description: 'Health, metrics and this document' },
     ],

@@ -129,24 +129,35 @@ export function describeJobsRoutes({ registry, components, jobRequest, job, limi
     },
   });
 
-  registry.registerWebhook({
-    method: 'post',
-    path: 'jobFinished',
-    operationId: 'jobFinished',
-    tags: ['webhooks'],
-    summary: "A job's final state, POSTed to its `webhook` URL",
-    security: [], // the receiver checks the signature
-    description:
-      'Signed as Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature` = `v1,` + base64 HMAC-SHA256 of ' +
-      '`id.timestamp.body` with the tenant\'s secret). Any 2xx is success; otherwise the delivery is retried with exponential backoff (8 attempts).',
-    request: {
-      headers: z.object({
-        'webhook-id': z.string().meta({ description: 'The delivery id: the same for retries of one delivery' }),
-        'webhook-timestamp': z.string().regex(/^\d+$/).meta({ description: 'Unix seconds' }),
-        'webhook-signature': z.string().regex(/^v1,/).meta({ description: 'Space-separated `v1,<base64>` signatures' }),
-      }),
-      body: { required: true, content: { 'application/json': { schema: webhookEventSchema(limits) } } },
-    },
-    responses: { 200: { description: 'Received (any 2xx)' } },
+  // One webhook per event a job's `webhookEvents` can ask for; every delivery's body is a WebhookEvent.
+  const signatureHeaders = z.object({
+    'webhook-id': z.string().meta({ description: 'The delivery id: the same for retries of one delivery' }),
+    'webhook-timestamp': z.string().regex(/^\d+$/).meta({ description: 'Unix seconds' }),
+    'webhook-signature': z.string().regex(/^v1,/).meta({ description: 'Space-separated `v1,<base64>` signatures' }),
   });
+  const deliveries = [
+    { name: 'jobStarted', summary: 'A job started (`webhookEvents` has `started`): `type` is `job.started`' },
+    { name: 'jobProgress', summary: "A job's progress (`webhookEvents` has `progress`; at most one a second per job): `type` is `job.progress`" },
+    { name: 'jobFinished', summary: "A job's final state (`completed`, the default): `type` is `job.succeeded`, `job.failed` or `job.canceled`" },
+  ];
+  for (const { name, summary } of deliveries) {
+    registry.registerWebhook({
+      method: 'post',
+      path: name,
+      operationId: name,
+      tags: ['webhooks'],
+      summary,
+      security: [], // the receiver checks the signature
+      description:
+        "POSTed to the job's `webhook` URL with the job as it is when the delivery is made (a late delivery may show it further along). " +
+        'Signed as Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature` = `v1,` + base64 HMAC-SHA256 of ' +
+        '`id.timestamp.body` with the tenant\'s secret). Any 2xx is success; otherwise the delivery is retried with exponential backoff (8 attempts). ' +
+        'Deliveries may arrive out of order.',
+      request: {
+        headers: signatureHeaders,
+        body: { required: true, content: { 'application/json': { schema: webhookEventSchema(limits) } } },
+      },
+      responses: { 200: { description: 'Received (any 2xx)' } },
+    });
+  }
 }
