@@ -101,7 +101,7 @@ describe('a live session', () => {
     expect(next.basedOn).toBe(3);
   });
 
-  it('commits the frame as an ordinary job: found by id, downloadable, editable', async () => {
+  it('commits the frame as an ordinary job: found by id, listed, downloadable, editable', async () => {
     const from = client.received.length;
     client.send({ type: 'commit' });
     const committed = await client.waitFor((m) => m.type === 'committed', from);
@@ -109,6 +109,8 @@ describe('a live session', () => {
     expect(committed.basedOn).toBe(3);
     const job = await waitForJob(api, committed.job.id);
     expect(job).toMatchObject({ status: 'succeeded', type: 'generate', request: { prompt: 'a blue background', width: 256, height: 256 } });
+    const listed = (await (await api.fetch('/v1/jobs?limit=100')).json()) as { jobs: Array<{ id: string }> };
+    expect(listed.jobs.map((j) => j.id)).toContain(committed.job.id);
     const stored = await decodeRgb(await download(job.result.url));
     expect(stored.data.equals(client.image!)).toBe(true);
     const edit = await postJob(api, { type: 'edit', source: committed.job.id, prompt: 'a yellow background', mask: { rects: [[16, 16, 64, 64]] }, steps: 4 });

@@ -89,6 +89,7 @@ export function createApp(deps: ApiDeps): { app: Express; metrics: ApiMetrics; k
   app.use(express.json({ limit: deps.bodyLimitBytes, strict: false }));
 
   const locator = new JobLocator(deps.redis, deps.keyPrefix);
+  const jobIndex = new TenantJobIndex(deps.redis, deps.keyPrefix, deps.jobRetentionSeconds);
   const jobs = new JobDirectory(deps.queues, deps.store, finalStates, locator, new QueuePositions(deps.redis));
   const sessionStore = new SessionStore(deps.redis, deps.keyPrefix, deps.sessionIdleSeconds);
   const hosts = new SessionHosts(deps.redis, deps.keyPrefix);
@@ -102,7 +103,7 @@ export function createApp(deps: ApiDeps): { app: Express; metrics: ApiMetrics; k
     metrics: new SessionMetrics(metrics.registry),
     maxMessageBytes: deps.sessionMaxMessageBytes,
     maxBufferedBytes: deps.sessionMaxBufferedBytes,
-    recordCommit: (record, snapshot) => recordCommit({ ...deps, locator }, record, snapshot),
+    recordCommit: (record, snapshot) => recordCommit({ ...deps, locator, jobIndex }, record, snapshot),
   });
 
   app.use(
@@ -118,7 +119,7 @@ export function createApp(deps: ApiDeps): { app: Express; metrics: ApiMetrics; k
       followed: new FollowedJobs(deps.redis, deps.keyPrefix),
       admission: new TenantAdmission(deps.redis, deps.keyPrefix, locator, deps.admission),
       idempotency: new IdempotencyKeys(deps.keyPrefix, deps.jobRetentionSeconds),
-      jobIndex: new TenantJobIndex(deps.redis, deps.keyPrefix, deps.jobRetentionSeconds),
+      jobIndex,
       metrics,
     }),
   );

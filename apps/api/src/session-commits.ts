@@ -3,15 +3,17 @@
  * key and cached its latent; the job — the generation request the canvas state stands for, with
  * the snapshot it records — goes through the model's queue ahead of others, and a worker
  * completes it without computing anything. Once it has succeeded it is a job like any other:
- * GET /v1/jobs/:id finds it, its URL downloads the frame, and edits take it as their source.
+ * GET /v1/jobs/:id finds it, GET /v1/jobs lists it among its tenant's jobs, its URL downloads the
+ * frame, and edits take it as their source.
  */
 import { canvasRequest, queuedJob } from '@farm/contracts';
-import { JOBS_PATH, JobLocator, LOCATOR_MARGIN_SECONDS, ModelQueues, ObjectStore, OutboxMessage, SessionRecord } from '@farm/platform';
+import { JOBS_PATH, JobLocator, LOCATOR_MARGIN_SECONDS, ModelQueues, ObjectStore, OutboxMessage, SessionRecord, TenantJobIndex } from '@farm/platform';
 
 export interface SessionCommitDeps {
   queues: ModelQueues;
   store: ObjectStore;
   locator: JobLocator;
+  jobIndex: TenantJobIndex;
   jobAttempts: number;
   jobBackoffMs: number;
   jobRetentionSeconds: number;
@@ -30,7 +32,7 @@ export async function recordCommit(
   const { state, jobId, key } = snapshot;
   const data = queuedJob(canvasRequest(state, record.spec), { seed: state.seed, model: record.spec.model, tenant: record.tenant, snapshot: { key, workerId: record.worker } });
   await deps.locator.record(jobId, record.spec.model, deps.jobRetentionSeconds + LOCATOR_MARGIN_SECONDS);
-  await queue.add('generate', data, {
+  const job = await queue.add('generate', data, {
     jobId,
     priority: 1,
     attempts: deps.jobAttempts,
@@ -38,6 +40,7 @@ export async function recordCommit(
     removeOnComplete: { age: deps.jobRetentionSeconds },
     removeOnFail: { age: deps.jobRetentionSeconds },
   });
+  await deps.jobIndex.add(record.tenant, jobId, job.timestamp);
   for (const deadline = Date.now() + COMMIT_TIMEOUT_MS; Date.now() < deadline; ) {
     const state = await queue.getJobState(jobId);
     if (state === 'completed') return { id: jobId, url: await deps.store.presignGet(key), links: { self: `${JOBS_PATH}/${jobId}` } };
