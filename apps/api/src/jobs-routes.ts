@@ -208,6 +208,8 @@ export function jobsRoutes(deps: JobsRouteDeps): Router {
           // Finished in time: the final job (200); otherwise the job as it is, queued or running (202).
           return res.status(FINAL.has(now.status) ? 200 : 202).location(now.links.self).json(now);
         }
+        // No queuePosition here: looking it up is another Redis round trip on every submission
+        // (admission and add are one each); GET /v1/jobs/:id and the event stream give it.
         const view = await presentJob(job, 'queued', null, deps.store, JOBS_PATH);
         return res.status(202).location(view.links.self).json(view);
       }

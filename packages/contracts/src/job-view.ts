@@ -116,7 +116,14 @@ export function jobViewSchema(limits: RequestLimits = DEFAULT_LIMITS) {
           .meta({ title: 'Unchecked', description: 'A job another producer put on the queue (it fails with invalid_job): its data as it came' }),
       ]),
       cost: jobCostSchema.optional().meta({ description: 'What the job asks of the farm, as MAX_JOB_COST measures it (jobs queued by the API)' }),
-      queuePosition: z.int().min(0).optional().meta({ description: 'Queued jobs: how many jobs of its model start before it (0: next)' }),
+      queuePosition: z
+        .int()
+        .min(0)
+        .optional()
+        .meta({
+          description:
+            'Queued jobs: how many jobs of its model start before it (0: next). Not on the 202 of a submission (it would cost every submission another Redis round trip): GET the job or follow its events',
+        }),
       attempts: z.int().min(0).meta({ description: 'Attempts that failed and were retried' }),
       createdAt: z.iso.datetime(),
       startedAt: z.iso.datetime().nullable(),
