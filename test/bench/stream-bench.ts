@@ -81,7 +81,7 @@ async function rank0Cost(jobs: number, size: number, steps: number, maxBatch: nu
       Array.from({ length: jobs }, (_, i) => {
         const rng = new GaussianRng(i);
         return engine.add({
-          id: `r${i}`, canvas, latent: rng.normals(canvas.channels * canvas.height * canvas.width), timesteps: plan.slice(i % steps), rng,
+          id: `r${i}`, canvas, latent: rng.normals(canvas.channels * canvas.height * canvas.width), timesteps: plan.slice(i % steps), landings: scheduler.landings(plan, steps).slice(i % steps), rng,
           composition: canvasComposition({ canvas, context: { context: text.context }, guidance: { kind: 'none' }, tiles: tileCanvas(canvas.height, canvas.width, 64, 16, model.info.latentAlignment), schedule: scheduler.schedule }),
         });
       }),

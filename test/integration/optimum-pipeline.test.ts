@@ -2,12 +2,15 @@
  * What the pipeline feeds real Optimum exports (fake-weight fixtures, real onnxruntime): the
  * timesteps of each family's scheduler config against diffusers' values (diffusers v0.40.0's
  * set_timesteps/get_timesteps, computed as in test/unit/schedulers.test.ts), one timestep per call
- * for rank-0 exports, and the fp16 SDXL VAE decoding without NaN.
+ * for rank-0 exports, where DDIM's steps land, SDXL's zero unconditional embeddings, and the fp16
+ * SDXL VAE decoding without NaN.
  */
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { Family, Generation } from '@farm/model-tools';
-import { DiffusionPipeline, GaussianRng, GenerateParams, SdModel, canvasComposition, tileCanvas } from '@farm/pipeline';
+import { DiffusionPipeline, GaussianRng, GenerateParams, SdModel, canvasComposition, nextTimesteps, tileCanvas } from '@farm/pipeline';
 import { ModelFixtures } from '../support/model-fixtures';
 
 const fixtures = new ModelFixtures();
@@ -65,7 +68,7 @@ describe('rank-0 timestep exports in the stream batch', () => {
     const conditioning = pipeline.model.conditioning(text, { width: 64, height: 64, guidanceScale: 1 });
     const canvas = { channels: 4, height: 8, width: 8 };
     const request = (id: string, timesteps: number[]) => ({
-      id, canvas, latent: new Float32Array(4 * 64).fill(0.5), timesteps, rng: new GaussianRng(1),
+      id, canvas, latent: new Float32Array(4 * 64).fill(0.5), timesteps, landings: nextTimesteps(timesteps), rng: new GaussianRng(1),
       composition: canvasComposition({ canvas, context: conditioning, guidance: { kind: 'none' }, tiles: tileCanvas(8, 8, 64, 16, 8), schedule: pipeline.engine.scheduler.schedule }),
     });
     // Added in the same turn, so both are in the first tick: one at 999, the other already at 499.
@@ -79,6 +82,63 @@ describe('rank-0 timestep exports in the stream batch', () => {
     const alone = await pipeline.generate(job('a', 2));
     const [together] = await Promise.all([pipeline.generate(job('b', 2)), pipeline.generate(job('c', 4, { seed: 9 }))]);
     expect(Buffer.compare(alone.rgb, together.rgb)).toBe(0);
+    await pipeline.close();
+  });
+});
+
+describe('as diffusers v0.40.0 computes it', () => {
+  it('steps DDIM to t − T//N: linspace, 4 steps, the UNet at 999, 666, 333, 0 and the first step landing at 749', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'farm-ddim-linspace-'));
+    try {
+      cpSync(fixtures.dir('sd15', 'optimum-1.22'), dir, { recursive: true });
+      const configFile = path.join(dir, 'scheduler', 'scheduler_config.json');
+      const config = JSON.parse(readFileSync(configFile, 'utf8'));
+      writeFileSync(configFile, JSON.stringify({ ...config, _class_name: 'DDIMScheduler', timestep_spacing: 'linspace', steps_offset: 0 }));
+      const pipeline = await DiffusionPipeline.load(dir);
+      const calls: Array<{ sample: Float32Array; t: number[]; out: Float32Array }> = [];
+      const unet = pipeline.model.unet.bind(pipeline.model);
+      pipeline.model.unet = async (sample, timesteps, ...rest) => {
+        const out = await unet(sample, timesteps, ...rest);
+        calls.push({ sample: sample.slice(), t: [...timesteps], out });
+        return out;
+      };
+      await pipeline.generate(job('d', 4));
+      expect(calls.map((c) => c.t)).toEqual([[999], [666], [333], [0]]);
+      // One lane over the whole 8×8 latent: the second call's input is the first step's result.
+      const { scheduler } = pipeline.engine;
+      const x0 = scheduler.denoise(calls[0].out, calls[0].sample, 999);
+      const at = (landing: number) => scheduler.advance(x0, calls[0].sample, 999, landing, new Float32Array(x0.length));
+      const gap = (a: Float32Array, b: Float32Array) => Math.max(...a.map((v, i) => Math.abs(v - b[i])));
+      expect(gap(calls[1].sample, at(749))).toBeLessThan(1e-5);
+      expect(gap(calls[1].sample, at(666))).toBeGreaterThan(1e-2); // the plan's next timestep is not where it lands
+      await pipeline.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it.each([
+    ['sdxl-turbo', 'optimum-onnx', undefined, true], // force_zeros_for_empty_prompt: zeros, pooled embedding included
+    ['sdxl-turbo', 'optimum-onnx', '', false], // a negative prompt given, even "": encoded
+    ['sd-turbo', 'optimum-1.24', undefined, false], // not an SDXL pipeline: the encoded ""
+  ] as [Family, Generation, string | undefined, boolean][])('%s (%s): negativePrompt %j, an all-zero unconditional lane: %s', async (family, generation, negativePrompt, zeros) => {
+    const pipeline = await DiffusionPipeline.load(fixtures.dir(family, generation));
+    const rows: Array<{ context: Float32Array; pooled?: Float32Array; timeIds?: Float32Array }> = [];
+    const unet = pipeline.model.unet.bind(pipeline.model);
+    pipeline.model.unet = (sample, timesteps, context, h, w, extras, controls) => {
+      const n = timesteps.length;
+      const row = (x: Float32Array | undefined, i: number) => x?.slice((i * x.length) / n, ((i + 1) * x.length) / n);
+      for (let i = 0; i < n; i++) rows.push({ context: row(context, i)!, pooled: row(extras?.text_embeds, i), timeIds: row(extras?.time_ids, i) });
+      return unet(sample, timesteps, context, h, w, extras, controls);
+    };
+    await pipeline.generate(job('z', 1, { guidanceScale: 2, negativePrompt }));
+    expect(rows).toHaveLength(2); // the prompt's lane and the unconditional one
+    const allZero = (x?: Float32Array) => x !== undefined && x.every((v) => v === 0);
+    expect(rows.filter((r) => allZero(r.context))).toHaveLength(zeros ? 1 : 0);
+    if (family === 'sdxl-turbo') {
+      expect(rows.filter((r) => allZero(r.pooled))).toHaveLength(zeros ? 1 : 0);
+      expect(rows[0].timeIds).toEqual(rows[1].timeIds); // the same time_ids for both lanes
+    }
     await pipeline.close();
   });
 });

@@ -63,6 +63,7 @@ describe('Euler (SD-Turbo: EulerDiscreteScheduler, trailing)', () => {
     const plan = euler.timesteps(steps);
     expect(plan).toEqual(timesteps);
     expectClose([...plan.map((t) => euler.schedule.sigma(t)), 0], f32(sigmas), 4);
+    expect(euler.landings(plan)).toEqual([...timesteps.slice(1), null]); // sigmas[step_index + 1]
   });
 
   it.each([
@@ -143,6 +144,7 @@ describe('LCMScheduler (LCM-Dreamshaper v7, LCM-LoRA)', () => {
     [8, [999, 879, 759, 639, 499, 379, 259, 139]],
   ])('%i steps pick diffusers’ timesteps out of 50 distilled ones', (steps, expected) => {
     expect(lcm.timesteps(steps)).toEqual(expected);
+    expect(lcm.landings(expected)).toEqual([...expected.slice(1), null]); // timesteps[step_index + 1]
   });
 
   it('starts img2img within the first ⌊50·strength⌋ distilled steps and refuses more steps than those', () => {
@@ -177,6 +179,7 @@ describe('DDIMScheduler (and the PNDM configs of SD 1.5 / 2.1-base)', () => {
   it('serves PNDM configs with DDIM on their leading timesteps', () => {
     expect(sd15).toBeInstanceOf(DDIMScheduler);
     expect(sd15.timesteps(4)).toEqual([751, 501, 251, 1]);
+    expect(sd15.landings([751, 501, 251, 1], 4)).toEqual([501, 251, 1, null]);
     expect(sd15.timesteps(1)).toEqual([1]);
     expect(sd15.timesteps(4, 0.75)).toEqual([501, 251, 1]);
   });
@@ -209,6 +212,30 @@ describe('DDIMScheduler (and the PNDM configs of SD 1.5 / 2.1-base)', () => {
     const xt = addNoise(sd15.schedule, x0, eps, 501);
     const next = sd15.advance(sd15.denoise(eps, xt, 501), xt, 501, 251, eps);
     expectClose(next, addNoise(sd15.schedule, x0, eps, 251), 5);
+  });
+
+  // diffusers v0.40.0 DDIMScheduler.step: prev_timestep = timestep − num_train_timesteps // num_inference_steps
+  // (negative: final_alpha_cumprod), whatever the spacing; values from that formula on set_timesteps' plans (numpy).
+  it.each([
+    ['linspace', 4, [999, 666, 333, 0], [749, 416, 83, null]],
+    ['linspace', 3, [999, 500, 0], [666, 167, null]],
+    ['trailing', 3, [999, 666, 332], [666, 333, null]],
+    ['trailing', 7, [999, 856, 713, 570, 428, 285, 142], [857, 714, 571, 428, 286, 143, 0]], // the last step lands on ᾱ_0, not the end
+    ['leading', 4, [751, 501, 251, 1], [501, 251, 1, null]], // leading: the plan's next timestep
+  ] as const)('%s spacing, %i steps: each step lands on t − T//N, as diffusers’ step', (spacing, steps, plan, landings) => {
+    const ddim = createScheduler({ _class_name: 'DDIMScheduler', ...SD, timestep_spacing: spacing });
+    expect(ddim.timesteps(steps)).toEqual(plan);
+    expect(ddim.landings(plan, steps)).toEqual(landings);
+  });
+
+  it('lands an image-to-image plan by the full step count, and steps to ᾱ(t − T//N)', () => {
+    const ddim = createScheduler({ _class_name: 'DDIMScheduler', ...SD, timestep_spacing: 'linspace', clip_sample: false });
+    const plan = ddim.timesteps(4, 0.5);
+    expect([plan, ddim.landings(plan, 4)]).toEqual([[333, 0], [83, null]]);
+    // x_prev = √ᾱ_416·x0 + √(1−ᾱ_416)·ε from t = 666 (numpy, float32 ᾱ), not ᾱ_333's [0.98291, −2.69208, 4.80315].
+    const x = Float32Array.from([0.5, -1, 2]);
+    const eps = Float32Array.from([0.1, 0.3, -0.2]);
+    expectClose(ddim.advance(ddim.denoise(eps, x, 666), x, 666, 416, eps), [0.8675771355628967, -2.2693660259246826, 4.111362457275391], 5);
   });
 
   it('clips x0 when clip_sample (DDIMScheduler’s default)', () => {

@@ -32,11 +32,13 @@ afterAll(() => model.release());
 
 function request(id: string, seed: number, prompt: number, shape = canvas, guidance = false, window = 64) {
   const rng = new GaussianRng(seed);
+  const timesteps = scheduler.timesteps(4);
   return {
     id,
     canvas: shape,
     latent: rng.normals(shape.channels * shape.height * shape.width),
-    timesteps: scheduler.timesteps(4),
+    timesteps,
+    landings: scheduler.landings(timesteps, 4),
     composition: canvasComposition({
       canvas: shape,
       context: { context: contexts[prompt] },

@@ -4,10 +4,15 @@
  * After the last step ᾱ_prev is 1 when set_alpha_to_one, else ᾱ_0 (SD 1.x/2.x configs): the
  * result is then the sample at t = 0, not x0, exactly as diffusers returns it.
  *
+ * A step from t lands on t − T//N (N the job's step count, T num_train_timesteps), as diffusers'
+ * `step` computes prev_timestep whatever the spacing: with "leading" spacing that is the plan's
+ * next timestep; with "trailing" and "linspace" it often is not (linspace, 4 steps: the UNet is
+ * called at 999, 666, 333, 0 and the steps land on 749, 416, 83 and the end), and diffusers'
+ * images are made that way. Below 0 is the end (ᾱ_prev as above).
+ *
  * Also the sampler of PNDM configs (SD 1.5, SD 2.1-base): PLMS needs each lane's last three
  * predictions, which a stateless lane does not carry; DDIM is its first-order counterpart on the
- * same "leading" timesteps. One difference from diffusers: with linspace spacing diffusers steps
- * to t − T//N rather than to the plan's next timestep; here the next timestep is the plan's.
+ * same "leading" timesteps (PNDM's prev_timestep is t − T//N as well).
  */
 import type { SamplerSteps } from '@farm/contracts';
 import { NoiseSchedule, SchedulerConfig } from './noise-schedule';
@@ -41,6 +46,12 @@ export class DDIMScheduler implements Scheduler {
 
   timesteps(steps: number, strength = 1): number[] {
     return startAt(spacedTimesteps(this.config, steps, true), strength);
+  }
+
+  /** prev_timestep = t − T // N; negative: the end. */
+  landings(plan: readonly number[], steps: number): (number | null)[] {
+    const ratio = Math.floor(this.config.num_train_timesteps / steps);
+    return plan.map((t) => (t - ratio >= 0 ? t - ratio : null));
   }
 
   initialNoiseScale(): number {

@@ -25,7 +25,7 @@ import { createScheduler } from './scheduler-factory';
 import { freeGpuMemory } from './gpu-memory';
 import { activationBytes, batchBuckets, memoryCappedBatch } from './unet-budget';
 import { ExecutionProvider, JobConditioning, SdModel, SdModelOptions, TextConditioning } from './sd-model';
-import { StreamBatch, TickReport } from './stream-batch';
+import { StepPlan, StreamBatch, TickReport } from './stream-batch';
 import { TextEmbeddingCache } from './text-embedding-cache';
 import { shareOverlaps, tileWindow } from './tiling';
 import { decodeCanvas, decodeWindowsInto } from './windowed-decode';
@@ -293,14 +293,14 @@ export class DiffusionPipeline {
       this.regionLayers(params.regions ?? [], canvas, params),
       params.control && this.controlLanes(params.control, canvas, params),
     ]);
-    const timesteps = this.engine.scheduler.timesteps(params.steps);
+    const plan = this.plan(params.steps);
     const noise = rng.normals(canvas.channels * canvas.height * canvas.width);
-    const scale = this.engine.scheduler.initialNoiseScale(timesteps[0]);
+    const scale = this.engine.scheduler.initialNoiseScale(plan.timesteps[0]);
     const latent = await this.denoise({
       params,
       canvas,
       latent: scale === 1 ? noise : noise.map((v) => v * scale),
-      timesteps,
+      plan,
       rng,
       regions: layers,
       size: params,
@@ -345,13 +345,13 @@ export class DiffusionPipeline {
     //    the source's clean latent is kept outside the mask at every step.
     const { area } = plan;
     const kept = cropWindow(source.latent, canvas, area);
-    const timesteps = this.engine.scheduler.timesteps(params.steps, params.strength);
+    const steps = this.plan(params.steps, params.strength);
     const rng = new GaussianRng(params.seed);
     const denoised = await this.denoise({
       params,
       canvas: { channels: canvas.channels, height: area.h, width: area.w },
-      latent: addNoise(this.engine.scheduler.schedule, kept, rng.normals(kept.length), timesteps[0]),
-      timesteps,
+      latent: addNoise(this.engine.scheduler.schedule, kept, rng.normals(kept.length), steps.timesteps[0]),
+      plan: steps,
       rng,
       regions: plan.regions,
       keep: { latent: kept, mask: plan.keepMask },
@@ -428,7 +428,7 @@ export class DiffusionPipeline {
     params: DenoiseParams;
     canvas: CanvasShape;
     latent: Float32Array;
-    timesteps: number[];
+    plan: StepPlan;
     rng: GaussianRng;
     regions: RegionLayer[];
     keep?: KeepLayer;
@@ -442,7 +442,10 @@ export class DiffusionPipeline {
     const { params, canvas, image, onProgress } = job;
     // Classifier-free guidance adds an unconditional lane, unless the model embeds the scale (LCM).
     const guided = params.guidanceScale > 1 && !this.model.embedsGuidance;
-    const [context, unconditional] = await this.conditioned([params.prompt, ...(guided ? [params.negativePrompt ?? ''] : [])], job.size);
+    // No negative prompt: the encoded "", or zeros where the model's pipeline says so (SDXL), as diffusers does.
+    const zeros = guided && params.negativePrompt === undefined && this.model.info.zerosForNoNegativePrompt;
+    const [context, encodedNegative] = await this.conditioned([params.prompt, ...(guided && !zeros ? [params.negativePrompt ?? ''] : [])], job.size);
+    const unconditional = zeros ? this.model.conditioning(this.model.noText(), job.size) : encodedNegative;
     const guidance: Guidance = guided ? { kind: 'cfg', scale: params.guidanceScale, unconditional } : { kind: 'none' };
     const { maxWindow, tileOverlap, bootstrapSteps } = this.layout;
     const areas = job.windows ?? [{ x: 0, y: 0, h: canvas.height, w: canvas.width }];
@@ -452,7 +455,7 @@ export class DiffusionPipeline {
       tenant: params.tenant,
       canvas,
       latent: job.latent,
-      timesteps: job.timesteps,
+      ...job.plan,
       composition: canvasComposition({
         canvas,
         context,
@@ -506,6 +509,13 @@ export class DiffusionPipeline {
     const image = await decodeControlImage(control.image);
     if (image.width !== size.width || image.height !== size.height) throw new InvalidJobError(`control.image is ${image.width}x${image.height}; the image is ${size.width}x${size.height}`);
     return controlLanes(image, canvas, vaeScale, control.scale);
+  }
+
+  /** A job's steps: the timesteps of its UNet calls and where each step lands. */
+  private plan(steps: number, strength?: number): StepPlan {
+    const { scheduler } = this.engine;
+    const timesteps = scheduler.timesteps(steps, strength);
+    return { timesteps, landings: scheduler.landings(timesteps, steps) };
   }
 
   /** The prompts' lane conditioning for a job: cached text embeddings plus the job's extra inputs. */

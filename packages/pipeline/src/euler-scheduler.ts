@@ -9,7 +9,7 @@
  */
 import type { SamplerSteps } from '@farm/contracts';
 import { NoiseSchedule, SchedulerConfig, UnsupportedSchedulerError } from './noise-schedule';
-import { Scheduler, SchedulerName } from './scheduler';
+import { Scheduler, SchedulerName, nextTimesteps } from './scheduler';
 import { spacedTimesteps, startAt } from './timestep-spacing';
 
 /** EulerDiscreteScheduler.__init__'s defaults, the same as EulerAncestralDiscreteScheduler's (diffusers v0.40.0). */
@@ -44,6 +44,11 @@ export class EulerScheduler implements Scheduler {
 
   timesteps(steps: number, strength = 1): number[] {
     return startAt(spacedTimesteps(this.config, steps, false), strength);
+  }
+
+  /** sigmas[step_index + 1]: the plan's next timestep. */
+  landings(plan: readonly number[]): (number | null)[] {
+    return nextTimesteps(plan);
   }
 
   initialNoiseScale(firstTimestep: number): number {

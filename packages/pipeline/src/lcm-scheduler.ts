@@ -7,7 +7,7 @@
 import type { SamplerSteps } from '@farm/contracts';
 import { InvalidJobError, sampleStepsProblem } from '@farm/contracts';
 import { NoiseSchedule, SchedulerConfig } from './noise-schedule';
-import { Scheduler, addNoise, predictionToX0 } from './scheduler';
+import { Scheduler, addNoise, nextTimesteps, predictionToX0 } from './scheduler';
 
 /** σ_data of the consistency-model boundary condition. */
 const SIGMA_DATA = 0.5;
@@ -51,6 +51,11 @@ export class LCMScheduler implements Scheduler {
     const picks: number[] = [];
     for (let i = 0; i < steps; i++) picks.push(origin[Math.floor(i * (origin.length / steps))]);
     return picks;
+  }
+
+  /** timesteps[step_index + 1]: the plan's next timestep. */
+  landings(plan: readonly number[]): (number | null)[] {
+    return nextTimesteps(plan);
   }
 
   initialNoiseScale(): number {

@@ -5,7 +5,8 @@
  *
  * A step is split in two so that fusion (regions, panoramas) can happen on the x0 estimate:
  *   x0 = denoise(modelOutput, sample, t)      — the model's estimate of the clean latent
- *   x' = advance(x0, sample, t, tPrev, noise) — the sample at the next (lower) timestep
+ *   x' = advance(x0, sample, t, tPrev, noise) — the sample at the step's landing (`landings`:
+ *                                               the plan's next timestep, or DDIM's t − T//N)
  * Samples are always the UNet's input (see noise-schedule.ts); each scheduler does its own
  * maths in its own space, as diffusers does, and converts at the edges.
  */
@@ -25,6 +26,12 @@ export interface Scheduler {
    * as diffusers' pipelines start). Throws InvalidJobError when they make no step.
    */
   timesteps(steps: number, strength?: number): number[];
+  /**
+   * Where each step of a plan made by `timesteps(steps, …)` lands: the timestep `advance` takes
+   * the sample to, null for the end (ᾱ after the last step). The plan's next timestep, except
+   * where diffusers' scheduler steps elsewhere (DDIM).
+   */
+  landings(plan: readonly number[], steps: number): (number | null)[];
   /** Standard deviation of a text-to-image job's first sample (diffusers' init_noise_sigma, as the UNet sees it). */
   initialNoiseScale(firstTimestep: number): number;
   /** The x0 estimate from the model's prediction (ε, v or x0, per prediction_type) at timestep t. */
@@ -41,6 +48,11 @@ export interface Scheduler {
     prevTimestep: number | null,
     noise: Float32Array,
   ): Float32Array;
+}
+
+/** Each step lands on the plan's next timestep, the last one on the end. */
+export function nextTimesteps(plan: readonly number[]): (number | null)[] {
+  return plan.map((_, i) => (i + 1 < plan.length ? plan[i + 1] : null));
 }
 
 /**

@@ -123,6 +123,12 @@ export interface SdModelInfo {
   /** The UNet's widest block (largest of block_out_channels) and its weights' size in bytes. */
   unetChannels: number;
   unetBytes: number;
+  /**
+   * The unconditional lane of a job with no negative prompt is conditioned on zeros (context and
+   * pooled embedding), not on the encoded "": model_index.json's `force_zeros_for_empty_prompt`,
+   * which diffusers' SDXL pipelines default to true (v0.40.0, pipeline_stable_diffusion_xl.py).
+   */
+  zerosForNoNegativePrompt: boolean;
 }
 
 /** A prompt's text conditioning: the context [L, D] and, for SDXL, the pooled embedding. */
@@ -205,7 +211,8 @@ export class SdModel {
     };
     const file = (part: Part) => path.join(root, part, 'model.onnx');
     const configOf = (part: string) => readJson<Record<string, unknown>>(path.join(root, part, 'config.json'), {});
-    const [unetConfig, vaeConfig, controlConfig, schedulerConfig] = await Promise.all([
+    const [pipelineConfig, unetConfig, vaeConfig, controlConfig, schedulerConfig] = await Promise.all([
+      readJson<Record<string, unknown>>(path.join(root, 'model_index.json')),
       configOf('unet'),
       configOf('vae_decoder'),
       configOf('controlnet'),
@@ -248,6 +255,7 @@ export class SdModel {
       controlTypes: sessions.has('controlnet') ? ((controlConfig.conditioning_types as string[] | undefined) ?? ['control']) : [],
       unetChannels: Array.isArray(unetConfig.block_out_channels) ? Math.max(...(unetConfig.block_out_channels as number[])) : 1280,
       unetBytes: await folderBytes(path.join(root, 'unet')),
+      zerosForNoNegativePrompt: Boolean(pipelineConfig.force_zeros_for_empty_prompt ?? /StableDiffusionXL/.test(String(pipelineConfig._class_name))),
     };
     const model = new SdModel(info, signature, tokenizers, schedulerConfig, sessions, options.batchBuckets);
     info.vaeScale = await model.measureVaeScale();
@@ -299,6 +307,13 @@ export class SdModel {
       const pooledWidth = pooledOut ? pooledOut.pooled!.length / prompts.length : 0;
       return { context, ...(pooledOut ? { pooled: pooledOut.pooled!.slice(p * pooledWidth, (p + 1) * pooledWidth) } : {}) };
     });
+  }
+
+  /** The text conditioning of no prompt at all: zeros as wide as a prompt's (force_zeros_for_empty_prompt). */
+  noText(): TextConditioning {
+    const context = new Float32Array(this.tokenizer.maxLength * this.signature.contextWidth);
+    const pooled = this.signature.extras.find((e) => e.name === 'text_embeds');
+    return pooled ? { context, pooled: new Float32Array(pooled.width) } : { context };
   }
 
   /** True when the model embeds the guidance scale (LCM's timestep_cond) instead of running CFG. */

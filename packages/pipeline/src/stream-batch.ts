@@ -44,14 +44,19 @@ export interface DenoiseRequest {
   canvas: CanvasShape;
   /** x at the first timestep: pure noise for text-to-image, a noised source for edits. */
   latent: Float32Array;
-  /** Descending timesteps from the scheduler. */
+  /** Descending timesteps from the scheduler: each step's UNet call. */
   timesteps: readonly number[];
+  /** Where each step lands (the scheduler's `landings` of the plan): what `advance` moves the latent to. */
+  landings: readonly (number | null)[];
   composition: Composition;
   /** The job's own generator for the re-noising noise. */
   rng: GaussianRng;
   /** Called after each step with the x0 estimate of that step. */
   onStep?: (step: number, total: number, denoised: Float32Array) => void;
 }
+
+/** A job's steps: its UNet calls' timesteps and where each step lands. */
+export type StepPlan = Pick<DenoiseRequest, 'timesteps' | 'landings'>;
 
 /** One UNet evaluation of fixed inputs, without denoising: resolves with each lane's noise prediction. */
 export interface ProbeRequest {
@@ -180,6 +185,7 @@ export class StreamBatch {
   add(request: DenoiseRequest): Promise<Float32Array> {
     if (this.jobs.has(request.id)) return Promise.reject(new Error(`job ${request.id} is already denoising`));
     if (request.timesteps.length === 0) return Promise.reject(new Error('a job needs at least one timestep'));
+    if (request.landings.length !== request.timesteps.length) return Promise.reject(new Error('a job needs a landing for each of its timesteps'));
     const done = new Promise<Float32Array>((resolve, reject) => {
       this.jobs.set(request.id, { kind: 'denoise', request, latent: request.latent, step: 0, work: null, resolve, reject });
     });
@@ -361,10 +367,9 @@ export class StreamBatch {
     const { request } = job;
     const t = request.timesteps[job.step];
     const last = job.step === request.timesteps.length - 1;
-    const prev = last ? null : request.timesteps[job.step + 1];
     const denoised = request.composition.fuse(predictions, inputs, t, this.scheduler);
     const noise = request.rng.normals(job.latent.length);
-    job.latent = this.scheduler.advance(denoised, job.latent, t, prev, noise);
+    job.latent = this.scheduler.advance(denoised, job.latent, t, request.landings[job.step], noise);
     job.step++;
     request.onStep?.(job.step, request.timesteps.length, denoised);
     if (!last) return false;
