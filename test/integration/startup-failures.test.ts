@@ -38,11 +38,14 @@ function runToExit(script: string, env: Record<string, string>): Promise<Ended> 
   );
 }
 
+/** A server that holds a port: it accepts connections and never answers on them. */
 let squatter: Server;
 let takenPort: number;
+/** `REDIS_URL: 'squatter'` stands for the squatter's address (known once it listens). */
+const withSquatter = (env: Record<string, string>) => (env.REDIS_URL === 'squatter' ? { ...env, REDIS_URL: `redis://127.0.0.1:${takenPort}` } : env);
 
 beforeAll(async () => {
-  squatter = createServer();
+  squatter = createServer((socket) => socket.resume()); // reads and discards: the socket ends when its client goes
   await new Promise<void>((resolve) => squatter.listen(0, '127.0.0.1', resolve));
   takenPort = (squatter.address() as AddressInfo).port;
 });
@@ -60,6 +63,7 @@ describe('the API', () => {
 
   it.each([
     ['Redis does not answer', { REDIS_URL: 'redis://127.0.0.1:1' }, /^api: Redis does not answer at redis:\/\/127\.0\.0\.1:1/],
+    ['what listens at REDIS_URL accepts connections but never answers', { REDIS_URL: 'squatter' }, /^api: Redis at redis:\/\/127\.0\.0\.1:\d+\/? accepted the connection but did not answer within 2 s \(not a Redis server, or a hung one\): check REDIS_URL$/],
     ['a variable is bad', { PORT: 'eighty' }, /^api: invalid environment: PORT: /],
     ['no Redis Cluster node answers', { REDIS_CLUSTER_NODES: '127.0.0.1:1,127.0.0.1:2' }, /^api: Redis Cluster at 127\.0\.0\.1:1,127\.0\.0\.1:2 does not answer: check REDIS_CLUSTER_NODES$/],
     ['no Sentinel answers', { REDIS_SENTINELS: '127.0.0.1:1', REDIS_SENTINEL_NAME: 'farm' }, /^api: Sentinel master "farm" at 127\.0\.0\.1:1 does not answer: check REDIS_SENTINELS and REDIS_SENTINEL_NAME$/],
@@ -68,7 +72,7 @@ describe('the API', () => {
     ['S3 refuses the credentials', { S3_ACCESS_KEY_ID: 'nobody', S3_SECRET_ACCESS_KEY: 'wrong' }, /^api: S3 at http:\/\/127\.0\.0\.1:\d+ refused access to bucket farm-test: check S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY$/],
     ['the bucket is missing and may not be created', { S3_BUCKET: 'no-such-bucket', S3_CREATE_BUCKET: 'false' }, /^api: bucket no-such-bucket does not exist at http:\/\/127\.0\.0\.1:\d+: create it, or set S3_CREATE_BUCKET=true$/],
   ])('exits 1 with one line when %s', async (_case, env, reason) => {
-    const ended = await runToExit('apps/api/dist/main.js', { PORT: '0', ...env });
+    const ended = await runToExit('apps/api/dist/main.js', { PORT: '0', ...withSquatter(env) });
     expect(ended.code).toBe(1);
     expect(ended.stdout).not.toContain('listening');
     expect(ended.errors).toHaveLength(1);
@@ -81,6 +85,12 @@ describe('the worker', () => {
     const ended = await runToExit('apps/worker/dist/main.js', { WORKER_METRICS_PORT: String(takenPort) });
     expect(ended.code).toBe(1);
     expect(ended.errors).toEqual([`worker: port ${takenPort} is already in use (WORKER_METRICS_PORT); stop what listens there or set WORKER_METRICS_PORT to a free port`]);
+  });
+
+  it('exits 1 with one line when what listens at REDIS_URL accepts connections but never answers', async () => {
+    const ended = await runToExit('apps/worker/dist/main.js', withSquatter({ REDIS_URL: 'squatter' }));
+    expect(ended.code).toBe(1);
+    expect(ended.errors).toEqual([expect.stringMatching(/^worker: Redis at redis:\/\/127\.0\.0\.1:\d+\/? accepted the connection but did not answer within 2 s/)]);
   });
 
   it('exits 1 with one line when its model folder does not exist', async () => {

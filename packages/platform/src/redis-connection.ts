@@ -99,24 +99,41 @@ function probeClient(target: RedisTarget, timeoutMs: number): FarmRedis {
 }
 
 /**
- * Resolves when the target answers within the timeout (a cluster: with every slot served);
- * otherwise a StartupError says why, on one line.
+ * Resolves when the target answers within the timeout (a cluster: with every slot served),
+ * connecting included; otherwise a StartupError says why, on one line. Bounded as a whole: a
+ * server that accepts the connection and never answers (not Redis, or a hung one) fails the check
+ * as surely as a closed port.
  */
 export async function checkRedis(target: RedisTarget | string, timeoutMs = 2000): Promise<void> {
   const t: RedisTarget = typeof target === 'string' ? { kind: 'server', url: target } : target;
   const client = probeClient(t, timeoutMs);
   client.on('error', () => undefined);
+  let connected = false;
+  client.once('connect', () => (connected = true));
+  const answered = (async () => {
+    await client.connect();
+    if (client instanceof Cluster) return /cluster_state:(\w+)/.exec(String(await client.cluster('INFO')))?.[1];
+    await client.ping();
+    return undefined;
+  })();
+  answered.catch(() => undefined); // still pending when the deadline wins: it fails once the client is gone
+  let deadline: NodeJS.Timeout | undefined;
+  const silence = new Promise<never>((_, reject) => {
+    deadline = setTimeout(() => reject(new Error('no answer')), timeoutMs);
+  });
   let state: string | undefined;
   try {
-    await client.connect();
-    if (client instanceof Cluster) state = /cluster_state:(\w+)/.exec(String(await client.cluster('INFO')))?.[1];
-    else await client.ping();
+    state = await Promise.race([answered, silence]);
   } catch (err) {
     // An error reply (a wrong password, say) is an answer: Redis is there but refuses us.
     const check = t.kind === 'server' ? 'REDIS_URL' : `${redisSettingNames(t)} and REDIS_URL's user name and password`;
     if (err instanceof ReplyError) throw new StartupError(`${describeRedis(t)} refused the connection: ${(err as Error).message}; check ${check}`);
+    if (connected) {
+      throw new StartupError(`${describeRedis(t)} accepted the connection but did not answer within ${timeoutMs / 1000} s (not a Redis server, or a hung one): check ${redisSettingNames(t)}`);
+    }
     throw new StartupError(unreachable(t));
   } finally {
+    clearTimeout(deadline);
     client.disconnect();
   }
   if (state !== undefined && state !== 'ok') {
