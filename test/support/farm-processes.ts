@@ -9,13 +9,15 @@ import { ChildProcess, fork } from 'node:child_process';
 import path from 'node:path';
 import { watchApi } from './contract-fetch';
 import { freePorts } from './free-ports';
-import { TestApi } from './harness';
+import { ObjectStore } from '@farm/platform';
+import { TestApi, testStoreOptions } from './harness';
 
 const ROOT = path.resolve(__dirname, '../..');
 
 export class FarmProcesses {
   readonly queueName = `${process.env.FARM_TEST_RUN}-${Math.random().toString(36).slice(2, 10)}`;
   readonly key = `fk_farm-processes-${Math.random().toString(36).slice(2)}`;
+  readonly queuePrefix = '{farm}';
   /** The API, as the tenant. */
   readonly api: TestApi;
   /** Each worker's /metrics port. */
@@ -38,6 +40,7 @@ export class FarmProcesses {
     farm.spawn('api', 'apps/api/dist/main.js', { PORT: String(apiPort) });
     for (const port of workerPorts) farm.startWorker(port);
     await farm.until(async () => (await farm.api.fetch('/readyz')).status === 200, 60000, 'the API ready');
+    for (const port of workerPorts) await farm.until(async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200, 60000, 'the workers ready');
     return farm;
   }
 
@@ -49,7 +52,7 @@ export class FarmProcesses {
 
   private spawn(name: string, script: string, env: Record<string, string>): void {
     const child = fork(path.join(ROOT, script), [], {
-      env: { ...this.env, QUEUE_NAME: this.queueName, API_KEYS: `tenant-p:${this.key}`, ...env },
+      env: { ...this.env, QUEUE_PREFIX: this.queuePrefix, QUEUE_NAME: this.queueName, API_KEYS: `tenant-p:${this.key}`, ...env },
       stdio: 'pipe',
     });
     for (const stream of [child.stdout!, child.stderr!]) stream.on('data', (d) => (this.log += `[${name}] ${d}`));
@@ -96,4 +99,32 @@ export class FarmProcesses {
       }),
     );
   }
+}
+
+/** The farm on a Redis of a test file's own, and the suite's S3 to read its results from. */
+export interface FarmOn<T> {
+  topology: T;
+  farm: FarmProcesses;
+  store: ObjectStore;
+}
+
+/**
+ * Registers a file's hooks: before its tests a Redis topology of its own (`start`), the farm on
+ * it (with a REDIS_URL nothing answers at, so nothing falls back to a single server, and 5 s
+ * locks) and a client of the suite's S3; after them all of it stopped. Its fields are set once
+ * the tests run.
+ */
+export function useFarmOn<T extends { env: Record<string, string>; stop(): Promise<void> }>(start: () => Promise<T>): FarmOn<T> {
+  const on = {} as FarmOn<T>;
+  beforeAll(async () => {
+    on.store = new ObjectStore(testStoreOptions());
+    on.topology = await start();
+    on.farm = await FarmProcesses.start({ ...on.topology.env, REDIS_URL: 'redis://127.0.0.1:1', LOCK_DURATION_MS: '5000' });
+  }, 120000);
+  afterAll(async () => {
+    await on.farm?.stop();
+    await on.topology?.stop();
+    on.store?.close();
+  });
+  return on;
 }

@@ -17,7 +17,7 @@ export interface FaultFigures {
 }
 
 /** The jobs' statuses as GET /v1/jobs lists them, 100 a page; undefined for a job it does not list. */
-async function listedStatuses(api: TestApi, ids: readonly string[]): Promise<Array<string | undefined>> {
+export async function listedStatuses(api: TestApi, ids: readonly string[]): Promise<Array<string | undefined>> {
   const listed = new Map<string, string>();
   for (let cursor: string | null = null; ; ) {
     const page = (await (await api.fetch(`/v1/jobs?limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`)).json()) as {

@@ -9,7 +9,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
-import type { RedisNode } from '@farm/platform';
+import type { RedisNode, RedisTarget } from '@farm/platform';
 import { freePorts } from './free-ports';
 
 /** Refuses to go on without redis-server: these tests must not pass by skipping. */
@@ -35,7 +35,8 @@ class Server {
     readonly port: number,
     private readonly child: ChildProcess,
   ) {
-    this.client = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
+    // Reconnects: a Sentinel closes the clients of a server whose role it changes.
+    this.client = new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: 1, retryStrategy: () => 100 });
     this.client.on('error', () => undefined);
     this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
   }
@@ -49,10 +50,7 @@ class Server {
   }
 
   async ready(): Promise<void> {
-    await until(async () => {
-      if (this.client.status !== 'ready') await this.client.connect();
-      return (await this.client.ping()) === 'PONG';
-    }, `redis-server on ${this.port}`);
+    await until(async () => (await this.client.ping()) === 'PONG', `redis-server on ${this.port}`);
   }
 
   /** Dies at once, as a crashed machine would: nothing is flushed or handed over. */
@@ -134,6 +132,11 @@ export class LocalCluster extends Topology {
     return { REDIS_CLUSTER_NODES: this.servers.map((s) => `${s.node.host}:${s.node.port}`).join(',') };
   }
 
+  /** The cluster as the farm's connections take it. */
+  get target(): RedisTarget {
+    return { kind: 'cluster', nodes: this.servers.map((s) => s.node), credentials: {} };
+  }
+
   /** Resolves once every live node says the cluster is ok and agrees on which masters serve the slots. */
   async settled(timeoutMs = 30000): Promise<void> {
     await until(async () => {
@@ -156,6 +159,22 @@ export class LocalCluster extends Topology {
       if (role === 'master') counts.set(s.port, await s.client.dbsize());
     }
     return counts;
+  }
+
+  /**
+   * Kills the master of `key`'s slot (SIGKILL) and resolves once a live replica serves the slot,
+   * as every live node sees it, with the cluster ok: the killed server and the promoted one.
+   */
+  async killMasterOf(key: string, timeoutMs = 60000): Promise<{ killed: Server; promoted: Server }> {
+    const killed = await this.masterOf(key);
+    await killed.kill();
+    let promoted = killed;
+    await until(async () => {
+      promoted = await this.masterOf(key);
+      return promoted !== killed;
+    }, `a replica taking over from ${killed.port}`, timeoutMs);
+    await this.settled(timeoutMs);
+    return { killed, promoted };
   }
 
   /** The live server that masters the slot of `key` now. */
@@ -209,6 +228,11 @@ export class LocalSentinels extends Topology {
       const views = await Promise.all(watchers.map((s) => s.client.call('SENTINEL', 'MASTER', this.masterName) as Promise<string[]>));
       return views.every((v) => Number(field(v, 'num-slaves')) === 1 && Number(field(v, 'num-other-sentinels')) === count - 1);
     }, 'the Sentinels discovering each other');
+  }
+
+  /** The Sentinels' master as the farm's connections take it. */
+  get target(): RedisTarget {
+    return { kind: 'sentinel', sentinels: this.sentinels.map((s) => s.node), name: this.masterName, credentials: {}, db: 0 };
   }
 
   /** REDIS_SENTINELS and REDIS_SENTINEL_NAME for the farm. */

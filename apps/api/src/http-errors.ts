@@ -19,10 +19,18 @@ export function sendError(res: Response, err: HttpError): void {
   res.status(err.status).json({ error: { code: err.code, message: err.message, ...(err.fields ? { fields: err.fields } : {}), ...(err.cost ? { cost: err.cost } : {}) } });
 }
 
-/** True for errors that mean Redis is unreachable (ioredis offline / connection errors). */
+/**
+ * True for errors that mean Redis cannot serve now: ioredis offline and connection errors; a
+ * cluster with a slot between masters (CLUSTERDOWN, TRYAGAIN, its retries spent: "Too many Cluster
+ * redirections", no node answering); a server loading its data or a demoted master (LOADING,
+ * MASTERDOWN, READONLY) during a failover.
+ */
 export function isRedisUnavailable(err: unknown): boolean {
   const message = err instanceof Error ? err.message : '';
-  return /Connection is closed|Stream isn't writeable|ECONNREFUSED|ETIMEDOUT|Reached the max retries|enableOfflineQueue/i.test(message);
+  return (
+    /Connection is closed|Stream isn't writeable|ECONNREFUSED|ETIMEDOUT|Reached the max retries|enableOfflineQueue/i.test(message) ||
+    /\b(CLUSTERDOWN|TRYAGAIN|LOADING|MASTERDOWN|READONLY)\b|Too many Cluster redirections|Failed to refresh slots cache|None of startup nodes is available/.test(message)
+  );
 }
 
 /** Maps body-parser errors and unexpected failures to JSON answers; never leaks a stack. */
