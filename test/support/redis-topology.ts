@@ -53,6 +53,17 @@ class Server {
     await until(async () => (await this.client.ping()) === 'PONG', `redis-server on ${this.port}`);
   }
 
+  /**
+   * Resolves once this master's replica has acknowledged every write made so far (WAIT 1).
+   * Replication is asynchronous: a master killed while its replica lags — resyncing after a
+   * spurious failover on a loaded machine, say — takes what the replica lacks with it (README,
+   * Persistence). A failover test kills the master right after this, while its jobs still run.
+   */
+  async replicated(timeoutMs = 30000): Promise<void> {
+    const acked = Number(await this.client.call('WAIT', 1, timeoutMs));
+    if (acked < 1) throw new Error(`the replica of ${this.port} did not catch up within ${timeoutMs} ms:\n${await this.client.info('replication')}`);
+  }
+
   /** Dies at once, as a crashed machine would: nothing is flushed or handed over. */
   async kill(): Promise<void> {
     this.client.disconnect();
@@ -162,11 +173,12 @@ export class LocalCluster extends Topology {
   }
 
   /**
-   * Kills the master of `key`'s slot (SIGKILL) and resolves once a live replica serves the slot,
+   * Kills the master of `key`'s slot (SIGKILL) once its replica has caught up, and resolves once a live replica serves the slot,
    * as every live node sees it, with the cluster ok: the killed server and the promoted one.
    */
   async killMasterOf(key: string, timeoutMs = 60000): Promise<{ killed: Server; promoted: Server }> {
     const killed = await this.masterOf(key);
+    await killed.replicated();
     await killed.kill();
     let promoted = killed;
     await until(async () => {
