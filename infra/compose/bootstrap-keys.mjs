@@ -1,7 +1,8 @@
 // The compose stack's secrets, made once: on the first `docker compose up` this writes random
 // keys into the `farm-keys` volume (one file each); later runs keep the files that exist, so the
 // keys survive restarts. The API and the worker read them through *_FILE variables; SeaweedFS
-// reads its identity from s3.json. Delete a file and run `up` again to rotate that key
+// reads its identity from s3.json, Prometheus the admin key (the API's /metrics needs it) from
+// prometheus-admin-key. Delete a file and run `up` again to rotate that key
 // (infra/README.md, "Keys").
 //   node bootstrap-keys.mjs <dir>
 import { randomBytes } from 'node:crypto';
@@ -15,6 +16,8 @@ if (!dir) {
 }
 /** The uid/gid of the images' `node` user, which reads the keys. */
 const NODE_USER = 1000;
+/** The uid/gid Prometheus runs as in its image (`nobody`). */
+const PROMETHEUS_USER = 65534;
 const token = (bytes) => randomBytes(bytes).toString('base64url');
 
 const files = {
@@ -43,5 +46,11 @@ const s3 = {
 };
 rmSync(path.join(dir, 's3.json'), { force: true });
 writeFileSync(path.join(dir, 's3.json'), JSON.stringify(s3, null, 2), { mode: 0o400 });
-if (process.getuid?.() === 0) for (const name of [...Object.keys(files), 's3.json']) chownSync(path.join(dir, name), NODE_USER, NODE_USER);
+// Prometheus' copy of the admin key, readable by its user (rewritten too: it follows a rotation).
+rmSync(path.join(dir, 'prometheus-admin-key'), { force: true });
+writeFileSync(path.join(dir, 'prometheus-admin-key'), `${read('admin-api-key')}\n`, { mode: 0o400 });
+if (process.getuid?.() === 0) {
+  for (const name of [...Object.keys(files), 's3.json']) chownSync(path.join(dir, name), NODE_USER, NODE_USER);
+  chownSync(path.join(dir, 'prometheus-admin-key'), PROMETHEUS_USER, PROMETHEUS_USER);
+}
 console.log(written.length > 0 ? `keys: created ${written.join(', ')}` : 'keys: kept the existing ones');
