@@ -6,7 +6,6 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
-import type { FarmWorker } from '@farm/worker';
 import { FarmApiError, FarmClient, type JobEvent, type JobProgress } from '@farm/client';
 import { type CliIo, ProgressBar, renderBar, run } from '@farm/cli';
 import { Harness, TestApi } from '../support/harness';
@@ -15,7 +14,6 @@ let farm: Harness;
 let api: TestApi;
 let base: string;
 let key: string;
-let worker: FarmWorker;
 let client: FarmClient;
 let tmp: string;
 
@@ -24,7 +22,7 @@ beforeAll(async () => {
   api = await farm.startApi(); // authentication on, with a tenant's key
   base = api.base;
   key = api.key!;
-  worker = await farm.startWorker();
+  await farm.startWorker();
   client = new FarmClient({ baseUrl: base, apiKey: key });
   tmp = mkdtempSync(path.join(os.tmpdir(), 'farm-cli-'));
 });
@@ -242,11 +240,12 @@ describe('farm (CLI)', () => {
     expect(stderr).toContain(`job ${generatedId} already succeeded (HTTP 409 job_finished)`);
   });
 
-  it('workers: lists the in-process worker', async () => {
+  it('workers: lists the in-process worker and its model, as a tenant sees them (no id or host)', async () => {
     const { code, stdout } = await cli(['workers', '--api', base]);
     expect(code).toBe(0);
-    const { workers } = JSON.parse(stdout);
-    expect(workers.map((w: { id: string }) => w.id)).toContain(worker.id);
+    const { workers, models } = JSON.parse(stdout);
+    expect(workers).toEqual([{ model: 'shapes-ldm', executionProvider: 'cpu', maxBatch: expect.any(Number), maxInFlight: expect.any(Number), inFlight: expect.any(Number) }]);
+    expect(models).toEqual([expect.objectContaining({ model: 'shapes-ldm', workers: 1 })]);
   });
 
   it('without a key: exits 1 with the API message and a hint', async () => {

@@ -6,7 +6,7 @@
  */
 import sharp from 'sharp';
 import type { FarmWorker } from '@farm/worker';
-import { download, Harness, postJob, TestApi, useFarm, waitForJob } from '../support/harness';
+import { download, Harness, inspectJob, postJob, TestApi, useFarm, waitForJob } from '../support/harness';
 import { RgbImage, decodeRgb, dominantColour } from '../support/colour-judge';
 
 let farm: Harness;
@@ -196,8 +196,9 @@ describe('edit affinity', () => {
     const edits = await Promise.all(
       Array.from({ length: 6 }, (_, i) => run({ ...MASK_EDIT, source: source.id, seed: i }, api)),
     );
+    const holder = (await inspectJob(api, source.id)).workerId;
     for (const edit of edits) {
-      expect(edit.workerId).toBe(source.workerId);
+      expect((await inspectJob(api, edit.id)).workerId).toBe(holder);
       expect(edit.result.source).toBe('memory');
     }
   });

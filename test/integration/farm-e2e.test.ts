@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import sharp from 'sharp';
 import type { FarmWorker } from '@farm/worker';
 import { EventStreamReader, ServerEvent } from '../support/event-stream';
-import { Harness, postJob, TestApi, useFarm, waitForJob } from '../support/harness';
+import { ADMIN_KEY, Harness, postJob, TestApi, useFarm, waitForJob } from '../support/harness';
 
 let farm: Harness;
 let api: TestApi;
@@ -97,7 +97,7 @@ describe('the farm end to end', () => {
     expect(health.status).toBe(200);
     expect(await health.json()).toEqual({ status: 'ok', redis: true, s3: true });
 
-    const apiMetrics = await (await api.fetch(`/metrics`)).text();
+    const apiMetrics = await (await api.as(ADMIN_KEY).fetch(`/metrics`)).text(); // operator information: the admin key
     expect(apiMetrics).toMatch(/farm_jobs_submitted_total\{type="generate",app="api"\} [1-9]/);
     expect(apiMetrics).toMatch(/farm_queue_jobs\{state="completed",model="shapes-ldm",app="api"\} [1-9]/);
     expect(apiMetrics).toMatch(/farm_http_request_duration_seconds_bucket\{.*route="\/v1\/jobs\/:id"/);

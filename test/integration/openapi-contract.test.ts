@@ -50,7 +50,7 @@ describe('the document', () => {
     expect(doc.openapi).toBe('3.1.0');
     expect(doc.servers).toEqual([expect.objectContaining({ url: '/' })]);
     const ids = operations().map(({ op }) => op.operationId);
-    expect(ids).toEqual(expect.arrayContaining(['submitJob', 'getJob', 'cancelJob', 'streamJobEvents', 'listWorkers', 'getWebhookSecret', 'createApiKey', 'getHealth']));
+    expect(ids).toEqual(expect.arrayContaining(['submitJob', 'getJob', 'cancelJob', 'streamJobEvents', 'listWorkers', 'getWebhookSecret', 'createApiKey', 'listWorkerHosts', 'inspectJob', 'getHealth']));
     expect(new Set(ids).size).toBe(ids.length);
     for (const { route, op } of operations()) {
       for (const [status, answer] of Object.entries(op.responses as Record<string, any>)) {
@@ -188,7 +188,7 @@ describe('the check of every answer against the document', () => {
     const res = await api.fetch('/v1/workers');
     const body = await res.text();
     expect(contract().check({ method: 'GET', path: '/v1/workers', status: res.status, headers: res.headers }, body)).toEqual([]);
-    const wrong = contract().check({ method: 'GET', path: '/v1/workers', status: 200, headers: json }, JSON.stringify({ workers: [{ id: 1 }] }));
+    const wrong = contract().check({ method: 'GET', path: '/v1/workers', status: 200, headers: json }, JSON.stringify({ workers: [{ id: 1 }], models: [] }));
     expect(wrong.join('\n')).toMatch(/GET \/v1\/workers → 200: .*workers\/0/);
   });
 

@@ -7,7 +7,7 @@
 import { spawnSync } from 'node:child_process';
 import { claimWorkerId } from '@farm/platform';
 import type { FarmWorker } from '@farm/worker';
-import { Harness, TestApi, postJob, waitForJob } from '../support/harness';
+import { ADMIN_KEY, Harness, TestApi, postJob, waitForJob } from '../support/harness';
 
 let farm: Harness;
 let api: TestApi;
@@ -78,7 +78,7 @@ describe('Prometheus expositions', () => {
 
   it('passes `promtool check metrics`, API and worker, with series of every kind', async () => {
     expect(spawnSync('promtool', ['--version']).status).toBe(0); // .ci/run installs it (Debian's prometheus)
-    const apiText = await (await api.as(null).fetch('/metrics')).text();
+    const apiText = await (await api.as(ADMIN_KEY).fetch('/metrics')).text();
     const workerText = await (await fetch(`${workerBase}/metrics`)).text();
     expect(apiText).toContain('farm_jobs_submitted_total{');
     expect(workerText).toMatch(/farm_images_total\{[^}]*worker="[^"]+"/);
@@ -90,7 +90,7 @@ describe('Prometheus expositions', () => {
   });
 
   it('exports counters for rates, not precomputed per-second gauges', async () => {
-    const text = `${await (await api.as(null).fetch('/metrics')).text()}${await (await fetch(`${workerBase}/metrics`)).text()}`;
+    const text = `${await (await api.as(ADMIN_KEY).fetch('/metrics')).text()}${await (await fetch(`${workerBase}/metrics`)).text()}`;
     expect(text).not.toMatch(/per_second/);
     expect(text).toMatch(/# TYPE farm_images_total counter/);
     expect(text).toMatch(/# TYPE farm_denoise_steps_total counter/);

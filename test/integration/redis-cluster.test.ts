@@ -8,7 +8,7 @@
  */
 import { TINY_JOB as TINY, expectExactlyOnce, failoverUnderLoad } from '../support/failover-load';
 import { FarmProcesses, useFarmOn } from '../support/farm-processes';
-import { postJob, waitForJob } from '../support/harness';
+import { adminWorkers, postJob, waitForJob } from '../support/harness';
 import { EventStreamReader } from '../support/event-stream';
 import { LocalCluster } from '../support/redis-topology';
 import { SessionClient, openSession } from '../support/session-client';
@@ -48,8 +48,7 @@ it('runs jobs end to end: idempotent submissions, events, listings, edits, a liv
   expect(edit.status).toBe(202);
   expect((await waitForJob(farm.api, edit.body.id)).status).toBe('succeeded');
 
-  const workers = (await (await farm.api.fetch('/v1/workers')).json()) as { workers: Array<{ id: string }> };
-  expect(workers.workers.map((w) => w.id)).toEqual(['w1']);
+  expect((await adminWorkers(farm.api)).map((w) => w.id)).toEqual(['w1']);
 
   const size = { width: 64, height: 64 };
   const session = await openSession(farm.api, { prompt: 'a blue background', ...size, steps: 1, seed: 3 });

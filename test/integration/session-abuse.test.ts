@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { pngDeclaring } from '../support/png-bomb';
-import { TestApi, until, useFarm } from '../support/harness';
+import { ADMIN_KEY, TestApi, until, useFarm } from '../support/harness';
 import { Frame, Received, SessionClient, openSession } from '../support/session-client';
 
 let api: TestApi;
@@ -32,7 +32,7 @@ const isError = (code: string) => (m: Received): m is Extract<Received, { type: 
 
 /** A counter (summed over labels) of the API's metrics, from GET /metrics. */
 async function apiMetric(name: string, labels = ''): Promise<number> {
-  const text = await (await fetch(`${api.base}/metrics`)).text();
+  const text = await (await api.as(ADMIN_KEY).fetch(`/metrics`)).text();
   return text
     .split('\n')
     .filter((line) => line.startsWith(name) && line.includes(labels) && !line.startsWith(`${name}_`))

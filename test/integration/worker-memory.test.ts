@@ -32,6 +32,7 @@ it("starts jobs while their memory fits, lets a smaller one pass a waiting one, 
       abort: () => undefined,
     },
     {
+      workerId: 'memory-test',
       queueName: farm.queue.name,
       prefix: QUEUE_PREFIX,
       connection: farm.redis,

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { EmbeddedS3 } from '@farm/farm';
 import { DEFAULT_MODEL, FarmQueue, ModelQueues, ObjectStore, openQueue } from '@farm/platform';
 import { faultFigures } from '../support/fault-figures';
-import { ADMIN_KEY, Harness, postJob, QUEUE_PREFIX, TestApi, testStoreOptions, until, useFarm, waitForJob } from '../support/harness';
+import { ADMIN_KEY, Harness, adminWorkers, inspectJob, postJob, QUEUE_PREFIX, TestApi, testStoreOptions, until, useFarm, waitForJob } from '../support/harness';
 
 const WORKER_MAIN = path.resolve(__dirname, '../../apps/worker/dist/main.js');
 
@@ -74,10 +74,10 @@ describe('a fleet of worker processes', () => {
   it('announces both workers, spreads jobs over them, and finishes every job exactly once', async () => {
     const workers = ['fleet-a', 'fleet-b'].map((id) => startWorkerProcess(farm, { WORKER_ID: id, MAX_IN_FLIGHT: '2' }));
     try {
-      await until(async () => ((await (await api.fetch(`/v1/workers`)).json()) as { workers: unknown[] }).workers.length === 2);
-      const listed = (await (await api.fetch(`/v1/workers`)).json()) as { workers: Array<Record<string, unknown>> };
-      expect(listed.workers.map((w) => w.id).sort()).toEqual(['fleet-a', 'fleet-b']);
-      expect(listed.workers[0]).toMatchObject({ model: 'shapes-ldm', executionProvider: 'cpu', maxInFlight: 2, host: expect.any(String) });
+      await until(async () => (await adminWorkers(api)).length === 2);
+      const listed = await adminWorkers(api);
+      expect(listed.map((w) => w.id).sort()).toEqual(['fleet-a', 'fleet-b']);
+      expect(listed[0]).toMatchObject({ model: 'shapes-ldm', executionProvider: 'cpu', maxInFlight: 2, host: expect.any(String), pid: expect.any(Number) });
 
       const ids: string[] = [];
       for (let i = 0; i < 16; i++) {
@@ -85,15 +85,15 @@ describe('a fleet of worker processes', () => {
       }
       const jobs = await Promise.all(ids.map((id) => waitForJob(api, id, 120000)));
       expect(jobs.every((j) => j.status === 'succeeded')).toBe(true);
-      expect(new Set(jobs.map((j) => j.workerId))).toEqual(new Set(['fleet-a', 'fleet-b']));
+      const ran = await Promise.all(ids.map((id) => inspectJob(api, id)));
+      expect(new Set(ran.map((j) => j.workerId))).toEqual(new Set(['fleet-a', 'fleet-b']));
       expect(jobs.every((j) => j.attempts === 1)).toBe(true);
       expect(await farm.queue.getCompletedCount()).toBe(16);
     } finally {
       await Promise.all(workers.map((w) => { const done = exitOf(w); w.kill('SIGTERM'); return done; }));
     }
     // A stopped worker leaves the list at once.
-    const after = (await (await api.fetch(`/v1/workers`)).json()) as { workers: unknown[] };
-    expect(after.workers).toEqual([]);
+    expect(await adminWorkers(api)).toEqual([]);
   });
 });
 
@@ -124,14 +124,13 @@ describe('several models', () => {
       const jobs = await Promise.all(ids.map((id) => waitForJob(api, id, 120000)));
       for (const job of jobs) {
         expect(job.status).toBe('succeeded');
-        expect(job.workerId).toBe(job.request.model === 'shapes-alt' ? 'serves-alt' : 'serves-default');
+        expect((await inspectJob(api, job.id)).workerId).toBe(job.request.model === 'shapes-alt' ? 'serves-alt' : 'serves-default');
       }
       expect(jobs.filter((j) => j.request.model === DEFAULT_MODEL)).toHaveLength(4);
       const unknown = await submit('no-such-model');
       expect(unknown.status).toBe(400);
       expect(unknown.body.error.fields).toEqual([{ path: 'model', message: 'unknown model "no-such-model"; this farm serves: shapes-ldm, shapes-alt' }]);
-      const listed = (await (await api.fetch('/v1/workers')).json()) as { workers: Array<{ id: string; model: string }> };
-      expect(Object.fromEntries(listed.workers.map((w) => [w.id, w.model]))).toEqual({ 'serves-default': 'shapes-ldm', 'serves-alt': 'shapes-alt' });
+      expect(Object.fromEntries((await adminWorkers(api)).map((w) => [w.id, w.model]))).toEqual({ 'serves-default': 'shapes-ldm', 'serves-alt': 'shapes-alt' });
     } finally {
       await Promise.all(workers.map((w) => { const done = exitOf(w); w.kill('SIGTERM'); return done; }));
     }
@@ -268,8 +267,9 @@ describe('a worker killed with SIGKILL in the middle of a stream batch', () => {
     try {
       const jobs = await Promise.all(ids.map((id) => waitForJob(api, id, 120000)));
       expect(jobs.map((j) => j.status)).toEqual(Array(6).fill('succeeded'));
-      expect(jobs.every((j) => j.workerId === 'rescuer' || j.workerId === 'doomed')).toBe(true);
-      expect(jobs.some((j) => j.workerId === 'rescuer')).toBe(true);
+      const ran = await Promise.all(ids.map((id) => inspectJob(api, id)));
+      expect(ran.every((j) => j.workerId === 'rescuer' || j.workerId === 'doomed')).toBe(true);
+      expect(ran.some((j) => j.workerId === 'rescuer')).toBe(true);
       expect(await farm.queue.getCompletedCount()).toBe(6);
       // Exactly one image per job, under its own key, though some were rendered twice.
       for (const job of jobs) expect(await farm.store.keys(`results/${job.id}`)).toEqual([job.result.key]);

@@ -2,7 +2,7 @@
  * The farm as it runs in production, for tests: the API and worker entry points
  * (apps/{api,worker}/dist/main.js) as child processes on the environment a test gives (a Redis
  * topology of its own, say), a queue of its own, the suite's S3, one tenant's key registered
- * through API_KEYS. The API's answers are checked against its OpenAPI document; the processes'
+ * through API_KEYS and the suite's admin key (ADMIN_API_KEY). The API's answers are checked against its OpenAPI document; the processes'
  * output is kept for failure messages; `stop()` kills them.
  */
 import { ChildProcess, fork } from 'node:child_process';
@@ -10,7 +10,7 @@ import path from 'node:path';
 import { watchApi } from './contract-fetch';
 import { freePorts } from './free-ports';
 import { ObjectStore } from '@farm/platform';
-import { TestApi, testStoreOptions } from './harness';
+import { ADMIN_KEY, TestApi, testStoreOptions } from './harness';
 
 const ROOT = path.resolve(__dirname, '../..');
 
@@ -52,7 +52,7 @@ export class FarmProcesses {
 
   private spawn(name: string, script: string, env: Record<string, string>): void {
     const child = fork(path.join(ROOT, script), [], {
-      env: { ...this.env, QUEUE_PREFIX: this.queuePrefix, QUEUE_NAME: this.queueName, API_KEYS: `tenant-p:${this.key}`, ...env },
+      env: { ...this.env, QUEUE_PREFIX: this.queuePrefix, QUEUE_NAME: this.queueName, API_KEYS: `tenant-p:${this.key}`, ADMIN_API_KEY: ADMIN_KEY, ...env },
       stdio: 'pipe',
     });
     for (const stream of [child.stdout!, child.stderr!]) stream.on('data', (d) => (this.log += `[${name}] ${d}`));

@@ -205,6 +205,18 @@ export async function waitForJob(api: TestApi, id: string, timeoutMs = 60000): P
   }
 }
 
+/** The operator's view of a job (`GET /admin/jobs/:id` with the admin key): its tenant, its worker, its queue record. */
+export async function inspectJob(api: TestApi, id: string): Promise<Record<string, any>> {
+  const res = await api.as(ADMIN_KEY).fetch(`/admin/jobs/${id}`);
+  if (!res.ok) throw new Error(`GET /admin/jobs/${id} answered ${res.status}`);
+  return (await res.json()) as Record<string, any>;
+}
+
+/** The live workers as an operator sees them (`GET /admin/workers`): ids, hosts, pids, models. */
+export async function adminWorkers(api: TestApi): Promise<Array<Record<string, any>>> {
+  return ((await (await api.as(ADMIN_KEY).fetch('/admin/workers')).json()) as { workers: Array<Record<string, any>> }).workers;
+}
+
 export async function postJob(
   api: TestApi,
   body: unknown,

@@ -1,5 +1,6 @@
 /**
- * Operator routes under /admin (admin key only): API keys for tenants, the dead-letter view of
+ * Operator routes under /admin (admin key only): API keys for tenants, the live workers with their
+ * ids, hosts and pids, any tenant's job with its worker and queue record, the dead-letter view of
  * jobs that failed for good (with a retry), and the BullMQ queue dashboard (bull-board).
  */
 import { Router } from 'express';
@@ -8,7 +9,7 @@ import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
 import { describeIssues } from '@farm/contracts';
-import type { ApiKeyStore, JobDirectory, JobFinalStates, ModelQueues } from '@farm/platform';
+import type { ApiKeyStore, JobDirectory, JobFinalStates, ModelQueues, WorkerRegistry } from '@farm/platform';
 import { HttpError } from './http-errors';
 
 export interface AdminRouteDeps {
@@ -16,6 +17,7 @@ export interface AdminRouteDeps {
   jobs: JobDirectory;
   keys: ApiKeyStore;
   finalStates: JobFinalStates;
+  workers: WorkerRegistry;
 }
 
 /** The body of `POST /admin/api-keys`. */
@@ -32,6 +34,16 @@ export function adminRoutes(deps: AdminRouteDeps, mountPath: string): Router {
     }
     const key = await deps.keys.create(parsed.data.tenant);
     res.status(201).json({ tenant: parsed.data.tenant, key });
+  });
+
+  router.get('/workers', async (_req, res) => {
+    res.json({ workers: await deps.workers.list() });
+  });
+
+  router.get('/jobs/:id', async (req, res) => {
+    const job = await deps.jobs.inspect(req.params.id);
+    if (!job) throw new HttpError(404, 'not_found', `no job with id ${req.params.id}`);
+    res.json(job);
   });
 
   // Jobs that failed for good (retries exhausted or unrecoverable), newest first; canceled ones excluded.

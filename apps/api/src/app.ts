@@ -1,6 +1,6 @@
 /**
  * The HTTP API: submit jobs, follow them, cancel them (/v1, per tenant), operator routes
- * (/admin), health and metrics. Stateless — everything lives in Redis (BullMQ) and S3 — so
+ * (/admin), health and metrics (the operator's too, under the admin key where there is one). Stateless — everything lives in Redis (BullMQ) and S3 — so
  * several replicas can serve the same farm.
  */
 import path from 'node:path';
@@ -51,7 +51,7 @@ export interface ApiDeps {
   /** Redis key prefix of this farm's own keys (queue prefix + name). */
   keyPrefix: string;
   auth: AuthMode;
-  /** Operator key; /admin answers 404 without one. */
+  /** Operator key; /admin answers 404 without one, and /metrics needs it where it is set. */
   adminKey?: string;
   admission: AdmissionOptions;
   /** Webhooks: the master secret (off without one) and whether private targets are allowed. */
@@ -78,6 +78,7 @@ export function createApp(deps: ApiDeps): { app: Express; metrics: ApiMetrics; k
   const keys = new ApiKeyStore(deps.redis, deps.keyPrefix);
   const finalStates = new JobFinalStates(deps.redis, deps.keyPrefix, deps.jobRetentionSeconds);
   const cancellation = new JobCancellation(deps.redis, deps.keyPrefix, finalStates);
+  const workers = new WorkerRegistry(deps.redis, deps.keyPrefix);
   const app = express();
   app.disable('x-powered-by');
   // No ETags: job JSON changes as the job runs and conditional requests are not offered; this also
@@ -112,7 +113,7 @@ export function createApp(deps: ApiDeps): { app: Express; metrics: ApiMetrics; k
     jobsRoutes({
       ...deps,
       jobs,
-      workers: new WorkerRegistry(deps.redis, deps.keyPrefix),
+      workers,
       // What workers published; the bundled model's until its workers have.
       capabilities: new ModelCapabilityStore(deps.redis, deps.keyPrefix, { [DEFAULT_MODEL]: BUNDLED_MODEL_CAPABILITIES }),
       cancellation,
@@ -124,7 +125,7 @@ export function createApp(deps: ApiDeps): { app: Express; metrics: ApiMetrics; k
     }),
   );
   app.use('/v1', tenantAuth(deps.auth, keys), sessionsRoutes({ ...deps, sessions: sessionStore, hosts, tokens }));
-  app.use('/admin', adminAuth(deps.adminKey), adminRoutes({ queues: deps.queues, jobs, keys, finalStates }, '/admin'));
+  app.use('/admin', adminAuth(deps.adminKey), adminRoutes({ queues: deps.queues, jobs, keys, finalStates, workers }, '/admin'));
 
   const openapi = apiDocument(deps.limits);
   app.get('/openapi.json', (_req, res) => {
@@ -147,7 +148,8 @@ export function createApp(deps: ApiDeps): { app: Express; metrics: ApiMetrics; k
   app.get('/readyz', ready);
   app.get('/healthz', ready);
 
-  app.get('/metrics', async (_req, res) => {
+  // Operator information: behind the admin key where there is one (the shipped Prometheus sends it).
+  app.get('/metrics', deps.adminKey ? adminAuth(deps.adminKey) : [], async (_req: express.Request, res: express.Response) => {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
 

@@ -1,4 +1,4 @@
-/** The tenant-facing routes under /v1: submit, follow, cancel jobs; list workers. */
+/** The tenant-facing routes under /v1: submit, follow, cancel jobs; the fleet as a tenant sees it. */
 import { randomInt, randomUUID } from 'node:crypto';
 import { Router } from 'express';
 import { Canvas, FieldProblem, JobCost, JobRequest, QueuedJob, RequestLimits, SourceJob, costProblem, jobCost, parseJobRequest, queuedJob } from '@farm/contracts';
@@ -19,6 +19,7 @@ import {
 } from '@farm/platform';
 import type { ApiMetrics } from './api-metrics';
 import { tenantOf } from './auth';
+import { tenantFleet } from './fleet';
 import { HttpError } from './http-errors';
 import { IdempotencyKeys } from './idempotency';
 import type { JobEventHub } from './job-event-hub';
@@ -245,8 +246,12 @@ export function jobsRoutes(deps: JobsRouteDeps): Router {
     res.json({ secret: tenantWebhookSecret(deps.webhooks.secret, tenantOf(res)) });
   });
 
+  // What is served and how busy it is; which machines serve it is the operator's (GET /admin/workers).
   router.get('/workers', async (_req, res) => {
-    res.json({ workers: await deps.workers.list() });
+    const waiting = (model: string) => deps.queues.get(model)!.getJobCounts('waiting', 'prioritized', 'delayed');
+    const [workers, counts] = await Promise.all([deps.workers.list(), Promise.all(deps.queues.models.map(waiting))]);
+    const queued = Object.fromEntries(deps.queues.models.map((model, i) => [model, Object.values(counts[i]).reduce((sum, n) => sum + n, 0)]));
+    res.json(tenantFleet(workers, deps.queues.models, queued));
   });
 
   return router;

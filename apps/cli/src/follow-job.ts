@@ -64,7 +64,6 @@ export function summarize(job: JobView, output?: string): Record<string, unknown
       ? { width: job.result.width, height: job.result.height, contentType: job.result.contentType, url: job.result.url }
       : {}),
     ...(seed !== undefined ? { seed } : {}),
-    ...(job.workerId ? { workerId: job.workerId } : {}),
     timings: job.timings,
     ...(job.error ? { error: job.error } : {}),
   };

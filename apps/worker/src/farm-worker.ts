@@ -190,7 +190,7 @@ export class FarmWorker {
     this.progress = new TickProgress(new JobProgressWriter(o.redis, this.queue, this.followed), o.progressPreviews);
   }
 
-  /** Tells the farm this worker is alive and what it serves (GET /v1/workers). */
+  /** Tells the farm this worker is alive and what it serves (GET /admin/workers; tenants see a summary). */
   private async announce(): Promise<void> {
     const o = this.options;
     await this.registry
@@ -256,7 +256,7 @@ export class FarmWorker {
         },
         abort: (jobId, reason) => this.pipeline.cancel(jobId, reason),
       },
-      { queueName: this.queue.name, prefix: o.queuePrefix, connection: o.redis, maxInFlight: o.maxInFlight, lockDurationMs: o.lockDurationMs, gate: this.gate, memory },
+      { workerId: this.id, queueName: this.queue.name, prefix: o.queuePrefix, connection: o.redis, maxInFlight: o.maxInFlight, lockDurationMs: o.lockDurationMs, gate: this.gate, memory },
     );
     // Before any job is taken: the API checks submissions against what this model can serve.
     await new ModelCapabilityStore(o.redis, `${o.queuePrefix}:${o.queueName}`).publish(o.model, this.pipeline.capabilities());

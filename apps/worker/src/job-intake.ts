@@ -18,6 +18,8 @@ import type { StorageGate } from './storage-gate';
 export type FarmJob = Job<QueuedJob, JobOutput, JobName>;
 
 export interface IntakeOptions {
+  /** Recorded on each job it takes (BullMQ's `processedBy`): the operator's view names the worker. */
+  workerId: string;
   queueName: string;
   prefix: string;
   connection: FarmRedis;
@@ -129,6 +131,7 @@ export class JobIntake {
     this.worker = new Worker<QueuedJob, JobOutput, JobName>(options.queueName, null, {
       connection: options.connection,
       prefix: options.prefix,
+      name: options.workerId,
       autorun: false,
       lockDuration: options.lockDurationMs,
       // A dead worker's jobs go back to the queue within about two lock durations.

@@ -6,7 +6,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { JobProgress, JobView } from '@farm/contracts';
-import type { HealthView, JobSubmission, WorkerView } from './api-types';
+import type { FleetView, HealthView, JobSubmission, WorkerView } from './api-types';
 import { FarmApiError, isAbortError } from './farm-api-error';
 import { type JobEvent, decodeJobEvent, isFinalEvent, isFinalStatus } from './job-events';
 import { type EventSourceMessage, readServerSentEvents } from './server-sent-events';
@@ -88,10 +88,14 @@ export class FarmClient {
     return (await this.send('DELETE', jobPath(id), options)).json() as Promise<JobView>;
   }
 
-  /** `GET /v1/workers`: the workers that sent a heartbeat recently. */
+  /** `GET /v1/workers`: the workers that sent a heartbeat recently, and each model's capacity and queue. */
+  async fleet(options: CallOptions = {}): Promise<FleetView> {
+    return (await this.send('GET', '/v1/workers', options)).json() as Promise<FleetView>;
+  }
+
+  /** The workers of `fleet()`: each one's model and load. */
   async workers(options: CallOptions = {}): Promise<WorkerView[]> {
-    const body = (await (await this.send('GET', '/v1/workers', options)).json()) as { workers: WorkerView[] };
-    return body.workers;
+    return (await this.fleet(options)).workers;
   }
 
   /** `GET /healthz`; an unhealthy farm (503) is an answer here, not an error. */

@@ -4,5 +4,5 @@ export type { FarmClientOptions, CallOptions, SubmitOptions, WaitOptions } from 
 export { FarmApiError, isAbortError } from './farm-api-error';
 export { isFinalEvent, isFinalStatus } from './job-events';
 export type { JobEvent, FinalStatus } from './job-events';
-export type { JobSubmission, GenerateSubmission, EditSubmission, WorkerView, HealthView } from './api-types';
+export type { JobSubmission, GenerateSubmission, EditSubmission, WorkerView, FleetView, HealthView } from './api-types';
 export type { JobView, JobProgress, JobResult, JobStatus, JobError, FieldProblem } from '@farm/contracts';

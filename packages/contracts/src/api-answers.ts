@@ -55,7 +55,10 @@ export const errorBodySchema = z
   .meta({ id: 'Error', description: 'The body of every 4xx and 5xx answer' });
 export type ErrorBody = z.infer<typeof errorBodySchema>;
 
-/** One live worker as `GET /v1/workers` lists it. */
+/**
+ * One live worker as its heartbeat describes it: operator information (`GET /admin/workers`).
+ * Tenants see only what it serves and how busy it is (`workerSummarySchema`).
+ */
 export const workerInfoSchema = z
   .object({
     id: z.string().meta({ description: 'WORKER_ID: stable across restarts; the `worker` label of its metrics' }),
@@ -69,10 +72,38 @@ export const workerInfoSchema = z
     startedAt: z.iso.datetime(),
     lastHeartbeat: z.iso.datetime(),
   })
-  .meta({ id: 'Worker' });
+  .meta({ id: 'AdminWorker' });
 export type WorkerInfo = z.infer<typeof workerInfoSchema>;
 
-export const workerListSchema = z.object({ workers: z.array(workerInfoSchema) }).meta({ id: 'WorkerList', description: 'Workers with a heartbeat in the last 15 s' });
+export const adminWorkerListSchema = z
+  .object({ workers: z.array(workerInfoSchema) })
+  .meta({ id: 'AdminWorkerList', description: 'Workers with a heartbeat in the last 15 s, with their ids, hosts and pids' });
+
+/** One live worker as a tenant sees it (`GET /v1/workers`): no id, host, pid or start time. */
+export const workerSummarySchema = workerInfoSchema
+  .pick({ model: true, executionProvider: true, maxBatch: true, maxInFlight: true, inFlight: true })
+  .meta({ id: 'Worker', description: 'A live worker: the model it serves and how busy it is' });
+export type WorkerSummary = z.infer<typeof workerSummarySchema>;
+
+/** What a tenant can count on from one model: its live workers together, and its queue. */
+export const modelCapacitySchema = z
+  .object({
+    model: z.string(),
+    workers: z.int().min(0).meta({ description: 'Live workers serving it (0: its jobs wait until one starts)' }),
+    capacity: z.int().min(0).meta({ description: 'Jobs its workers run at once, at most (their maxInFlight together)' }),
+    inFlight: z.int().min(0).meta({ description: 'Jobs its workers hold now' }),
+    queued: z.int().min(0).meta({ description: "Jobs waiting for one of its workers, every tenant's (a job's own place: `queuePosition`)" }),
+  })
+  .meta({ id: 'ModelCapacity' });
+export type ModelCapacity = z.infer<typeof modelCapacitySchema>;
+
+export const workerListSchema = z
+  .object({
+    workers: z.array(workerSummarySchema).meta({ description: 'Workers with a heartbeat in the last 15 s' }),
+    models: z.array(modelCapacitySchema).meta({ description: 'Every model this farm serves, in MODELS order' }),
+  })
+  .meta({ id: 'WorkerList', description: 'The live fleet as a tenant sees it: what is served and how busy it is (ids, hosts and pids are for operators)' });
+export type WorkerList = z.infer<typeof workerListSchema>;
 
 export const webhookSecretSchema = z
   .object({ secret: z.string().regex(/^whsec_[A-Za-z0-9+/]+={0,2}$/).meta({ description: "The tenant's Standard Webhooks signing secret" }) })

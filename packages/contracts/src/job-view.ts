@@ -1,6 +1,7 @@
 /**
- * The job as clients see it (`GET /v1/jobs/:id`), the worker's result record, and a job's final
- * state as it is decided once for all (the one record that answers "how did it end?").
+ * The job as clients see it (`GET /v1/jobs/:id`) and as operators do (`GET /admin/jobs/:id`), the
+ * worker's result record, and a job's final state as it is decided once for all (the one record
+ * that answers "how did it end?").
  */
 import { z } from 'zod';
 import { jobCostSchema } from './job-cost';
@@ -129,7 +130,6 @@ export function jobViewSchema(limits: RequestLimits = DEFAULT_LIMITS) {
       startedAt: z.iso.datetime().nullable(),
       finishedAt: z.iso.datetime().nullable(),
       timings: jobTimingsSchema,
-      workerId: z.string().optional().meta({ description: 'The worker that produced the result' }),
       /** Succeeded jobs: the image. */
       result: jobResultSchema.optional(),
       /** Failed and canceled jobs: why. */
@@ -139,3 +139,20 @@ export function jobViewSchema(limits: RequestLimits = DEFAULT_LIMITS) {
     .meta({ id: 'Job' });
 }
 export type JobView = Omit<z.output<ReturnType<typeof jobViewSchema>>, 'request'> & { request: JobRequest };
+
+/**
+ * A job as an operator sees it (`GET /admin/jobs/{id}`): the job, whichever tenant's, with what
+ * tenants do not see — its tenant, the worker that took it, the queue's own record.
+ */
+export function adminJobSchema(limits: RequestLimits = DEFAULT_LIMITS) {
+  return jobViewSchema(limits)
+    .extend({
+      tenant: z.string(),
+      workerId: z.string().optional().meta({ description: 'The worker that produced the result; unfinished and failed jobs: the last worker that took it (none: never taken)' }),
+      queueState: z.string().meta({ description: "BullMQ's state of the job", example: 'active' }),
+      attemptsStarted: z.int().min(0).meta({ description: 'Times a worker took it (retries and stalls included)' }),
+      failedReason: z.string().optional().meta({ description: "BullMQ's record of its last failure, as the worker said it" }),
+    })
+    .meta({ id: 'AdminJob', description: 'A job with its tenant, its worker and its queue record' });
+}
+export type AdminJobView = JobView & Pick<z.output<ReturnType<typeof adminJobSchema>>, 'tenant' | 'workerId' | 'queueState' | 'attemptsStarted' | 'failedReason'>;

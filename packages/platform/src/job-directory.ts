@@ -1,12 +1,12 @@
 /**
  * Looking jobs up as a tenant sees them — another tenant's job is as absent as a missing one —
- * in the public job JSON, with its final state taken into account. The job's queue comes from its
+ * in the public job JSON, with its final state taken into account; and as an operator sees them. The job's queue comes from its
  * locator (one key read), not from asking every model's queue.
  */
-import type { JobView } from '@farm/contracts';
+import type { AdminJobView, JobView } from '@farm/contracts';
 import type { JobFinalStates } from './job-final-states';
 import type { JobLocator } from './job-locator';
-import { presentJob, statusOf } from './job-presenter';
+import { presentJob, presentOperatorJob, statusOf } from './job-presenter';
 import type { FarmQueue, ModelQueues } from './job-queue';
 import type { ObjectStore } from './object-store';
 import type { QueuePositions } from './queue-position';
@@ -30,6 +30,16 @@ export class JobDirectory {
 
   /** The job's JSON, or null when it does not exist or belongs to another tenant (tenant null: any). */
   async find(id: string, tenant: string | null): Promise<JobView | null> {
+    return (await this.lookup(id, tenant))?.view ?? null;
+  }
+
+  /** Any tenant's job as an operator sees it, or null when it does not exist. */
+  async inspect(id: string): Promise<AdminJobView | null> {
+    const found = await this.lookup(id, null);
+    return found && presentOperatorJob(found.job, found.view, found.state);
+  }
+
+  private async lookup(id: string, tenant: string | null) {
     const queue = await this.queueOf(id);
     if (!queue) return null;
     // State first: once it is final, the job's hash (result, failure reason) is final too.
@@ -44,6 +54,6 @@ export class JobDirectory {
       const position = await this.positions.of(queue, id);
       if (position !== null) view.queuePosition = position;
     }
-    return view;
+    return { job, view, state };
   }
 }

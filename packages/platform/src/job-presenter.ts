@@ -1,6 +1,9 @@
-/** Turns a BullMQ job and its final state into the public job JSON (JobView). */
+/**
+ * Turns a BullMQ job and its final state into the job JSON: a tenant's (JobView: nothing about
+ * workers) and an operator's (AdminJobView: the tenant, the worker, the queue's record).
+ */
 import type { Job } from 'bullmq';
-import type { FinalState, JobName, JobOutput, JobProgress, JobRequest, JobStatus, JobView, QueuedJob } from '@farm/contracts';
+import type { AdminJobView, FinalState, JobName, JobOutput, JobProgress, JobRequest, JobStatus, JobView, QueuedJob } from '@farm/contracts';
 import type { ObjectStore } from './object-store';
 
 type FarmJob = Job<QueuedJob, JobOutput, JobName>;
@@ -66,7 +69,6 @@ export async function presentJob(job: FarmJob, status: JobStatus, final: FinalSt
     links: { self: `${basePath}/${job.id}`, events: `${basePath}/${job.id}/events` },
   };
   if (output) {
-    view.workerId = output.workerId;
     // Results live RESULT_RETENTION_SECONDS from the job's end; after that they are gone, and say so.
     const expiresAt = store.retentionSeconds === undefined ? undefined : (finished ?? job.timestamp) + store.retentionSeconds * 1000;
     const expired = expiresAt !== undefined && Date.now() >= expiresAt;
@@ -90,4 +92,18 @@ export async function presentJob(job: FarmJob, status: JobStatus, final: FinalSt
   }
   if (status === 'canceled') view.error = { code: 'canceled', message: 'canceled by the client' };
   return view;
+}
+
+/** What an operator sees beside a tenant's view of the job; `queueState` is BullMQ's. */
+export function presentOperatorJob(job: FarmJob, view: JobView, queueState: string): AdminJobView {
+  // The result's producer (a snapshot's is the session's worker); otherwise the last worker that took it.
+  const workerId = (view.status === 'succeeded' ? job.returnvalue?.workerId : undefined) ?? job.processedBy;
+  return {
+    ...view,
+    tenant: job.data.tenant,
+    ...(workerId ? { workerId } : {}),
+    queueState,
+    attemptsStarted: job.attemptsStarted,
+    ...(job.failedReason ? { failedReason: job.failedReason } : {}),
+  };
 }

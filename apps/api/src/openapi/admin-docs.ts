@@ -1,6 +1,6 @@
 /** The description of the operator routes under /admin (admin-routes.ts). */
 import { z } from 'zod';
-import { jobErrorSchema } from '@farm/contracts';
+import { adminJobSchema, adminWorkerListSchema, jobErrorSchema } from '@farm/contracts';
 import { newApiKeySchema } from '../admin-routes';
 import { ADMIN_SECURITY, DocContext, errorResponses, jobIdParams, json } from './responses';
 
@@ -24,7 +24,31 @@ const deadLetterSchema = z
   })
   .meta({ id: 'DeadLetter', description: 'Jobs that failed for good (retries exhausted or not retryable), newest first' });
 
-export function describeAdminRoutes({ registry }: DocContext): void {
+export function describeAdminRoutes({ registry, limits }: DocContext): void {
+  registry.registerPath({
+    method: 'get',
+    path: '/admin/workers',
+    operationId: 'listWorkerHosts',
+    tags: ['admin'],
+    summary: 'Live workers with their ids, hosts, pids, models and heartbeats',
+    security: ADMIN_SECURITY,
+    responses: { 200: json(adminWorkerListSchema, 'Workers with a heartbeat in the last 15 s'), ...errorResponses([...ADMIN_ERRORS], { 404: ADMIN_404 }) },
+  });
+
+  registry.registerPath({
+    method: 'get',
+    path: '/admin/jobs/{id}',
+    operationId: 'inspectJob',
+    tags: ['admin'],
+    summary: "Any tenant's job, with its tenant, the worker that took it and its queue record",
+    security: ADMIN_SECURITY,
+    request: { params: jobIdParams },
+    responses: {
+      200: json(adminJobSchema(limits), 'The job'),
+      ...errorResponses([400, ...ADMIN_ERRORS], { 404: '`not_found`: no job with this id, or operator routes are off' }),
+    },
+  });
+
   registry.registerPath({
     method: 'post',
     path: '/admin/api-keys',

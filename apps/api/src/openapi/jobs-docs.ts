@@ -111,9 +111,10 @@ export function describeJobsRoutes({ registry, components, jobRequest, job, limi
     path: '/v1/workers',
     operationId: 'listWorkers',
     tags: ['workers'],
-    summary: 'Live workers',
+    summary: 'The live fleet: what each worker serves and how busy it is, and each model\'s capacity and queue',
+    description: 'Which workers (ids, hosts, pids) serve a model is operator information: `GET /admin/workers`.',
     security: TENANT_SECURITY,
-    responses: { 200: json(workerListSchema, 'Workers with a heartbeat in the last 15 s'), ...errorResponses(TENANT_ERRORS) },
+    responses: { 200: json(workerListSchema, 'Workers with a heartbeat in the last 15 s, and every model served'), ...errorResponses(TENANT_ERRORS) },
   });
 
   registry.registerPath({

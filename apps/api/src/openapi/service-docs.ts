@@ -1,7 +1,10 @@
 /** The description of the routes beside the API proper: health, metrics, this document and its viewer. */
 import { z } from 'zod';
 import { healthSchema, livenessSchema } from '@farm/contracts';
-import { DocContext, PUBLIC, errorResponses, json } from './responses';
+import { ADMIN_SECURITY, DocContext, PUBLIC, errorResponses, json } from './responses';
+
+/** In a security list: no credentials is also accepted. */
+const PUBLIC_OPTION = [{}];
 
 export function describeServiceRoutes({ registry }: DocContext): void {
   registry.registerPath({
@@ -34,9 +37,13 @@ export function describeServiceRoutes({ registry }: DocContext): void {
     path: '/metrics',
     operationId: 'getMetrics',
     tags: ['service'],
-    summary: 'Prometheus metrics (text exposition format)',
-    security: PUBLIC,
-    responses: { 200: { description: 'The metrics', content: { 'text/plain': { schema: z.string() } } } },
+    summary: 'Prometheus metrics (text exposition format): operator information',
+    description: 'With ADMIN_API_KEY set, only with the admin key (the shipped Prometheus configuration sends it); without one (the `npm start` default), open.',
+    security: [...ADMIN_SECURITY, ...PUBLIC_OPTION],
+    responses: {
+      200: { description: 'The metrics', content: { 'text/plain': { schema: z.string() } } },
+      ...errorResponses([401], { 401: 'ADMIN_API_KEY is set and the request does not carry it (`unauthorized`)' }),
+    },
   });
 
   registry.registerPath({

@@ -1,8 +1,8 @@
-/** `farm workers`: the live workers as JSON (`{"workers": […]}`). */
+/** `farm workers`: the live fleet as JSON (`{"workers": […], "models": […]}`), as `GET /v1/workers` answers it. */
 import type { FarmClient } from '@farm/client';
 import { type CliIo, printJson } from '../cli-io';
 
 export async function workers(client: FarmClient, io: CliIo): Promise<number> {
-  printJson(io.stdout, { workers: await client.workers({ signal: io.signal }) });
+  printJson(io.stdout, await client.fleet({ signal: io.signal }));
   return 0;
 }
