@@ -1,7 +1,7 @@
 /**
  * The HTTP API: submit jobs, follow them, cancel them (/v1, per tenant), operator routes
- * (/admin), health and metrics (the operator's too, under the admin key where there is one). Stateless — everything lives in Redis (BullMQ) and S3 — so
- * several replicas can serve the same farm.
+ * (/admin), health and metrics (the operator's: under the admin key where there is one).
+ * Stateless — everything lives in Redis (BullMQ) and S3 — so several replicas can serve the same farm.
  */
 import path from 'node:path';
 import express, { Express } from 'express';
@@ -149,7 +149,8 @@ export function createApp(deps: ApiDeps): { app: Express; metrics: ApiMetrics; k
   app.get('/healthz', ready);
 
   // Operator information: behind the admin key where there is one (the shipped Prometheus sends it).
-  app.get('/metrics', deps.adminKey ? adminAuth(deps.adminKey) : [], async (_req: express.Request, res: express.Response) => {
+  const operatorOnly: express.RequestHandler[] = deps.adminKey ? [adminAuth(deps.adminKey)] : [];
+  app.get('/metrics', ...operatorOnly, async (_req, res) => {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
 
