@@ -33,3 +33,4 @@ export * from './diffusion-pipeline';
 export * from './canvas-diff';
 export * from './busy-meter';
 export * from './unet-budget';
+export * from './model-thread';

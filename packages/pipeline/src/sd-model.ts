@@ -4,16 +4,18 @@
  * tokenizer/ [and tokenizer_2/], scheduler/), behind a small class: float32 arrays in, float32
  * arrays out. What each session takes (element types, timestep rank, extra conditioning) is
  * read from its metadata and checked once, at load (model-signature.ts); a model the farm
- * cannot serve is refused there with one sentence.
+ * cannot serve is refused there with one sentence. The sessions live and run on a model thread
+ * of their own (model-thread.ts), so a call never holds the caller's event loop.
  */
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import * as ort from 'onnxruntime-node';
-import { ElementType, fromFloat16, readModelFile, toFloat16, upcastFloat16, writeModel } from '@farm/model-tools';
+import type * as ort from 'onnxruntime-node';
+import { ElementType, readModelFile, upcastFloat16, writeModel } from '@farm/model-tools';
 import type { BusyMeter } from './busy-meter';
 import { ClipTokenizer } from './clip-tokenizer';
 import type { Conditioning, LaneControl } from './composition';
+import { Feed, ModelThread } from './model-thread';
 import { ModelSignature, Part, PartSignature, UnsupportedModelError, deriveModelSignature } from './model-signature';
 import type { SchedulerConfig } from './noise-schedule';
 import { batchBucket } from './unet-budget';
@@ -40,71 +42,52 @@ export interface SdModelOptions {
 
 type Dims = readonly number[];
 
-/** One ONNX session with its inputs' and outputs' signatures, read from the model. */
+/** One ONNX session, on the model thread, with its inputs' and outputs' signatures, read from the model. */
 class Session {
   private constructor(
     readonly name: string,
-    private readonly session: ort.InferenceSession,
+    private readonly thread: ModelThread,
+    private readonly handle: number,
     readonly signature: PartSignature,
     private readonly busy: BusyMeter | undefined,
   ) {}
 
-  static async open(name: string, model: string | Uint8Array, options: ort.InferenceSession.SessionOptions, busy?: BusyMeter): Promise<Session> {
-    const session = typeof model === 'string' ? await ort.InferenceSession.create(model, options) : await ort.InferenceSession.create(model, options);
-    const values = (metadata: readonly ort.InferenceSession.ValueMetadata[]) =>
-      metadata.filter((m): m is ort.InferenceSession.TensorValueMetadata => m.isTensor).map((m) => ({ name: m.name, type: m.type as ElementType, dims: [...m.shape] }));
-    return new Session(name, session, { inputs: values(session.inputMetadata), outputs: values(session.outputMetadata) }, busy);
+  static async open(thread: ModelThread, name: string, model: string | Uint8Array, options: ort.InferenceSession.SessionOptions, busy?: BusyMeter): Promise<Session> {
+    const { session, metadata } = await thread.open(model, options);
+    return new Session(name, thread, session, metadata, busy);
   }
 
-  private typeOf(name: string): string {
+  private typeOf(name: string): ElementType {
     return this.signature.inputs.find((i) => i.name === name)?.type ?? 'float32';
   }
 
-  /** A float tensor in whichever float type the model wants. */
-  floatInput(name: string, data: Float32Array, dims: Dims): ort.Tensor {
+  /** A float input in whichever float type the model wants (converted on the model thread). */
+  floatInput(name: string, data: Float32Array, dims: Dims): Feed {
     const type = this.typeOf(name);
-    if (type === 'float16') return new ort.Tensor('float16', toFloat16(data), dims);
-    if (type !== 'float32') throw new Error(`${this.name}: input ${name} has unsupported type ${type}`);
-    return new ort.Tensor('float32', data, dims);
+    if (type !== 'float16' && type !== 'float32') throw new Error(`${this.name}: input ${name} has unsupported type ${type}`);
+    return { type, values: data, dims };
   }
 
-  /** A number-valued tensor (token ids, timesteps) in the model's type; integers truncate, as numpy's casts. */
-  numberInput(name: string, values: readonly number[], dims: Dims): ort.Tensor {
+  /** A number-valued input (token ids, timesteps) in the model's type; integers truncate, as numpy's casts. */
+  numberInput(name: string, values: readonly number[], dims: Dims): Feed {
     const type = this.typeOf(name);
-    switch (type) {
-      case 'int64':
-        return new ort.Tensor('int64', BigInt64Array.from(values, (v) => BigInt(Math.trunc(v))), dims);
-      case 'int32':
-        return new ort.Tensor('int32', Int32Array.from(values, Math.trunc), dims);
-      case 'float32':
-        return new ort.Tensor('float32', Float32Array.from(values), dims);
-      case 'float16':
-        return new ort.Tensor('float16', toFloat16(Float32Array.from(values)), dims);
-      default:
-        throw new Error(`${this.name}: input ${name} has unsupported type ${type}`);
-    }
+    if (!NUMBER_TYPES.includes(type)) throw new Error(`${this.name}: input ${name} has unsupported type ${type}`);
+    return { type, values: Float64Array.from(values), dims };
   }
 
-  /** Runs and returns the named outputs as float32. */
-  async run(feeds: Record<string, ort.Tensor>, outputs: readonly string[]): Promise<{ data: Float32Array; dims: number[] }[]> {
-    const started = this.busy?.enter() ?? 0;
-    const results = await this.session.run(feeds, [...outputs]).finally(() => this.busy?.exit(this.name, started));
-    try {
-      return outputs.map((name) => {
-        const tensor = results[name];
-        const data = tensor.type === 'float16' ? fromFloat16(tensor.data as Uint16Array) : (tensor.data as Float32Array);
-        if (!(data instanceof Float32Array)) throw new Error(`${this.name}: output ${name} is ${tensor.type}`);
-        return { data: tensor.type === 'float16' ? data : data.slice(), dims: [...tensor.dims] };
-      });
-    } finally {
-      for (const t of Object.values(results)) t.dispose();
-    }
+  /** Runs on the model thread and returns the named outputs as float32; the time it ran counts as busy. */
+  async run(feeds: Record<string, Feed>, outputs: readonly string[]): Promise<{ data: Float32Array; dims: number[] }[]> {
+    const { outputs: results, started, ended } = await this.thread.run(this.handle, feeds, outputs);
+    this.busy?.record(this.name, started - performance.timeOrigin, ended - performance.timeOrigin);
+    return results;
   }
 
   release(): Promise<void> {
-    return this.session.release();
+    return this.thread.release(this.handle);
   }
 }
+
+const NUMBER_TYPES: readonly ElementType[] = ['int64', 'int32', 'float32', 'float16'];
 
 export interface SdModelInfo {
   dir: string;
@@ -178,24 +161,38 @@ export class SdModel {
     readonly signature: ModelSignature,
     private readonly tokenizers: ClipTokenizer[],
     readonly schedulerConfig: Partial<SchedulerConfig>,
+    private readonly thread: ModelThread,
     private readonly sessions: Map<Part, Session>,
     private readonly batchBuckets?: number,
   ) {}
 
   /** The zero residuals of uncontrolled calls, made once. */
-  private zeros?: Record<string, ort.Tensor>;
+  private zeros?: Record<string, Feed>;
 
   /** The first tokenizer (its max length is the context's). */
   get tokenizer(): ClipTokenizer {
     return this.tokenizers[0];
   }
 
-  /** Loads and checks the folder; an UnsupportedModelError names what is missing. */
+  /**
+   * Loads and checks the folder, its sessions on a model thread of their own (model-thread.ts); an
+   * UnsupportedModelError names what is missing.
+   */
   static async load(dir: string, options: SdModelOptions = {}): Promise<SdModel> {
     const root = path.resolve(dir);
     if (!existsSync(path.join(root, 'model_index.json'))) {
       throw new UnsupportedModelError(`${root} is not an ONNX Stable Diffusion folder (no model_index.json)`);
     }
+    const thread = new ModelThread();
+    try {
+      return await SdModel.loadOn(thread, root, options);
+    } catch (err) {
+      await thread.close();
+      throw err;
+    }
+  }
+
+  private static async loadOn(thread: ModelThread, root: string, options: SdModelOptions): Promise<SdModel> {
     const provider: ort.InferenceSession.ExecutionProviderConfig =
       options.executionProvider === 'cuda' ? { name: 'cuda', deviceId: options.cudaDevice ?? 0 } : 'cpu';
     const sessionOptions: ort.InferenceSession.SessionOptions = {
@@ -221,7 +218,7 @@ export class SdModel {
     const parts: Part[] = ['text_encoder', 'text_encoder_2', 'unet', 'vae_decoder', 'controlnet', ...(options.skipEncoder ? [] : ['vae_encoder' as const])];
     const sessions = new Map<Part, Session>();
     await Promise.all(
-      parts.filter((part) => existsSync(file(part))).map(async (part) => sessions.set(part, await Session.open(part, file(part), sessionOptions, options.busy))),
+      parts.filter((part) => existsSync(file(part))).map(async (part) => sessions.set(part, await Session.open(thread, part, file(part), sessionOptions, options.busy))),
     );
     const hiddenSizes: Partial<Record<Part, number>> = {};
     for (const part of ['text_encoder', 'text_encoder_2'] as const) {
@@ -236,7 +233,7 @@ export class SdModel {
     if (signature.decoderType === 'float16' && vaeConfig.force_upcast !== false) {
       const upcast = writeModel(upcastFloat16(readModelFile(file('vae_decoder')), path.join(root, 'vae_decoder')));
       await sessions.get('vae_decoder')!.release();
-      sessions.set('vae_decoder', await Session.open('vae_decoder', upcast, sessionOptions, options.busy));
+      sessions.set('vae_decoder', await Session.open(thread, 'vae_decoder', upcast, sessionOptions, options.busy));
     }
     const tokenizerDirs = signature.textEncoders.map((e) => path.join(root, e.part === 'text_encoder' ? 'tokenizer' : 'tokenizer_2'));
     for (const tokenizerDir of tokenizerDirs) {
@@ -257,7 +254,7 @@ export class SdModel {
       unetBytes: await folderBytes(path.join(root, 'unet')),
       zerosForNoNegativePrompt: Boolean(pipelineConfig.force_zeros_for_empty_prompt ?? /StableDiffusionXL/.test(String(pipelineConfig._class_name))),
     };
-    const model = new SdModel(info, signature, tokenizers, schedulerConfig, sessions, options.batchBuckets);
+    const model = new SdModel(info, signature, tokenizers, schedulerConfig, thread, sessions, options.batchBuckets);
     info.vaeScale = await model.measureVaeScale();
     return model;
   }
@@ -391,7 +388,7 @@ export class SdModel {
     if (this.sharedTimestep && timesteps.some((t) => t !== timesteps[0])) {
       throw new Error('this UNet takes one timestep per call; lanes of different timesteps were batched together');
     }
-    const feeds: Record<string, ort.Tensor> = {
+    const feeds: Record<string, Feed> = {
       sample: unet.floatInput('sample', sample, [b, c, h, w]),
       timestep: this.sharedTimestep ? unet.numberInput('timestep', [timesteps[0]], []) : unet.numberInput('timestep', timesteps, [b]),
       encoder_hidden_states: unet.floatInput('encoder_hidden_states', context, [b, context.length / b / D, D]),
@@ -406,7 +403,7 @@ export class SdModel {
   }
 
   /** Zeros that broadcast to each ControlNet residual ([1, C, 1, 1]), for UNets that take them, run without control. */
-  private zeroResiduals(): Record<string, ort.Tensor> {
+  private zeroResiduals(): Record<string, Feed> {
     if (!this.zeros) {
       const unet = this.session('unet');
       this.zeros = Object.fromEntries(this.signature.controlResiduals.map((r) => [r.input, unet.floatInput(r.input, new Float32Array(r.channels), [1, r.channels, 1, 1])]));
@@ -421,7 +418,7 @@ export class SdModel {
   private async controlResiduals(
     batch: { sample: Float32Array; timesteps: readonly number[]; context: Float32Array; h: number; w: number },
     controls: readonly (LaneControl | undefined)[],
-  ): Promise<Record<string, ort.Tensor>> {
+  ): Promise<Record<string, Feed>> {
     const controlnet = this.session('controlnet');
     const { h, w } = batch;
     const b = controls.length;
@@ -490,7 +487,10 @@ export class SdModel {
     return out;
   }
 
+  /** Releases the sessions and stops the model thread; later calls reject with ModelThreadError. */
   async release(): Promise<void> {
-    await Promise.all([...this.sessions.values()].map((s) => s.release()));
+    // Stopping the thread frees what a release that failed (a thread that died) left.
+    await Promise.allSettled([...this.sessions.values()].map((s) => s.release()));
+    await this.thread.close();
   }
 }
