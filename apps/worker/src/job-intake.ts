@@ -2,11 +2,13 @@
  * Takes jobs from BullMQ by manual fetching (`getNextJob`) and hands each to the runner as a
  * lease: up to `maxInFlight` jobs in the stream batch at once, and as many more fetched and
  * prepared ahead of need as will leave it at the end of the current tick, so a freed slot is
- * filled at once, without waiting for I/O (a blocking fetch when idle, non-blocking ones — several
- * at once — when busy). A prepared job starts when a slot is free and its memory fits the
- * worker's budget (memory-budget.ts); one that does not fit waits while later ones that do start. Holds every lease's lock (extended every half lock duration), stops
- * fetching while the storage gate is closed, and on stop hands unfinished leases back to the queue
- * at once, so none waits for a stalled-lock timeout.
+ * filled at once, without waiting for I/O. Fetches go one at a time, each taking a job; once the
+ * queue is empty it is not polled: the next fetch waits on BullMQ's marker and returns when a job
+ * arrives, so a job costs one fetch whatever the engine's tick rate. A prepared job starts
+ * when a slot is free and its memory fits the worker's budget (memory-budget.ts); one that does
+ * not fit waits while later ones that do start. Holds every lease's lock (extended every half
+ * lock duration), stops fetching while the storage gate is closed, and on stop hands unfinished
+ * leases back to the queue at once, so none waits for a stalled-lock timeout.
  */
 import { randomUUID } from 'node:crypto';
 import { Job, UnrecoverableError, Worker } from 'bullmq';
@@ -179,11 +181,11 @@ export class JobIntake {
         await this.sleepUntilPoked(1000);
         continue;
       }
-      // Idle: one blocking fetch, which returns as soon as a job arrives. Busy: all it needs at once.
-      const block = this.held.size === 0;
-      let fetched: Lease[];
+      // One fetch at a time: each moves one job (the queue's marker is the only thing waited on
+      // once the queue is empty, as BullMQ blocks only then), so a job costs one fetch.
+      let lease: Lease | null;
       try {
-        fetched = (await Promise.all(Array.from({ length: block ? 1 : wanted }, () => this.fetch(block)))).filter((l): l is Lease => l !== null);
+        lease = await this.fetch();
       } catch (err) {
         if (this.stopping) break;
         console.error(`worker: fetching jobs failed: ${(err as Error).message}`);
@@ -191,17 +193,16 @@ export class JobIntake {
         continue;
       }
       if (this.stopping) {
-        await Promise.all(fetched.map((lease) => lease.handBack().catch(() => undefined)));
+        await lease?.handBack().catch(() => undefined);
         break;
       }
-      for (const lease of fetched) this.hold(lease);
-      if (fetched.length === 0 && this.held.size > 0) await this.sleepUntilPoked(250);
+      if (lease) this.hold(lease);
     }
   }
 
-  private async fetch(block: boolean): Promise<Lease | null> {
+  private async fetch(): Promise<Lease | null> {
     const token = randomUUID();
-    const job = await this.worker.getNextJob(token, { block });
+    const job = await this.worker.getNextJob(token, { block: true });
     return job ? new Lease(job, token, () => this.slotFreed()) : null;
   }
 
