@@ -6,10 +6,10 @@ import {
   HeadBucketCommand,
   ListObjectsV2Command,
   PutBucketLifecycleConfigurationCommand,
-  PutObjectCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { S3Put } from './s3-put';
 import { StartupError } from './startup-error';
 
 export interface ObjectStoreOptions {
@@ -69,6 +69,8 @@ export class ObjectStore {
   readonly endpoint: string;
   private readonly client: S3Client;
   private readonly presigner: S3Client;
+  /** PutObject, the per-job call, without the SDK's middleware (s3-put.ts). */
+  private readonly putter: S3Put;
   /** How long results are kept, in seconds (undefined: for ever). */
   readonly retentionSeconds?: number;
   private readonly ttl: number;
@@ -99,10 +101,18 @@ export class ObjectStore {
     this.endpoint = options.endpoint ?? `AWS S3 (${options.region})`;
     this.client = make(options.endpoint);
     this.presigner = options.publicEndpoint ? make(options.publicEndpoint) : this.client;
+    const { accessKeyId, secretAccessKey } = options;
+    this.putter = new S3Put({
+      bucket: options.bucket,
+      region: options.region,
+      endpoint: options.endpoint,
+      forcePathStyle: options.forcePathStyle ?? false,
+      credentials: accessKeyId && secretAccessKey ? { accessKeyId, secretAccessKey } : this.client.config.credentials,
+    });
   }
 
   async put(key: string, body: Buffer, contentType: string): Promise<void> {
-    await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: contentType }));
+    await this.putter.put(key, body, contentType);
   }
 
   async get(key: string): Promise<Buffer> {
@@ -203,6 +213,7 @@ export class ObjectStore {
   }
 
   close(): void {
+    this.putter.close();
     this.client.destroy();
     if (this.presigner !== this.client) this.presigner.destroy();
   }

@@ -1,0 +1,65 @@
+/**
+ * The object store's PutObject without the SDK's middleware (s3-put.ts), against the suite's
+ * S3 server, which checks Signature V4: keys that need encoding store what the SDK reads back;
+ * S3's refusals come back as errors named by S3's code with the HTTP status, as the SDK's do;
+ * an S3 that does not answer fails the put (the storage gate and the retries take it from there).
+ */
+import { createServer } from 'node:net';
+import { ObjectStore } from '@farm/platform';
+import { testStoreOptions } from '../support/harness';
+
+const prefix = `put-test/${Date.now()}`;
+
+describe('putting an object', () => {
+  const store = new ObjectStore(testStoreOptions());
+  afterAll(async () => {
+    await store.remove(await store.keys(prefix));
+    store.close();
+  });
+
+  it('stores under keys that need encoding what the SDK reads back', async () => {
+    const keys = ['a result.png', 'ümlaut+plus=eq&amp.png', "bang!star*quote'(paren).png", 'nested/path/x~y_z.png'];
+    const bodies = keys.map((k, i) => Buffer.from(`body ${i} of ${k}`));
+    await Promise.all(keys.map((k, i) => store.put(`${prefix}/${k}`, bodies[i], 'image/png')));
+    for (const [i, k] of keys.entries()) expect(await store.get(`${prefix}/${k}`)).toEqual(bodies[i]);
+  });
+
+  it('overwrites: a retried job stores one object under its key', async () => {
+    await store.put(`${prefix}/twice.png`, Buffer.from('first'), 'image/png');
+    await store.put(`${prefix}/twice.png`, Buffer.from('second'), 'image/png');
+    expect((await store.get(`${prefix}/twice.png`)).toString()).toBe('second');
+    expect(await store.keys(`${prefix}/twice`)).toEqual([`${prefix}/twice.png`]);
+  });
+
+  it("fails with S3's error code and status when S3 refuses", async () => {
+    const wrongSecret = new ObjectStore({ ...testStoreOptions(), secretAccessKey: 'not-the-secret' });
+    const noBucket = new ObjectStore({ ...testStoreOptions(), bucket: `no-such-bucket-${Date.now()}` });
+    try {
+      await expect(wrongSecret.put(`${prefix}/refused.png`, Buffer.from('x'), 'image/png')).rejects.toMatchObject({
+        name: 'SignatureDoesNotMatch',
+        $metadata: { httpStatusCode: 403 },
+      });
+      await expect(noBucket.put(`${prefix}/nowhere.png`, Buffer.from('x'), 'image/png')).rejects.toMatchObject({ name: 'NoSuchBucket', $metadata: { httpStatusCode: 404 } });
+      expect(await store.keys(`${prefix}/refused`)).toEqual([]);
+    } finally {
+      wrongSecret.close();
+      noBucket.close();
+    }
+  });
+
+  it('fails when nothing answers at the endpoint', async () => {
+    // A port that was free a moment ago: connections to it are refused.
+    const port = await new Promise<number>((resolve) => {
+      const server = createServer().listen(0, '127.0.0.1', () => {
+        const { port } = server.address() as { port: number };
+        server.close(() => resolve(port));
+      });
+    });
+    const away = new ObjectStore({ ...testStoreOptions(), endpoint: `http://127.0.0.1:${port}` });
+    try {
+      await expect(away.put(`${prefix}/away.png`, Buffer.from('x'), 'image/png')).rejects.toThrow(/ECONNREFUSED/);
+    } finally {
+      away.close();
+    }
+  });
+});
