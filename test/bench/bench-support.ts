@@ -1,6 +1,6 @@
 /** Shared pieces of the benchmarks: a throwaway local farm (real processes), timing helpers, captioned sample grids. */
 import { ChildProcess, fork } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
@@ -22,6 +22,8 @@ export interface LocalFarm {
   api: ChildProcess;
   /** Starts one more worker process. */
   startWorker(id: string, env?: Record<string, string>): ChildProcess;
+  /** The worker processes started so far. */
+  workers: ChildProcess[];
   /** The bundled model's queue of this farm (opened on first use; closed with the farm). */
   queue(): FarmQueue;
   /** A Redis connection of the benchmark's own (closed with the farm). */
@@ -47,9 +49,11 @@ export async function startLocalFarm(options: { port: number; workers?: number; 
   const execArgv = process.env.BENCH_CHILD_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
   const api = fork(path.join(ROOT, 'apps/api/dist/main.js'), [], { env, stdio: 'inherit', execArgv });
   const children: ChildProcess[] = [api];
+  const workers: ChildProcess[] = [];
   const startWorker = (id: string, extra: Record<string, string> = {}) => {
     const child = fork(path.join(ROOT, 'apps/worker/dist/main.js'), [], { env: { ...env, WORKER_ID: id, ...extra }, stdio: 'inherit', execArgv });
     children.push(child);
+    workers.push(child);
     return child;
   };
   for (let i = 0; i < (options.workers ?? 1); i++) startWorker(`bench-${i}`);
@@ -67,6 +71,7 @@ export async function startLocalFarm(options: { port: number; workers?: number; 
     queueName,
     api,
     startWorker,
+    workers,
     redis,
     queue: () => (queue ??= openQueue({ QUEUE_NAME: queueName, QUEUE_PREFIX: env.QUEUE_PREFIX ?? '{farm}' }, redis, DEFAULT_MODEL)),
     async close() {
@@ -138,6 +143,22 @@ export async function timeToSucceeded(farm: LocalFarm, body: unknown): Promise<n
       return ms;
     }
     if (/event: (failed|canceled)\n/.test(text)) throw new Error(`job ${id} did not succeed: ${text.slice(-300)}`);
+  }
+}
+
+/**
+ * CPU time (ms, user + system) a process has used, all its threads; with `thread`, that thread's
+ * alone (the process id is its main thread's). Linux /proc; null elsewhere. CPU time, unlike wall
+ * time, does not grow when other processes take the cores.
+ */
+export function cpuMs(pid: number, thread?: number): number | null {
+  try {
+    const stat = readFileSync(thread === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${thread}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime and stime are fields 14 and 15 of stat(5), in clock ticks (100 a second on Linux).
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+  } catch {
+    return null;
   }
 }
 

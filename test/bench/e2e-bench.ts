@@ -7,8 +7,9 @@
  *    process → S3; completion read from the queue) and through the pipeline in-process, both
  *    keeping MAX_IN_FLIGHT jobs in the stream batch (a job's slot frees when it is denoised).
  *    Rounds alternate; the ratio is of the medians. Next to it: the model's busy fraction on
- *    each side (time in model calls ÷ wall time), the mean UNet batch (last round) and the Redis
- *    commands per job in the farm (INFO commandstats, commands inside scripts included).
+ *    each side (time in model calls ÷ wall time), the mean UNet batch (last round), the Redis
+ *    commands per job in the farm (INFO commandstats, commands inside scripts included) and the
+ *    CPU time per job of the worker's main thread, the worker whole and the API (Linux /proc).
  * 2. Idle-farm latency: one job at a time, submission → its `succeeded` event (SSE), minus the
  *    pipeline's own time for the same job alone in-process (alternated, p50 and p90).
  *
@@ -18,7 +19,7 @@
 import { BusyMeter, DiffusionPipeline, GenerateParams } from '@farm/pipeline';
 import { loadConfig, workerEnv } from '@farm/platform';
 import { DEFAULT_MODEL_DIR } from '@farm/worker';
-import { commandDelta, intArg, median, quantile, redisCommandCounts, scrapeCounter, startLocalFarm, throughputRound, timeToSucceeded } from './bench-support';
+import { commandDelta, cpuMs, intArg, median, quantile, redisCommandCounts, scrapeCounter, startLocalFarm, throughputRound, timeToSucceeded } from './bench-support';
 
 /** N jobs through the pipeline in-process with `slots` of them in the stream batch at once; returns seconds. */
 function inProcessRound(pipeline: DiffusionPipeline, jobs: number, slots: number, params: (i: number) => GenerateParams): Promise<number> {
@@ -90,6 +91,11 @@ async function main(): Promise<void> {
     let inProcessBatch = 0;
     let farmBatch = 0;
     let commands: Array<[string, number]> = [];
+    // CPU time per job of the farm's own processes: the worker's main thread (its per-job work,
+    // which on a GPU must stay under the model's time per image), the worker whole, the API.
+    const worker = farm.workers[0].pid!;
+    const cpu = () => ({ main: cpuMs(worker, worker), worker: cpuMs(worker), api: cpuMs(farm.api.pid!) });
+    const cpuPerJob: Array<Record<keyof ReturnType<typeof cpu>, number>> = [];
     for (let r = 0; r < rounds; r++) {
       const busy0 = busy.busyMs();
       const batches0 = { ...batches };
@@ -106,8 +112,11 @@ async function main(): Promise<void> {
           redisCommandCounts(farm.redis),
         ]);
       const [workerBusy0, lanes0, calls0, redis0] = await scrape();
+      const cpu0 = cpu();
       const f = await throughputRound(farm, Array.from({ length: jobs }, (_, i) => request(r * jobs + i)));
+      const cpu1 = cpu();
       const [workerBusy1, lanes1, calls1, redis1] = await scrape();
+      if (cpu0.main !== null) cpuPerJob.push({ main: (cpu1.main! - cpu0.main) / jobs, worker: (cpu1.worker! - cpu0.worker!) / jobs, api: (cpu1.api! - cpu0.api!) / jobs });
       farmBatch = (lanes1 - lanes0) / (calls1 - calls0);
       farmS.push(f);
       farmBusy.push((workerBusy1 - workerBusy0) / f);
@@ -132,6 +141,10 @@ async function main(): Promise<void> {
     const total = commands.reduce((sum, [, n]) => sum + n, 0);
     const top = commands.slice(0, process.argv.includes("--all-commands") ? 100 : 8).map(([cmd, n]) => `${cmd} ${(n / jobs).toFixed(1)}`).join(', ');
     console.log(`  Redis commands/job  : ${(total / jobs).toFixed(1)} in the last farm round, all processes (${top}, …)`);
+    if (cpuPerJob.length > 0) {
+      const per = (k: 'main' | 'worker' | 'api') => median(cpuPerJob.map((c) => c[k])).toFixed(1);
+      console.log(`  farm CPU ms/job     : worker main thread ${per('main')}, worker in all (model thread included) ${per('worker')}, API ${per('api')} (CPU time, median of rounds)`);
+    }
     console.log(`  idle-farm latency   : submit → succeeded event minus the pipeline's own time: p50 ${quantile(overheads, 0.5).toFixed(1)} ms, p90 ${quantile(overheads, 0.9).toFixed(1)} ms (${latencyJobs} jobs)`);
   } finally {
     await farm.close();

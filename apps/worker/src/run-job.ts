@@ -238,11 +238,14 @@ export class JobRunner {
     return { source: await infer(() => pipeline.encodeSource(data, info.width, info.height, prompt)), kind: 'reencoded' };
   }
 
-  /** Stores the image; the state later edits start from is stored meanwhile, without delaying the job. */
+  /**
+   * Stores the image; then the state later edits start from is kept, and stored in the background
+   * while the job completes — after the image, so that its upload never competes with the result's.
+   */
   private async storeResult(id: string, image: RenderedImage, prompt: string | undefined) {
     const key = resultKey(id, image.format);
-    this.deps.editSources.put(id, { latent: image.latent, rgb: image.rgb, width: image.width, height: image.height, prompt }, key);
     await this.put(key, image.data, CONTENT_TYPES[image.format]);
+    this.deps.editSources.put(id, { latent: image.latent, rgb: image.rgb, width: image.width, height: image.height, prompt }, key);
     return { bucket: this.deps.store.bucket, key, width: image.width, height: image.height, format: image.format, contentType: CONTENT_TYPES[image.format] };
   }
 
