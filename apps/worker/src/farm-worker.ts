@@ -220,6 +220,12 @@ export class FarmWorker {
       maxBatch: o.maxUnetBatch,
       unetConcurrency: o.unetConcurrency,
       textCacheSize: o.textCacheSize,
+      // A worker whose model thread died could only fail every job it takes: it exits, and its
+      // jobs go back to the queue when their locks lapse, as after a crash.
+      onThreadFailure: (err) => {
+        console.error(`worker: ${err.message}; exiting`);
+        process.exit(1);
+      },
       onTick: (report) => {
         this.liveness.ticked(Date.now());
         this.metrics.tick(report);

@@ -9,7 +9,8 @@
  * Inputs are copied to the thread; outputs come back as float32 arrays whose buffers are moved,
  * not copied. A call the thread fails rejects with an Error carrying onnxruntime's message, as a
  * call on this thread did. If the thread itself dies, every call made or still to come rejects
- * with ModelThreadError. The thread holds the process open only while a call is under way.
+ * with ModelThreadError, and the owner is told (a worker then exits: it could run no job). The
+ * thread holds the process open only while a call is under way.
  */
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -63,7 +64,8 @@ export class ModelThread {
   private nextSession = 1;
   private stopped: ModelThreadError | null = null;
 
-  constructor() {
+  /** `onFailure`: the thread died (not closed): every call from now on rejects. */
+  constructor(private readonly onFailure?: (err: ModelThreadError) => void) {
     this.thread.unref();
     this.thread.on('message', (reply: ThreadReply) => {
       const call = this.pending.get(reply.id);
@@ -72,8 +74,8 @@ export class ModelThread {
       if (reply.ok) call.resolve(reply.value);
       else call.reject(Object.assign(new Error(reply.error.message), { name: reply.error.name }));
     });
-    this.thread.on('error', (err) => this.stop(new ModelThreadError(`the model thread failed: ${err.message}`)));
-    this.thread.on('exit', (code) => this.stop(new ModelThreadError(`the model thread exited (code ${code})`)));
+    this.thread.on('error', (err) => this.failed(new ModelThreadError(`the model thread failed: ${err.message}`)));
+    this.thread.on('exit', (code) => this.failed(new ModelThreadError(`the model thread exited (code ${code})`)));
   }
 
   /** Opens a session on the thread; resolves with its handle and its inputs' and outputs' metadata. */
@@ -114,6 +116,12 @@ export class ModelThread {
   private settled(id: number): void {
     this.pending.delete(id);
     if (this.pending.size === 0) this.thread.unref();
+  }
+
+  private failed(reason: ModelThreadError): void {
+    if (this.stopped) return; // closed, or already reported
+    this.stop(reason);
+    this.onFailure?.(reason);
   }
 
   private stop(reason: ModelThreadError): void {

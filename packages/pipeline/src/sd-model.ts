@@ -15,7 +15,7 @@ import { ElementType, readModelFile, upcastFloat16, writeModel } from '@farm/mod
 import type { BusyMeter } from './busy-meter';
 import { ClipTokenizer } from './clip-tokenizer';
 import type { Conditioning, LaneControl } from './composition';
-import { Feed, ModelThread } from './model-thread';
+import { Feed, ModelThread, ModelThreadError } from './model-thread';
 import { ModelSignature, Part, PartSignature, UnsupportedModelError, deriveModelSignature } from './model-signature';
 import type { SchedulerConfig } from './noise-schedule';
 import { batchBucket } from './unet-budget';
@@ -38,6 +38,8 @@ export interface SdModelOptions {
    * occur (see unet-budget.ts). Default: none (calls run at their own size).
    */
   batchBuckets?: number;
+  /** Called if the model thread dies (not when released): no call can run any more. */
+  onThreadFailure?: (err: ModelThreadError) => void;
 }
 
 type Dims = readonly number[];
@@ -183,7 +185,7 @@ export class SdModel {
     if (!existsSync(path.join(root, 'model_index.json'))) {
       throw new UnsupportedModelError(`${root} is not an ONNX Stable Diffusion folder (no model_index.json)`);
     }
-    const thread = new ModelThread();
+    const thread = new ModelThread(options.onThreadFailure);
     try {
       return await SdModel.loadOn(thread, root, options);
     } catch (err) {
