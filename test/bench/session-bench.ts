@@ -237,8 +237,8 @@ async function main(): Promise<void> {
     console.log(`    per frame, one session: ${one.breakdown}`);
     console.log(`    per frame, ${SESSIONS} sessions: ${many.breakdown}`);
 
-    // 4. The bound: model calls run one at a time on the worker (onnxruntime-node runs them on its
-    //    main thread), so a stroke frame costs at least its steps' share of batch-8 UNet calls and
+    // 4. The bound: model calls run one at a time on the worker (on its model thread, in the
+    //    order they were made), so a stroke frame costs at least its steps' share of batch-8 UNet calls and
     //    its decode, however well the sessions share the ticks.
     const cost = await strokeModelCosts(reps);
     const frameMs = (STEPS * cost.eight) / SESSIONS + cost.decode;
