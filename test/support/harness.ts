@@ -19,6 +19,7 @@ import {
   ModelQueues,
   ObjectStore,
   ObjectStoreOptions,
+  coalesceWrites,
   createRedis,
   loadConfig,
   modelQueueName,
@@ -63,7 +64,8 @@ export function testStoreOptions(): ObjectStoreOptions {
 
 export class Harness {
   readonly queueName = `${process.env.FARM_TEST_RUN}-${randomUUID().slice(0, 8)}`;
-  readonly redis: Redis = createRedis(process.env.REDIS_URL!);
+  /** The in-process API's connection, its writes coalesced as in production (apps/api main.ts). */
+  readonly redis: Redis = coalesceWrites(createRedis(process.env.REDIS_URL!));
   /** The default model's queue. */
   readonly queue: FarmQueue = openQueue({ QUEUE_NAME: this.queueName, QUEUE_PREFIX }, this.redis, DEFAULT_MODEL);
   readonly store = new ObjectStore(testStoreOptions());

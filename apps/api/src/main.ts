@@ -11,7 +11,7 @@ const signals = new ShutdownSignals('api');
 async function main(): Promise<void> {
   const { createServer } = await import('node:http');
   const platform = await import('@farm/platform');
-  const { JobCancellation, JobFinalStates, ModelQueues, ObjectStore, ResultSweeper, checkRedis, connectRedis, listen, loadConfig, modelQueueName, objectStoreOptionsFromEnv, redisTarget, requestLimits } = platform;
+  const { JobCancellation, JobFinalStates, ModelQueues, ObjectStore, ResultSweeper, checkRedis, coalesceWrites, connectRedis, listen, loadConfig, modelQueueName, objectStoreOptionsFromEnv, redisTarget, requestLimits } = platform;
   const { apiEnv, limitsEnv, modelsEnv, queueEnv, sessionEnv, storageEnv, webhookEnv } = platform;
   const { createApp } = await import('./app');
   const { JobEventHub } = await import('./job-event-hub');
@@ -19,7 +19,8 @@ async function main(): Promise<void> {
   const target = redisTarget(config);
   await checkRedis(target);
   // Ready before first use: this client fails commands instead of queueing them while offline.
-  const redis = await connectRedis(target, { failFast: true });
+  // Its writes are coalesced: a submission's commands share socket writes with concurrent ones'.
+  const redis = coalesceWrites(await connectRedis(target, { failFast: true }));
   redis.on('error', (err) => console.error(`api: redis: ${err.message}`));
   const queues = ModelQueues.open(config, redis, config.MODELS);
   for (const queue of queues.all()) queue.on('error', () => undefined); // the redis handler above reports outages

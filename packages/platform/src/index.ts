@@ -2,6 +2,7 @@ export * from './env-config';
 export * from './object-store';
 export * from './redis-target';
 export * from './redis-connection';
+export * from './coalesced-writes';
 export * from './job-queue';
 export * from './metrics';
 export * from './worker-registry';
