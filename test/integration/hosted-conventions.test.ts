@@ -1,12 +1,13 @@
 /**
  * The conventions of hosted inference APIs, against a real farm: `Prefer: wait` answers with the
- * finished job, `GET /v1/jobs` lists a tenant's jobs a page at a time, CORS lets the configured
- * origins in, and webhook deliveries verify with the Standard Webhooks library itself.
+ * finished job, `GET /v1/jobs` lists a tenant's jobs a page at a time (skipping index entries
+ * whose job is not there, dropping them once stale), CORS lets the configured origins in, and
+ * webhook deliveries verify with the Standard Webhooks library itself.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Webhook } from 'standardwebhooks';
-import { ObjectStore, ResultSweeper } from '@farm/platform';
+import { MISSING_JOB_GRACE_MS, ObjectStore, ResultSweeper, TenantJobIndex } from '@farm/platform';
 import { Harness, TestApi, postJob, testStoreOptions, waitForJob } from '../support/harness';
 import { OpenApiContract } from '../support/openapi-contract';
 
@@ -88,6 +89,18 @@ describe('GET /v1/jobs', () => {
     expect(bad.status).toBe(400);
     expect(((await bad.json()) as any).error.fields.map((f: { path: string }) => f.path).sort()).toEqual(['limit', 'status']);
     expect((await lister.fetch('/v1/jobs?cursor=not-a-cursor')).status).toBe(400);
+  });
+
+  it('skips entries whose job is not in its queue, dropping them only once they are older than the grace', async () => {
+    const index = new TenantJobIndex(farm.redis, farm.keyPrefix, 3600);
+    const tenant = await farm.tenant(api, 'tenant-lister-missing');
+    const kept = (await postJob(tenant, { ...job, seed: 30 })).body.id as string;
+    await index.add('tenant-lister-missing', 'being-added', Date.now()); // as admission leaves it before the add
+    await index.add('tenant-lister-missing', 'never-added', Date.now() - MISSING_JOB_GRACE_MS - 60000);
+    const listed = (await (await tenant.fetch('/v1/jobs')).json()) as { jobs: Array<{ id: string }> };
+    expect(listed.jobs.map((j) => j.id)).toEqual([kept]);
+    expect(await farm.redis.zscore(index.key('tenant-lister-missing'), 'being-added')).not.toBeNull();
+    expect(await farm.redis.zscore(index.key('tenant-lister-missing'), 'never-added')).toBeNull();
   });
 });
 

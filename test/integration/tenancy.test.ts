@@ -7,7 +7,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseJobRequest } from '@farm/contracts';
 import { IdempotencyKeys, TenantAdmission } from '@farm/api';
-import { JobLocator, TenantJobs, verifyWebhook } from '@farm/platform';
+import { JobLocator, TenantJobIndex, TenantJobs, verifyWebhook } from '@farm/platform';
 import { ADMIN_KEY, Harness, postJob, TestApi, useFarm, waitForJob } from '../support/harness';
 
 const job = { type: 'generate', prompt: 'a red circle', width: 64, height: 64 };
@@ -143,7 +143,8 @@ describe('rate limits, quotas and idempotency', () => {
 
   it('completes a submission whose API died between admitting it and queueing it, on the retry with its key', async () => {
     // What a crash between the two steps leaves: the admission (claim, place, locator), no job.
-    const admission = new TenantAdmission(farm.redis, farm.keyPrefix, new JobLocator(farm.redis, farm.keyPrefix), { ratePerSecond: 100, burst: 100, maxQueued: 100 });
+    const index = new TenantJobIndex(farm.redis, farm.keyPrefix, 3600);
+    const admission = new TenantAdmission(farm.redis, farm.keyPrefix, new JobLocator(farm.redis, farm.keyPrefix), index, { ratePerSecond: 100, burst: 100, maxQueued: 100 });
     const idempotency = new IdempotencyKeys(farm.keyPrefix, 3600);
     const request = parseJobRequest(job);
     if (!request.ok) throw new Error('the test job is invalid');
@@ -157,9 +158,14 @@ describe('rate limits, quotas and idempotency', () => {
     });
     expect(admitted.kind).toBe('admitted');
     const tenant = await farm.tenant(api, 'tenant-idem-crash');
+    // Its index entry (written by admission) names no job yet: not listed, and kept — a job being added looks the same.
+    const listed = async () => ((await (await tenant.fetch('/v1/jobs')).json()) as { jobs: Array<{ id: string }> }).jobs.map((j) => j.id);
+    expect(await listed()).toEqual([]);
+    expect(await farm.redis.zscore(index.key('tenant-idem-crash'), 'crashed-before-queueing')).not.toBeNull();
     const retry = await postJob(tenant, job, { 'Idempotency-Key': 'crash-1' });
     expect([retry.status, retry.body.id, retry.body.status]).toEqual([200, 'crashed-before-queueing', 'queued']);
     expect(await jobsOf('tenant-idem-crash')).toEqual(['crashed-before-queueing']);
+    expect(await listed()).toEqual(['crashed-before-queueing']);
   });
 });
 
@@ -181,7 +187,8 @@ describe('atomic admission', () => {
 
   it('leaves no trace of a withdrawn admission (a job that never reached its queue)', async () => {
     const locator = new JobLocator(farm.redis, farm.keyPrefix);
-    const admission = new TenantAdmission(farm.redis, farm.keyPrefix, locator, { ratePerSecond: 100, burst: 100, maxQueued: 100 });
+    const index = new TenantJobIndex(farm.redis, farm.keyPrefix, 3600);
+    const admission = new TenantAdmission(farm.redis, farm.keyPrefix, locator, index, { ratePerSecond: 100, burst: 100, maxQueued: 100 });
     const submission = {
       tenant: 'tenant-withdrawn',
       jobId: 'never-queued',
@@ -194,6 +201,7 @@ describe('atomic admission', () => {
     await admission.withdraw(submission, farm.queue.toKey('never-queued'));
     expect(await farm.redis.zcard(new TenantJobs(farm.redis, farm.keyPrefix).key('tenant-withdrawn'))).toBe(0);
     expect(await locator.modelOf('never-queued')).toBeNull();
+    expect(await farm.redis.zcard(index.key('tenant-withdrawn'))).toBe(0);
     expect(await farm.redis.exists(submission.idempotency.key)).toBe(0);
   });
 });

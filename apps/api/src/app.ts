@@ -118,7 +118,7 @@ export function createApp(deps: ApiDeps): { app: Express; metrics: ApiMetrics; k
       capabilities: new ModelCapabilityStore(deps.redis, deps.keyPrefix, { [DEFAULT_MODEL]: BUNDLED_MODEL_CAPABILITIES }),
       cancellation,
       followed: new FollowedJobs(deps.redis, deps.keyPrefix),
-      admission: new TenantAdmission(deps.redis, deps.keyPrefix, locator, deps.admission),
+      admission: new TenantAdmission(deps.redis, deps.keyPrefix, locator, jobIndex, deps.admission),
       idempotency: new IdempotencyKeys(deps.keyPrefix, deps.jobRetentionSeconds),
       jobIndex,
       metrics,

@@ -1,12 +1,13 @@
 /**
  * `GET /v1/jobs`: the tenant's jobs, newest first, a page at a time (`limit`, `cursor` from the
  * previous page's `nextCursor`), optionally only one `status` or `type`. Filters are applied to
- * the jobs as they are now, so a page may hold fewer than `limit`; jobs past their retention drop
- * out of the index as they are met.
+ * the jobs as they are now, so a page may hold fewer than `limit`. An entry whose job is not in its
+ * queue is skipped: it is being added (admission writes the entry first), or, once older than
+ * MISSING_JOB_GRACE_MS, it is gone (past its retention, or its add failed) and dropped as met.
  */
 import type { RequestHandler } from 'express';
 import { JobView, describeIssues, jobListQuerySchema } from '@farm/contracts';
-import { IndexEntry, JobDirectory, TenantJobIndex, decodeCursor, encodeCursor } from '@farm/platform';
+import { IndexEntry, JobDirectory, MISSING_JOB_GRACE_MS, TenantJobIndex, decodeCursor, encodeCursor } from '@farm/platform';
 import { tenantOf } from './auth';
 import { HttpError } from './http-errors';
 
@@ -38,7 +39,8 @@ export function listJobs(deps: { jobs: JobDirectory; index: TenantJobIndex }): R
         break;
       }
       const views = await Promise.all(entries.map((e) => deps.jobs.find(e.id, tenant)));
-      await deps.index.remove(tenant, entries.filter((_, i) => views[i] === null).map((e) => e.id));
+      const gone = Date.now() - MISSING_JOB_GRACE_MS;
+      await deps.index.remove(tenant, entries.filter((e, i) => views[i] === null && e.at < gone).map((e) => e.id));
       for (let i = 0; i < entries.length && jobs.length < limit; i++) {
         after = entries[i];
         scanned++;

@@ -42,6 +42,11 @@ function embeddedImages(request: JobRequest): EmbeddedImage[] {
   return images;
 }
 
+/** Whether the request embeds any image (masks, an uploaded edit source, a control image) to check. */
+export function hasEmbeddedImages(request: JobRequest): boolean {
+  return embeddedImages(request).length > 0;
+}
+
 /** Why the image cannot be used (null when it can). */
 async function imageProblem({ base64, canvas, size }: EmbeddedImage, limits: RequestLimits): Promise<string | null> {
   const bytes = Buffer.from(base64, 'base64');

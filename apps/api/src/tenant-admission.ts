@@ -1,7 +1,8 @@
 /**
  * Admission of a submission, in one atomic step in Redis (one Lua script): the Idempotency-Key
  * claim, the tenant's rate limit (a token bucket) and quota (unfinished jobs), the job's place in
- * its tenant's line, and the job's locator. Either all of it happens or — when the request is
+ * its tenant's line, the job's locator and its entry in the tenant's job index (GET /v1/jobs,
+ * written here so that a submission costs two round trips: this and the job's add). Either all of it happens or — when the request is
  * refused — none of it, so concurrent submissions cannot overshoot a quota and a refused request
  * leaves no trace (no claim, no token spent). Time is Redis' own, the same for every API replica.
  *
@@ -12,7 +13,7 @@
  */
 import type { Result } from 'ioredis';
 import type { FarmRedis } from '@farm/platform';
-import { JobLocator, PRIORITY_LEVELS, TenantJobs } from '@farm/platform';
+import { JobLocator, PRIORITY_LEVELS, TenantJobIndex, TenantJobs, indexAddLua } from '@farm/platform';
 import type { BucketPolicy } from './rate-limit-headers';
 
 export interface AdmissionOptions {
@@ -64,17 +65,17 @@ const MAX_AGE_MS = 24 * 3600 * 1000;
 const PRUNE_EVERY_MS = 60 * 1000;
 
 /**
- * KEYS: token bucket, the tenant's line, job locator[, idempotency claim].
- * ARGV: rate/s, burst, max unfinished, job id, priority, model, locator ttl s[, fingerprint, claim ttl s].
+ * KEYS: token bucket, the tenant's line, job locator, the tenant's job index[, idempotency claim].
+ * ARGV: rate/s, burst, max unfinished, job id, priority, model, locator ttl s, index retention ms[, fingerprint, claim ttl s].
  * The line's scores are priority × BAND + submission time (ms), so one ZCOUNT counts the jobs of
  * the same or a higher priority; entries older than a day (lost jobs) are pruned once a minute.
  */
 const ADMIT = `
-local claimKey = KEYS[4]
+local claimKey = KEYS[5]
 if claimKey then
   local earlier = redis.call('HMGET', claimKey, 'fingerprint', 'jobId', 'model', 'priority')
   if earlier[1] then
-    if earlier[1] ~= ARGV[8] then return {'conflict'} end
+    if earlier[1] ~= ARGV[9] then return {'conflict'} end
     return {'replay', earlier[2], earlier[3], tonumber(earlier[4])}
   end
 end
@@ -99,23 +100,26 @@ redis.call('HSET', KEYS[1], 'tokens', tokens - 1, 'ts', nowMs, 'pruned', pruned)
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
 redis.call('ZADD', KEYS[2], priority * band + nowMs, ARGV[4])
 redis.call('SET', KEYS[3], ARGV[6], 'EX', ARGV[7])
+${indexAddLua('KEYS[4]', 'nowMs', 'ARGV[4]', 'tonumber(ARGV[8])')}
 local queuePriority = math.min(${MAX_PRIORITY}, ahead * ${PRIORITY_LEVELS} + priority)
 if claimKey then
-  redis.call('HSET', claimKey, 'fingerprint', ARGV[8], 'jobId', ARGV[4], 'model', ARGV[6], 'priority', queuePriority)
-  redis.call('EXPIRE', claimKey, ARGV[9])
+  redis.call('HSET', claimKey, 'fingerprint', ARGV[9], 'jobId', ARGV[4], 'model', ARGV[6], 'priority', queuePriority)
+  redis.call('EXPIRE', claimKey, ARGV[10])
 end
 return {'admitted', queuePriority, milliTokens - 1000}`;
 
 /**
  * Undoes an admission whose job never reached its queue (the add failed): its place in line, its
- * locator and its claim — unless the job is there after all (the add succeeded, its answer lost).
- * KEYS: the job's hash, its line, its locator[, its claim]. ARGV: job id.
+ * locator, its index entry and its claim — unless the job is there after all (the add succeeded,
+ * its answer lost). KEYS: the job's hash, its line, its locator, its tenant's index[, its claim].
+ * ARGV: job id.
  */
 const WITHDRAW = `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('DEL', KEYS[3])
-if KEYS[4] and redis.call('HGET', KEYS[4], 'jobId') == ARGV[1] then redis.call('DEL', KEYS[4]) end
+redis.call('ZREM', KEYS[4], ARGV[1])
+if KEYS[5] and redis.call('HGET', KEYS[5], 'jobId') == ARGV[1] then redis.call('DEL', KEYS[5]) end
 return 1`;
 
 declare module 'ioredis' {
@@ -132,6 +136,7 @@ export class TenantAdmission {
     private readonly redis: FarmRedis,
     private readonly keyPrefix: string,
     private readonly locator: JobLocator,
+    private readonly index: TenantJobIndex,
     private readonly options: AdmissionOptions,
   ) {
     this.jobs = new TenantJobs(redis, keyPrefix);
@@ -145,16 +150,16 @@ export class TenantAdmission {
     return { ratePerSecond: this.options.ratePerSecond, burst: this.options.burst };
   }
 
-  private bucketKey(tenant: string): string {
-    return `${this.keyPrefix}:tenant:${tenant}:bucket`;
+  /** The keys a submission's admission and withdrawal both touch: bucket, line, locator, index. */
+  private keys(s: Submission): [string, string, string, string] {
+    return [`${this.keyPrefix}:tenant:${s.tenant}:bucket`, this.jobs.key(s.tenant), this.locator.key(s.jobId), this.index.key(s.tenant)];
   }
 
   async admit(s: Submission): Promise<Admission> {
     const { ratePerSecond, burst, maxQueued } = this.options;
-    const keys = [this.bucketKey(s.tenant), this.jobs.key(s.tenant), this.locator.key(s.jobId), ...(s.idempotency ? [s.idempotency.key] : [])];
-    const args = [ratePerSecond, burst, maxQueued, s.jobId, s.priority, s.model, s.locatorTtlSeconds];
-    if (s.idempotency) args.push(s.idempotency.fingerprint, s.idempotency.ttlSeconds);
-    const [kind, ...rest] = await this.redis.farmAdmit(keys.length, ...keys, ...args);
+    const [kind, ...rest] = await (s.idempotency
+      ? this.redis.farmAdmit(5, ...this.keys(s), s.idempotency.key, ratePerSecond, burst, maxQueued, s.jobId, s.priority, s.model, s.locatorTtlSeconds, this.index.retentionMs, s.idempotency.fingerprint, s.idempotency.ttlSeconds)
+      : this.redis.farmAdmit(4, ...this.keys(s), ratePerSecond, burst, maxQueued, s.jobId, s.priority, s.model, s.locatorTtlSeconds, this.index.retentionMs));
     switch (kind) {
       case 'admitted':
         return { kind, queuePriority: Number(rest[0]), tokens: Number(rest[1]) / 1000 };
@@ -173,7 +178,8 @@ export class TenantAdmission {
 
   /** Undoes `admit` for a job that did not reach its queue (`jobKey`: its BullMQ hash). Best effort. */
   async withdraw(s: Submission, jobKey: string): Promise<void> {
-    const keys = [jobKey, this.jobs.key(s.tenant), this.locator.key(s.jobId), ...(s.idempotency ? [s.idempotency.key] : [])];
+    const [, line, locator, index] = this.keys(s);
+    const keys = [jobKey, line, locator, index, ...(s.idempotency ? [s.idempotency.key] : [])];
     await this.redis.farmWithdraw(keys.length, ...keys, s.jobId).catch(() => undefined);
   }
 }

@@ -1,11 +1,12 @@
 /**
  * What each model can serve, as its workers publish it at start-up (one Redis hash under the
- * farm's key prefix: model → ModelCapabilities JSON), and the submit-time check against it. The
- * API loads no model: it reads what the workers found, briefly cached; a model no worker has
- * published yet is checked against the capabilities known in advance (the bundled model's), if any.
+ * farm's key prefix: model → ModelCapabilities JSON), for the submit-time check (contracts'
+ * capabilityProblems). The API loads no model: it reads what the workers found, briefly cached;
+ * a model no worker has published yet has the capabilities known in advance (the bundled
+ * model's), if any.
  */
 import type { FarmRedis } from './redis-connection';
-import { FieldProblem, JobRequest, ModelCapabilities, capabilityProblems } from '@farm/contracts';
+import type { ModelCapabilities } from '@farm/contracts';
 
 export class ModelCapabilityStore {
   private readonly key: string;
@@ -34,11 +35,5 @@ export class ModelCapabilityStore {
     const value = raw ? (JSON.parse(raw) as ModelCapabilities) : (this.known[model] ?? null);
     this.cache.set(model, { at: now, value });
     return value;
-  }
-
-  /** The fields of `request` that `model` cannot serve (none when nothing is known of it). */
-  async problems(request: JobRequest, model: string): Promise<FieldProblem[]> {
-    const capabilities = await this.get(model);
-    return capabilities ? capabilityProblems(request, capabilities) : [];
   }
 }

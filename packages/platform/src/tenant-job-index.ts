@@ -3,8 +3,34 @@
  * scored by its submission time) under the farm's prefix, trimmed to the jobs' retention on every
  * write. Pages run newest first from a cursor — the (time, id) of the last job of the previous
  * page — so jobs submitted meanwhile neither repeat nor shift a page.
+ *
+ * A submission's entry is written by admission, in the script that accepts the job and before
+ * the job is in its queue (no round trip of its own); so an entry may name a job that is not
+ * there yet, or never will be (its add failed and its API died before withdrawing it). Readers
+ * skip such entries, and drop them once they are older than MISSING_JOB_GRACE_MS.
  */
+import type { Result } from 'ioredis';
 import type { FarmRedis } from './redis-connection';
+
+/** An entry whose job is not in its queue this long after it was written is dropped: the add is not under way. */
+export const MISSING_JOB_GRACE_MS = 5 * 60 * 1000;
+
+/**
+ * Lua that adds an entry and trims the index to the retention; each argument is a Lua expression
+ * (the index's key, the time in ms, the job's id, the retention in ms). Admission's script and
+ * `add` both run it.
+ */
+export function indexAddLua(key: string, at: string, id: string, retentionMs: string): string {
+  return `redis.call('ZADD', ${key}, ${at}, ${id})
+redis.call('ZREMRANGEBYSCORE', ${key}, '-inf', '(' .. (${at} - ${retentionMs}))
+redis.call('PEXPIRE', ${key}, ${retentionMs})`;
+}
+
+declare module 'ioredis' {
+  interface RedisCommander<Context> {
+    farmIndexAdd(key: string, at: number, id: string, retentionMs: number): Result<null, Context>;
+  }
+}
 
 export interface IndexEntry {
   id: string;
@@ -13,25 +39,25 @@ export interface IndexEntry {
 }
 
 export class TenantJobIndex {
+  /** How long jobs stay queryable (JOB_RETENTION_SECONDS): older entries are dropped. */
+  readonly retentionMs: number;
+
   constructor(
     private readonly redis: FarmRedis,
     private readonly keyPrefix: string,
-    /** How long jobs stay queryable (JOB_RETENTION_SECONDS): older entries are dropped. */
-    private readonly retentionSeconds: number,
-  ) {}
+    retentionSeconds: number,
+  ) {
+    this.retentionMs = retentionSeconds * 1000;
+    redis.defineCommand('farmIndexAdd', { numberOfKeys: 1, lua: indexAddLua('KEYS[1]', 'tonumber(ARGV[1])', 'ARGV[2]', 'tonumber(ARGV[3])') });
+  }
 
   key(tenant: string): string {
     return `${this.keyPrefix}:tenant:${tenant}:jobs`;
   }
 
+  /** Adds a job queued outside admission (a session's commit, a replayed submission). */
   async add(tenant: string, id: string, at: number): Promise<void> {
-    const key = this.key(tenant);
-    await this.redis
-      .multi()
-      .zadd(key, at, id)
-      .zremrangebyscore(key, '-inf', `(${at - this.retentionSeconds * 1000}`)
-      .pexpire(key, this.retentionSeconds * 1000)
-      .exec();
+    await this.redis.farmIndexAdd(this.key(tenant), at, id, this.retentionMs);
   }
 
   /** Forgets jobs that no longer exist. */
