@@ -15,6 +15,7 @@ import {
   JobCancellation,
   JobDirectory,
   JobFinalStates,
+  JOBS_PATH,
   JobLocator,
   ModelQueues,
   ObjectStore,
@@ -33,6 +34,7 @@ import { HttpError, errorHandler } from './http-errors';
 import { IdempotencyKeys } from './idempotency';
 import type { JobEventHub } from './job-event-hub';
 import { jobsRoutes } from './jobs-routes';
+import { submitJob } from './job-submission';
 import { apiDocument } from './openapi/api-document';
 import { docsPage } from './openapi/docs-page';
 import { recordCommit } from './session-commits';
@@ -107,24 +109,26 @@ export function createApp(deps: ApiDeps): { app: Express; metrics: ApiMetrics; k
     recordCommit: (record, snapshot) => recordCommit({ ...deps, locator, jobIndex }, record, snapshot),
   });
 
+  const tenant = tenantAuth(deps.auth, keys);
+  const jobsDeps = {
+    ...deps,
+    jobs,
+    // What workers published; the bundled model's until its workers have.
+    capabilities: new ModelCapabilityStore(deps.redis, deps.keyPrefix, { [DEFAULT_MODEL]: BUNDLED_MODEL_CAPABILITIES }),
+    admission: new TenantAdmission(deps.redis, deps.keyPrefix, locator, jobIndex, deps.admission),
+    idempotency: new IdempotencyKeys(deps.keyPrefix, deps.jobRetentionSeconds),
+    jobIndex,
+    metrics,
+  };
+  // Submissions, the hot path, are routed by the app itself: a /v1 router costs each one a
+  // second routing pass.
+  app.post(JOBS_PATH, tenant, submitJob(jobsDeps));
   app.use(
     '/v1',
-    tenantAuth(deps.auth, keys),
-    jobsRoutes({
-      ...deps,
-      jobs,
-      workers,
-      // What workers published; the bundled model's until its workers have.
-      capabilities: new ModelCapabilityStore(deps.redis, deps.keyPrefix, { [DEFAULT_MODEL]: BUNDLED_MODEL_CAPABILITIES }),
-      cancellation,
-      followed: new FollowedJobs(deps.redis, deps.keyPrefix),
-      admission: new TenantAdmission(deps.redis, deps.keyPrefix, locator, jobIndex, deps.admission),
-      idempotency: new IdempotencyKeys(deps.keyPrefix, deps.jobRetentionSeconds),
-      jobIndex,
-      metrics,
-    }),
+    tenant,
+    jobsRoutes({ ...jobsDeps, workers, cancellation, followed: new FollowedJobs(deps.redis, deps.keyPrefix) }),
   );
-  app.use('/v1', tenantAuth(deps.auth, keys), sessionsRoutes({ ...deps, sessions: sessionStore, hosts, tokens }));
+  app.use('/v1', tenant, sessionsRoutes({ ...deps, sessions: sessionStore, hosts, tokens }));
   app.use('/admin', adminAuth(deps.adminKey), adminRoutes({ queues: deps.queues, jobs, keys, finalStates, workers }, '/admin'));
 
   const openapi = apiDocument(deps.limits);

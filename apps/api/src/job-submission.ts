@@ -49,11 +49,11 @@ export interface SubmissionDeps {
   jobRetentionSeconds: number;
 }
 
-/** A request's model and, for an edit of a previous job, that job's image, prompt and canvas. */
+/** A request's model; for an edit, its canvas (its source's) and, of a previous job, that job's image and prompt; the problems found. */
 interface Target {
   model: string;
   sourceJob?: SourceJob;
-  sourceCanvas?: Canvas;
+  canvas?: Canvas;
   problems: FieldProblem[];
 }
 
@@ -96,7 +96,7 @@ export function submitJob(deps: SubmissionDeps): RequestHandler {
     return {
       model: source.request.model ?? model,
       sourceJob: { imageKey: source.result!.key, prompt: source.request.prompt },
-      sourceCanvas: { width: source.result!.width, height: source.result!.height },
+      canvas: { width: source.result!.width, height: source.result!.height },
       problems: [],
     };
   };
@@ -107,41 +107,43 @@ export function submitJob(deps: SubmissionDeps): RequestHandler {
     return problem ? [{ path: 'webhook', message: problem }] : [];
   };
 
-  /** Every reason to refuse the request (400), the checks that need I/O run only when it asks for them. */
-  const check = async (request: JobRequest, tenant: string): Promise<{ target: Target; caps: ModelCapabilities | null }> => {
-    const editOfJob = request.type === 'edit' && typeof request.source === 'string';
+  /** The model the request names, else the default. */
+  const namedTarget = (request: JobRequest): Target => ({ model: request.model ?? queues.defaultModel, problems: [] });
+
+  /** Whether the request needs I/O to check: an edit (its source), embedded images, a webhook target. */
+  const needsLookUp = (request: JobRequest) => request.type === 'edit' || request.webhook !== undefined || hasEmbeddedImages(request);
+
+  /** The checks that need I/O, at once; then an uploaded edit source's size (its canvas), once it is known to be an image. */
+  const lookUp = async (request: JobRequest, tenant: string): Promise<Target> => {
     const [target, imageProblems, hookProblems] = await Promise.all([
-      editOfJob ? editTarget(request as JobRequest & { type: 'edit'; source: string }, tenant) : { model: request.model ?? queues.defaultModel, problems: [] },
+      request.type === 'edit' && typeof request.source === 'string' ? editTarget(request as JobRequest & { type: 'edit'; source: string }, tenant) : namedTarget(request),
       hasEmbeddedImages(request) ? checkRequestImages(request, deps.limits) : [],
       request.webhook ? webhookProblems(request.webhook) : [],
     ]);
-    const problems = [...imageProblems, ...target.problems, ...hookProblems];
-    let caps: ModelCapabilities | null = null;
-    if (!queues.get(target.model)) {
-      problems.push({ path: 'model', message: `unknown model "${target.model}"; this farm serves: ${queues.models.join(', ')}` });
-    } else {
-      caps = await deps.capabilities.get(target.model);
-      if (caps) problems.push(...capabilityProblems(request, caps));
-    }
+    const upload = request.type === 'edit' && typeof request.source !== 'string' ? request.source.image : undefined;
+    const canvas = upload && imageProblems.length === 0 ? await uploadedCanvas(upload) : target.canvas;
+    return { ...target, canvas, problems: [...imageProblems, ...target.problems, ...hookProblems] };
+  };
+
+  /**
+   * The job's cost (job-cost.ts) on the canvas it paints — its size, its source job's or its
+   * upload's — for its model; or a 400: for the problems found, a model it does not know or that
+   * cannot serve the request (invalid_request), a cost above MAX_JOB_COST (job_too_costly, with
+   * the cost and the ceiling).
+   */
+  const accept = (request: JobRequest, target: Target, caps: ModelCapabilities | null): JobCost => {
+    const problems = target.problems;
+    if (!queues.get(target.model)) problems.push({ path: 'model', message: `unknown model "${target.model}"; this farm serves: ${queues.models.join(', ')}` });
+    else if (caps) problems.push(...capabilityProblems(request, caps));
     if (problems.length > 0) {
       metrics.rejected.inc({ reason: 'validation' });
       throw new HttpError(400, 'invalid_request', describe(problems), problems);
     }
-    return { target, caps };
-  };
-
-  /**
-   * What the job costs (job-cost.ts) on the canvas it paints — its size, its source job's, or its
-   * upload's — for its model; refused (400 job_too_costly, with the cost and the ceiling) above MAX_JOB_COST.
-   */
-  const checkCost = async (request: JobRequest, target: Target, caps: ModelCapabilities | null): Promise<JobCost> => {
-    const canvas = request.type === 'generate' ? request : typeof request.source === 'string' ? target.sourceCanvas! : await uploadedCanvas(request.source.image);
-    const cost = jobCost(request, canvas, caps);
-    const limit = deps.limits.maxJobCost;
-    const problem = costProblem(cost, limit);
+    const cost = jobCost(request, request.type === 'generate' ? request : target.canvas!, caps);
+    const problem = costProblem(cost, deps.limits.maxJobCost);
     if (problem) {
       metrics.rejected.inc({ reason: 'cost' });
-      throw new HttpError(400, 'job_too_costly', problem, undefined, { ...cost, limit });
+      throw new HttpError(400, 'job_too_costly', problem, undefined, { ...cost, limit: deps.limits.maxJobCost });
     }
     return cost;
   };
@@ -165,8 +167,9 @@ export function submitJob(deps: SubmissionDeps): RequestHandler {
       metrics.rejected.inc({ reason: 'validation' });
       throw new HttpError(400, 'invalid_request', describe(parsed.problems), parsed.problems);
     }
-    const { target, caps } = await check(parsed.value, tenant);
-    const cost = await checkCost(parsed.value, target, caps);
+    const target = needsLookUp(parsed.value) ? await lookUp(parsed.value, tenant) : namedTarget(parsed.value);
+    const caps = queues.get(target.model) ? await deps.capabilities.get(target.model) : null;
+    const cost = accept(parsed.value, target, caps);
     const { model } = target;
     const submission: Submission = {
       tenant,

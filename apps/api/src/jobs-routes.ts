@@ -1,17 +1,23 @@
-/** The tenant-facing routes under /v1: submit (job-submission.ts), list, follow, cancel jobs; list workers. */
+/** The tenant-facing routes under /v1 but submission (job-submission.ts): list, follow, cancel jobs; the fleet as a tenant sees it. */
 import { Router } from 'express';
-import { FollowedJobs, JobCancellation, WorkerRegistry, tenantWebhookSecret } from '@farm/platform';
+import { FollowedJobs, JobCancellation, JobDirectory, ModelQueues, TenantJobIndex, WorkerRegistry, tenantWebhookSecret } from '@farm/platform';
 import { tenantOf } from './auth';
 import { tenantFleet } from './fleet';
 import { HttpError } from './http-errors';
+import type { JobEventHub } from './job-event-hub';
 import { streamJobEvents } from './job-event-stream';
 import { listJobs } from './job-listing';
-import { SubmissionDeps, submitJob } from './job-submission';
 
-export interface JobsRouteDeps extends SubmissionDeps {
+export interface JobsRouteDeps {
+  queues: ModelQueues;
+  jobs: JobDirectory;
+  events: JobEventHub;
+  /** Each tenant's jobs in submission order (GET /v1/jobs). */
+  jobIndex: TenantJobIndex;
   workers: WorkerRegistry;
   cancellation: JobCancellation;
   followed: FollowedJobs;
+  webhooks: { secret?: string };
 }
 
 const FINAL = new Set(['succeeded', 'failed', 'canceled']);
@@ -24,8 +30,6 @@ export function jobsRoutes(deps: JobsRouteDeps): Router {
     if (!view) throw new HttpError(404, 'not_found', `no job with id ${id}`);
     return view;
   };
-
-  router.post('/jobs', submitJob(deps));
 
   router.get('/jobs', listJobs({ jobs, index: deps.jobIndex }));
 

@@ -8,7 +8,8 @@
 export const MAX_WAIT_SECONDS = 60;
 
 export function preferredWaitSeconds(header: string | undefined, maxSeconds = MAX_WAIT_SECONDS): number | null {
-  for (const preference of (header ?? '').split(',')) {
+  if (!header) return null;
+  for (const preference of header.split(',')) {
     const [name, value] = preference.split(';')[0].split('=').map((part) => part.trim());
     if (name.toLowerCase() !== 'wait') continue;
     if (value === undefined) return maxSeconds;

@@ -1,8 +1,9 @@
 /**
  * API keys → tenants. Only a key's SHA-256 is stored (a Redis hash under the farm's prefix);
  * the key itself is shown once, when it is created. Known keys are remembered for a few seconds
- * (an LRU in memory), so an authenticated request costs no Redis round trip; unknown keys are
- * always asked for. A key revoked on one API replica still works on another for that long.
+ * (an LRU in memory, by the key as presented), so an authenticated request costs no Redis round
+ * trip and no hashing; unknown keys are always asked for. A key revoked on one API replica still
+ * works on another for that long.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { FarmRedis } from './redis-connection';
@@ -51,19 +52,23 @@ export class ApiKeyStore {
     await this.redis.hset(this.key, hashKey(key), JSON.stringify(owner));
   }
 
+  /** The key's owner if it is remembered now (no I/O); otherwise `lookup` asks Redis. */
+  remembered(key: string): KeyOwner | undefined {
+    return this.known.get(key);
+  }
+
   async lookup(key: string): Promise<KeyOwner | null> {
-    const hash = hashKey(key);
-    const cached = this.known.get(hash);
+    const cached = this.known.get(key);
     if (cached) return cached;
-    const raw = await this.redis.hget(this.key, hash);
+    const raw = await this.redis.hget(this.key, hashKey(key));
     if (!raw) return null;
     const owner = JSON.parse(raw) as KeyOwner;
-    this.known.set(hash, owner);
+    this.known.set(key, owner);
     return owner;
   }
 
   async revoke(key: string): Promise<boolean> {
-    this.known.delete(hashKey(key));
+    this.known.delete(key);
     return (await this.redis.hdel(this.key, hashKey(key))) === 1;
   }
 }
