@@ -7,8 +7,8 @@
  * (cached), the fingerprint only with an Idempotency-Key, and `Prefer: wait` listens only when asked.
  */
 import { randomInt, randomUUID } from 'node:crypto';
-import type { RequestHandler } from 'express';
-import { Canvas, FieldProblem, JobCost, JobRequest, ModelCapabilities, QueuedJob, RequestLimits, SourceJob, capabilityProblems, costProblem, jobCost, parseJobRequest, queuedJob } from '@farm/contracts';
+import type { RequestHandler, Response } from 'express';
+import { Canvas, FieldProblem, JobCost, JobRequest, JobView, ModelCapabilities, QueuedJob, RequestLimits, SourceJob, capabilityProblems, costProblem, jobCost, parseJobRequest, queuedJob } from '@farm/contracts';
 import {
   JOBS_PATH,
   JobDirectory,
@@ -61,6 +61,17 @@ const FINAL = new Set(['succeeded', 'failed', 'canceled']);
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 
 const describe = (problems: FieldProblem[]) => problems.map((p) => `${p.path}: ${p.message}`).join('; ');
+
+/**
+ * Answers with a job: its JSON, with `status` and its Location. Written directly: express'
+ * res.json and res.location would parse the content type back for its charset and URL-encode a
+ * path built here, on every submission.
+ */
+function answerJob(res: Response, status: number, view: JobView): void {
+  const body = JSON.stringify(view);
+  res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body), Location: view.links.self });
+  res.end(body);
+}
 
 export function submitJob(deps: SubmissionDeps): RequestHandler {
   const { jobs, metrics, queues } = deps;
@@ -205,7 +216,7 @@ export function submitJob(deps: SubmissionDeps): RequestHandler {
           await deps.jobIndex.add(tenant, jobId, Date.now());
         }
         const earlier = await load(jobId, tenant);
-        return res.status(200).location(earlier.links.self).json(earlier);
+        return answerJob(res, 200, earlier);
       }
       case 'admitted': {
         // Prefer: wait — listen before the job can start, so its end cannot be missed.
@@ -224,12 +235,12 @@ export function submitJob(deps: SubmissionDeps): RequestHandler {
           res.setHeader('Preference-Applied', `wait=${waitSeconds}`);
           const now = await load(submission.jobId, tenant);
           // Finished in time: the final job (200); otherwise the job as it is, queued or running (202).
-          return res.status(FINAL.has(now.status) ? 200 : 202).location(now.links.self).json(now);
+          return answerJob(res, FINAL.has(now.status) ? 200 : 202, now);
         }
         // No queuePosition here: looking it up is another Redis round trip on every submission
         // (admission and add are one each); GET /v1/jobs/:id and the event stream give it.
         const view = await presentJob(job, 'queued', null, deps.store, JOBS_PATH);
-        return res.status(202).location(view.links.self).json(view);
+        return answerJob(res, 202, view);
       }
     }
   };
