@@ -1,10 +1,13 @@
 /**
  * `GET /v1/jobs/:id/events` against clients that go away: whenever a client disconnects — right
  * after sending its request, or once its stream is live — its subscription and heartbeat go too.
- * No worker runs, so the job stays queued and only the clients end the streams.
+ * No worker runs, so the job stays queued and only the clients end the streams. And the event hub
+ * behind them reads the queues' events only while someone follows, missing none by starting late.
  */
 import http from 'node:http';
-import { Harness, postJob, TestApi, useFarm } from '../support/harness';
+import { DEFAULT_MODEL, modelQueueName } from '@farm/platform';
+import { JobEventHub, HubEvent } from '@farm/api';
+import { Harness, QUEUE_PREFIX, postJob, TestApi, useFarm } from '../support/harness';
 
 let farm: Harness;
 let api: TestApi;
@@ -52,5 +55,24 @@ describe('event streams of clients that disconnect', () => {
     await until(() => farm.events.subscriptions === 1);
     witness.destroy();
     await until(() => farm.events.subscriptions === 0);
+  });
+});
+
+describe('the event hub', () => {
+  it('reads the queues\' events only while someone follows, and misses none of those right after the first subscription', async () => {
+    const hub = new JobEventHub([modelQueueName(farm.queueName, DEFAULT_MODEL)], QUEUE_PREFIX, farm.redis, farm.cancellation, 200);
+    try {
+      expect(hub.reading).toBe(false);
+      const seen: HubEvent[] = [];
+      const unsubscribe = hub.subscribe('hub-late-start', (e) => seen.push(e));
+      expect(hub.reading).toBe(true);
+      // Queued in the same turn, before the hub's reader has even connected: its event still arrives.
+      await farm.queue.add('generate', {} as never, { jobId: 'hub-late-start' });
+      await until(() => seen.some((e) => e.kind === 'waiting'));
+      unsubscribe();
+      await until(() => !hub.reading);
+    } finally {
+      await hub.close();
+    }
   });
 });
