@@ -7,8 +7,9 @@
  * last one leaves: submissions nobody follows cost the API no events to read (two per job).
  * Starting late misses nothing: a first subscription reads each stream's last event id on the
  * shared connection at once, so before anything its subscriber reads next (the job's state, on
- * that connection and node), and the reading starts after that id. Should that read fail (Redis
- * away), reading starts from the streams' end when it comes back, as a running reader would.
+ * that connection and node), and the reading starts after that id; the first follower's events
+ * just come once the reader's connection is up (milliseconds). Should that read fail (Redis away),
+ * reading starts from the streams' end when it comes back, as a running reader would.
  */
 import { QueueEvents, QueueKeys } from 'bullmq';
 import type { JobProgress } from '@farm/contracts';
