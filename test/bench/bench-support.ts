@@ -1,5 +1,5 @@
 /** Shared pieces of the benchmarks: a throwaway local farm (real processes), timing helpers, captioned sample grids. */
-import { ChildProcess, fork } from 'node:child_process';
+import { ChildProcess, fork, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -7,6 +7,7 @@ import sharp from 'sharp';
 import type { Redis } from 'ioredis';
 import { EmbeddedS3 } from '@farm/farm';
 import { DEFAULT_MODEL, FarmQueue, createRedis, openQueue } from '@farm/platform';
+import { freePorts } from '../support/free-ports';
 
 /** The repository's root. */
 export const ROOT = path.resolve(__dirname, '../../..');
@@ -31,12 +32,32 @@ export interface LocalFarm {
   close(): Promise<void>;
 }
 
-/** S3 server in this process; API and `workers` worker processes as children, on a fresh queue. */
+/**
+ * A redis-server of the benchmark's own (no persistence) when REDIS_URL is unset and one is
+ * installed, so that its command counts and CPU time are the farm's alone on a shared machine;
+ * otherwise the Redis at REDIS_URL (or the default one).
+ */
+async function benchRedis(): Promise<{ url: string; stop(): void }> {
+  const given = process.env.REDIS_URL;
+  if (given || spawnSync('redis-server', ['--version']).status !== 0) return { url: given ?? 'redis://127.0.0.1:6379', stop: () => undefined };
+  const [port] = await freePorts(1);
+  const server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  const url = `redis://127.0.0.1:${port}`;
+  const probe = createRedis(url);
+  probe.on('error', () => undefined);
+  for (let i = 0; i < 100 && !(await probe.ping().then(() => true, () => false)); i++) await sleep(50);
+  probe.disconnect();
+  return { url, stop: () => server.kill('SIGKILL') };
+}
+
+/** S3 server in this process; API and `workers` worker processes as children, on a fresh queue and a Redis of the benchmark's own. */
 export async function startLocalFarm(options: { port: number; workers?: number; env?: Record<string, string> }): Promise<LocalFarm> {
   const s3 = await EmbeddedS3.start({ directory: mkdtempSync(path.join(os.tmpdir(), 'farm-bench-')), bucket: 'bench' });
+  const ownRedis = await benchRedis();
   const queueName = `bench-${Date.now().toString(36)}`;
   const env: NodeJS.ProcessEnv = {
     ...process.env,
+    REDIS_URL: ownRedis.url,
     ...s3.env(),
     QUEUE_NAME: queueName,
     PORT: String(options.port),
@@ -63,7 +84,7 @@ export async function startLocalFarm(options: { port: number; workers?: number; 
     if (ok) break;
     await sleep(100);
   }
-  const redis = createRedis(env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+  const redis = createRedis(ownRedis.url);
   let queue: FarmQueue | null = null;
   return {
     base,
@@ -80,6 +101,7 @@ export async function startLocalFarm(options: { port: number; workers?: number; 
       await queue?.obliterate({ force: true }).catch(() => undefined);
       await queue?.close();
       redis.disconnect();
+      ownRedis.stop();
     },
   };
 }
@@ -172,6 +194,13 @@ export async function scrapeCounter(url: string, name: string): Promise<number> 
 export async function redisCommandCounts(redis: Redis): Promise<Map<string, number>> {
   const info = await redis.info('commandstats');
   return new Map([...info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)].map((m) => [m[1], Number(m[2])]));
+}
+
+/** CPU time the Redis server has used so far, in ms (INFO cpu: system and user, main thread and the rest). */
+export async function redisCpuMs(redis: Redis): Promise<number> {
+  const info = await redis.info('cpu');
+  const seconds = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)?.[1] ?? 0);
+  return 1000 * (seconds('used_cpu_sys') + seconds('used_cpu_user'));
 }
 
 /** Commands executed between two `redisCommandCounts` readings, most frequent first. */

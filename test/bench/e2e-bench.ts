@@ -8,8 +8,9 @@
  *    keeping MAX_IN_FLIGHT jobs in the stream batch (a job's slot frees when it is denoised).
  *    Rounds alternate; the ratio is of the medians. Next to it: the model's busy fraction on
  *    each side (time in model calls ÷ wall time), the mean UNet batch (last round), the Redis
- *    commands per job in the farm (INFO commandstats, commands inside scripts included) and the
- *    CPU time per job of the worker's main thread, the worker whole and the API (Linux /proc).
+ *    commands and CPU ms per job in the farm (INFO commandstats, commands inside scripts included;
+ *    the benchmark runs its own redis-server), and what a fleet of 16 GPU workers at 100 images/s
+ *    each would ask of one Redis; and the CPU time per job of the worker's main thread, the worker whole and the API (Linux /proc).
  * 2. Idle-farm latency: one job at a time, submission → its `succeeded` event (SSE), minus the
  *    pipeline's own time for the same job alone in-process (alternated, p50 and p90).
  *
@@ -19,7 +20,7 @@
 import { BusyMeter, DiffusionPipeline, GenerateParams } from '@farm/pipeline';
 import { loadConfig, workerEnv } from '@farm/platform';
 import { DEFAULT_MODEL_DIR } from '@farm/worker';
-import { commandDelta, cpuMs, intArg, median, quantile, redisCommandCounts, scrapeCounter, startLocalFarm, throughputRound, timeToSucceeded } from './bench-support';
+import { commandDelta, cpuMs, intArg, median, quantile, redisCommandCounts, redisCpuMs, scrapeCounter, startLocalFarm, throughputRound, timeToSucceeded } from './bench-support';
 
 /** N jobs through the pipeline in-process with `slots` of them in the stream batch at once; returns seconds. */
 function inProcessRound(pipeline: DiffusionPipeline, jobs: number, slots: number, params: (i: number) => GenerateParams): Promise<number> {
@@ -91,6 +92,7 @@ async function main(): Promise<void> {
     let inProcessBatch = 0;
     let farmBatch = 0;
     let commands: Array<[string, number]> = [];
+    let redisMsPerJob = 0;
     // CPU time per job of the farm's own processes: the worker's main thread (its per-job work,
     // which on a GPU must stay under the model's time per image), the worker whole, the API.
     const worker = farm.workers[0].pid!;
@@ -110,17 +112,19 @@ async function main(): Promise<void> {
           scrapeCounter(workerMetrics, 'farm_unet_batch_size_sum'),
           scrapeCounter(workerMetrics, 'farm_unet_batch_size_count'),
           redisCommandCounts(farm.redis),
+          redisCpuMs(farm.redis),
         ]);
-      const [workerBusy0, lanes0, calls0, redis0] = await scrape();
+      const [workerBusy0, lanes0, calls0, redis0, redisCpu0] = await scrape();
       const cpu0 = cpu();
       const f = await throughputRound(farm, Array.from({ length: jobs }, (_, i) => request(r * jobs + i)));
       const cpu1 = cpu();
-      const [workerBusy1, lanes1, calls1, redis1] = await scrape();
+      const [workerBusy1, lanes1, calls1, redis1, redisCpu1] = await scrape();
       if (cpu0.main !== null) cpuPerJob.push({ main: (cpu1.main! - cpu0.main) / jobs, worker: (cpu1.worker! - cpu0.worker!) / jobs, api: (cpu1.api! - cpu0.api!) / jobs });
       farmBatch = (lanes1 - lanes0) / (calls1 - calls0);
       farmS.push(f);
       farmBusy.push((workerBusy1 - workerBusy0) / f);
       commands = commandDelta(redis0, redis1);
+      redisMsPerJob = (redisCpu1 - redisCpu0) / jobs;
     }
 
     // Idle farm: one job at a time, each next to the same job in-process.
@@ -141,6 +145,13 @@ async function main(): Promise<void> {
     const total = commands.reduce((sum, [, n]) => sum + n, 0);
     const top = commands.slice(0, process.argv.includes("--all-commands") ? 100 : 8).map(([cmd, n]) => `${cmd} ${(n / jobs).toFixed(1)}`).join(', ');
     console.log(`  Redis commands/job  : ${(total / jobs).toFixed(1)} in the last farm round, all processes (${top}, …)`);
+    // On paper: a fleet of 16 GPU workers at 100 images/s each, and where one Redis (one core) saturates.
+    const fleetJobsPerSecond = 16 * 100;
+    console.log(
+      `  Redis CPU ms/job    : ${redisMsPerJob.toFixed(2)} (the benchmark's own redis-server); 16 GPU workers × 100 images/s ask ` +
+        `${Math.round((fleetJobsPerSecond * total) / jobs / 1000)}k commands/s, ${((fleetJobsPerSecond * redisMsPerJob) / 1000).toFixed(2)} of a Redis core; ` +
+        `one Redis saturates near ${Math.round(1000 / redisMsPerJob)} jobs/s`,
+    );
     if (cpuPerJob.length > 0) {
       const per = (k: 'main' | 'worker' | 'api') => median(cpuPerJob.map((c) => c[k])).toFixed(1);
       console.log(`  farm CPU ms/job     : worker main thread ${per('main')}, worker in all (model thread included) ${per('worker')}, API ${per('api')} (CPU time, median of rounds)`);
