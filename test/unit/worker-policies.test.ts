@@ -4,7 +4,7 @@
  * source, when the storage gate holds jobs back, and what a job's memory is estimated at.
  */
 import { InferenceError, InvalidJobError, JobCanceledError, JobFailure, JobOutput, StorageUnavailableError, queuedJob } from '@farm/contracts';
-import { EditAffinity, MemoryBudget, Outcome, StorageGate, defaultMemoryLimit, jobMemoryBytes, jobsToFetch, mayPreferHolder, settlementOf } from '@farm/worker';
+import { EditAffinity, MemoryBudget, Outcome, StorageGate, defaultMemoryLimit, fetchesAtOnce, jobMemoryBytes, jobsToFetch, mayPreferHolder, settlementOf } from '@farm/worker';
 
 describe('settling an attempt', () => {
   const output = { key: 'results/j.png' } as JobOutput;
@@ -48,6 +48,14 @@ describe('fetching ahead of need', () => {
     expect(jobsToFetch({ maxInFlight: 8, running: 8, finishing: 3, waiting: 0 })).toBe(3);
     expect(jobsToFetch({ maxInFlight: 8, running: 8, finishing: 3, waiting: 2 })).toBe(1);
     expect(jobsToFetch({ maxInFlight: 8, running: 5, finishing: 5, waiting: 8 })).toBe(0);
+    expect(jobsToFetch({ maxInFlight: 8, running: 8, finishing: 8, waiting: 0 })).toBe(8); // a whole batch leaving: a whole batch waits, no more
+  });
+
+  it('sends the fetches at once while the queue holds jobs, and a single one, waiting on the marker, once it was empty', () => {
+    expect(fetchesAtOnce(8, false)).toBe(8);
+    expect(fetchesAtOnce(8, true)).toBe(1);
+    expect(fetchesAtOnce(0, true)).toBe(0);
+    expect(fetchesAtOnce(0, false)).toBe(0);
   });
 });
 

@@ -1,5 +1,5 @@
 export { FarmWorker, FarmWorkerOptions, DEFAULT_MODEL_DIR, WORKER_ENV, WorkerConfig, WorkerSettings, workerSettings } from './farm-worker';
-export { JobIntake, Lease, jobsToFetch } from './job-intake';
+export { FETCH_LEAD_STEPS, JobIntake, Lease, fetchesAtOnce, jobsToFetch } from './job-intake';
 export { MemoryBudget, defaultMemoryLimit, jobMemoryBytes, queuedJobMemoryBytes } from './memory-budget';
 export { JobWebhooks, PROGRESS_DELIVERY_INTERVAL_MS } from './job-webhooks';
 export { JobRunner, Outcome, Attempt, resultKey } from './run-job';

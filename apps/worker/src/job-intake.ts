@@ -1,14 +1,15 @@
 /**
  * Takes jobs from BullMQ by manual fetching (`getNextJob`) and hands each to the runner as a
  * lease: up to `maxInFlight` jobs in the stream batch at once, and as many more fetched and
- * prepared ahead of need as will leave it at the end of the current tick, so a freed slot is
- * filled at once, without waiting for I/O. Fetches go one at a time, each taking a job; once the
- * queue is empty it is not polled: the next fetch waits on BullMQ's marker and returns when a job
- * arrives, so a job costs one fetch whatever the engine's tick rate. A prepared job starts
- * when a slot is free and its memory fits the worker's budget (memory-budget.ts); one that does
- * not fit waits while later ones that do start. Holds every lease's lock (extended every half
- * lock duration), stops fetching while the storage gate is closed, and on stop hands unfinished
- * leases back to the queue at once, so none waits for a stalled-lock timeout.
+ * prepared ahead of need as will leave it within the next `FETCH_LEAD_STEPS` ticks, so a freed
+ * slot is filled at the next tick, without waiting for I/O. While the queue is known to hold jobs
+ * the fetches it needs go out at once (their round trips overlap); once a fetch finds it empty it
+ * is not polled: a single fetch waits on BullMQ's marker and returns when a job arrives, so an
+ * idle worker costs nothing whatever the engine's tick rate. A prepared job starts when a slot is
+ * free, the storage gate is open, and its memory fits the worker's budget (memory-budget.ts); one
+ * that does not fit waits while later ones that do start. Holds every lease's lock (extended every
+ * half lock duration), stops fetching while the storage gate is closed, and on stop hands
+ * unfinished leases back to the queue at once, so none waits for a stalled-lock timeout.
  */
 import { randomUUID } from 'node:crypto';
 import { Job, UnrecoverableError, Worker } from 'bullmq';
@@ -43,20 +44,36 @@ export interface IntakeHandlers {
   abort(jobId: string, reason: string): void;
 }
 
+/**
+ * How many ticks ahead of a slot's freeing its replacement is fetched: a job this many steps or
+ * fewer from its end counts as finishing. Two ticks leave a whole tick for the fetch and the
+ * preparation (Redis round trips) even when a tick is as short as a GPU makes it.
+ */
+export const FETCH_LEAD_STEPS = 2;
+
 /** What the fetch loop sees: slots in use, jobs about to free theirs, jobs fetched and not started. */
 export interface IntakeCounts {
   maxInFlight: number;
   /** Leases started and still in the stream batch (or on their way into it). */
   running: number;
-  /** Of those, the ones at their last step: they leave at the end of the current tick. */
+  /** Of those, the ones within FETCH_LEAD_STEPS steps of their end: they leave within that many ticks. */
   finishing: number;
   /** Fetched ahead: being prepared, or prepared and waiting for a slot. */
   waiting: number;
 }
 
-/** How many jobs to fetch now: enough for the free slots and for those freed at the end of this tick. */
+/** How many jobs to fetch now: enough for the free slots and for those freed within the lead (never more than maxInFlight waiting). */
 export function jobsToFetch(c: IntakeCounts): number {
   return Math.max(0, c.maxInFlight - c.running + c.finishing - c.waiting);
+}
+
+/**
+ * How many of the wanted fetches go out at once: all of them while the queue is known to hold
+ * jobs (the last fetch took one), a single one once it was found empty — that one waits on the
+ * queue's marker, and BullMQ lets only one fetch wait.
+ */
+export function fetchesAtOnce(wanted: number, queueDrained: boolean): number {
+  return queueDrained ? Math.min(wanted, 1) : wanted;
 }
 
 /** One job held by this worker: its lock token, and the queue moves only the lock holder may make. */
@@ -120,6 +137,8 @@ export class JobIntake {
   /** Prepared leases waiting for a slot, oldest first. */
   private readonly ready: Lease[] = [];
   private running = 0;
+  /** The last fetch found the queue empty (so the next one waits on its marker); so at start. */
+  private drained = true;
   private stopping = false;
   private wake: (() => void) | null = null;
   private lockTimer: NodeJS.Timeout | null = null;
@@ -164,7 +183,7 @@ export class JobIntake {
 
   private counts(): IntakeCounts {
     let finishing = 0;
-    for (const { lease } of this.held.values()) if (lease.inEngine && lease.stepsLeft <= 1) finishing++;
+    for (const { lease } of this.held.values()) if (lease.inEngine && lease.stepsLeft <= FETCH_LEAD_STEPS) finishing++;
     return { maxInFlight: this.options.maxInFlight, running: this.running, finishing, waiting: this.preparing + this.ready.length };
   }
 
@@ -174,6 +193,7 @@ export class JobIntake {
     while (!this.stopping) {
       if (!this.options.gate.isOpen()) {
         await Promise.race([this.options.gate.whenOpen(), this.sleepUntilPoked(1000)]);
+        this.startWaiting(); // prepared jobs held back while it was closed
         continue;
       }
       const wanted = jobsToFetch(this.counts());
@@ -181,22 +201,16 @@ export class JobIntake {
         await this.sleepUntilPoked(1000);
         continue;
       }
-      // One fetch at a time: each moves one job (the queue's marker is the only thing waited on
-      // once the queue is empty, as BullMQ blocks only then), so a job costs one fetch.
-      let lease: Lease | null;
-      try {
-        lease = await this.fetch();
-      } catch (err) {
-        if (this.stopping) break;
-        console.error(`worker: fetching jobs failed: ${(err as Error).message}`);
+      const fetches = Array.from({ length: fetchesAtOnce(wanted, this.drained) }, () => this.fetch().then((lease) => this.take(lease)));
+      const fetched = await Promise.allSettled(fetches);
+      if (this.stopping) break;
+      const failure = fetched.find((f): f is PromiseRejectedResult => f.status === 'rejected');
+      if (failure) {
+        console.error(`worker: fetching jobs failed: ${(failure.reason as Error).message}`);
         await this.sleepUntilPoked(1000);
         continue;
       }
-      if (this.stopping) {
-        await lease?.handBack().catch(() => undefined);
-        break;
-      }
-      if (lease) this.hold(lease);
+      this.drained = fetched.some((f) => f.status === 'fulfilled' && !f.value);
     }
   }
 
@@ -204,6 +218,14 @@ export class JobIntake {
     const token = randomUUID();
     const job = await this.worker.getNextJob(token, { block: true });
     return job ? new Lease(job, token, () => this.slotFreed()) : null;
+  }
+
+  /** A fetch's result: held and prepared at once, or handed back when the intake is stopping; false when there was no job. */
+  private async take(lease: Lease | null): Promise<boolean> {
+    if (!lease) return false;
+    if (this.stopping) await lease.handBack().catch(() => undefined);
+    else this.hold(lease);
+    return true;
   }
 
   private sleepUntilPoked(maxMs: number): Promise<void> {
@@ -258,7 +280,8 @@ export class JobIntake {
 
   /** Starts prepared leases, oldest first, while slots are free and their memory fits; a job holds its memory until it has left. */
   private startWaiting(): void {
-    const { memory } = this.options;
+    const { memory, gate } = this.options;
+    if (!gate.isOpen()) return; // the fetch loop starts them once it opens
     for (let i = 0; i < this.ready.length && this.running < this.options.maxInFlight && !this.stopping; ) {
       const lease = this.ready[i];
       if (!memory.fits(lease.memoryBytes)) {
