@@ -59,7 +59,7 @@ async function main(): Promise<void> {
   const rounds = intArg('rounds', 3);
   const latencyJobs = intArg('latency', 20);
   const port = intArg('port', 18080);
-  const { MAX_IN_FLIGHT: slots, MAX_UNET_BATCH: maxBatch } = loadConfig(workerEnv);
+  const { MAX_IN_FLIGHT: slots, MAX_UNET_BATCH: maxBatch, ORT_THREADS: threads } = loadConfig(workerEnv);
   const prompt = 'a red circle and a blue square on a yellow background';
   const params = (i: number): GenerateParams => ({ id: `p${i}-${Math.random()}`, prompt, width: size, height: size, steps, guidanceScale: 1, seed: i, format: 'png' });
   const request = (i: number) => ({ type: 'generate', prompt, width: size, height: size, steps, seed: i });
@@ -68,6 +68,7 @@ async function main(): Promise<void> {
   const batches = { calls: 0, lanes: 0 };
   const pipeline = await DiffusionPipeline.load(DEFAULT_MODEL_DIR, {
     maxBatch,
+    threads,
     busy,
     onTick: (t) => {
       batches.calls += t.batchSizes.length;
