@@ -27,6 +27,8 @@ export interface LocalFarm {
   workers: ChildProcess[];
   /** The bundled model's queue of this farm (opened on first use; closed with the farm). */
   queue(): FarmQueue;
+  /** The Redis the farm runs on (its processes' REDIS_URL). */
+  redisUrl: string;
   /** A Redis connection of the benchmark's own (closed with the farm). */
   redis: Redis;
   close(): Promise<void>;
@@ -93,6 +95,7 @@ export async function startLocalFarm(options: { port: number; workers?: number; 
     api,
     startWorker,
     workers,
+    redisUrl: ownRedis.url,
     redis,
     queue: () => (queue ??= openQueue({ QUEUE_NAME: queueName, QUEUE_PREFIX: env.QUEUE_PREFIX ?? '{farm}' }, redis, DEFAULT_MODEL)),
     async close() {

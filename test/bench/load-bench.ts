@@ -43,7 +43,7 @@ function processCpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
 }
 
-/** CPU seconds Redis has used (its INFO; the whole server, so others' traffic too). */
+/** CPU seconds Redis has used (its INFO; the whole server: the benchmark's own, unless REDIS_URL names another). */
 async function redisCpuSeconds(redis: Redis): Promise<number> {
   const info = await redis.info('cpu');
   return Number(/used_cpu_sys:([\d.]+)/.exec(info)![1]) + Number(/used_cpu_user:([\d.]+)/.exec(info)![1]);
@@ -86,9 +86,9 @@ async function main(): Promise<void> {
     },
   });
   const peerQueueName = `${farm.queueName}-peer`;
-  const peer = fork(path.join(__dirname, 'load-peer.js'), [peerQueueName], { stdio: 'inherit' });
+  const peer = fork(path.join(__dirname, 'load-peer.js'), [peerQueueName], { stdio: 'inherit', env: { ...process.env, REDIS_URL: farm.redisUrl } });
   const peerPort = await new Promise<number>((resolve) => peer.once('message', (p) => resolve(Number(p))));
-  const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', { maxRetriesPerRequest: null });
+  const redis = new Redis(farm.redisUrl, { maxRetriesPerRequest: null });
   const apiQueue = new Queue(modelQueueName(farm.queueName, DEFAULT_MODEL), { connection: redis, prefix: '{farm}' });
   const peerQueue = new Queue(peerQueueName, { connection: redis, prefix: '{farm}' });
   const targets = {
@@ -141,11 +141,11 @@ async function main(): Promise<void> {
     peer.kill('SIGTERM');
     await Promise.all([apiQueue.obliterate({ force: true }), peerQueue.obliterate({ force: true })]);
     await Promise.all([apiQueue.close(), peerQueue.close()]);
-    await farm.close();
     // The farm's own keys (tenants' buckets and lines, idempotency claims, API keys) under its prefix.
     const stream = redis.scanStream({ match: `{farm}:${farm.queueName}*`, count: 1000 });
     for await (const batch of stream) if ((batch as string[]).length > 0) await redis.del(...(batch as string[]));
     redis.disconnect();
+    await farm.close();
   }
 }
 
