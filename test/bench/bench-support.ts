@@ -6,7 +6,8 @@ import path from 'node:path';
 import sharp from 'sharp';
 import type { Redis } from 'ioredis';
 import { EmbeddedS3 } from '@farm/farm';
-import { DEFAULT_MODEL, FarmQueue, createRedis, openQueue } from '@farm/platform';
+import { QueueEvents } from 'bullmq';
+import { DEFAULT_MODEL, createRedis, modelQueueName, openQueue } from '@farm/platform';
 import { freePorts } from '../support/free-ports';
 
 /** The repository's root. */
@@ -25,8 +26,8 @@ export interface LocalFarm {
   startWorker(id: string, env?: Record<string, string>): ChildProcess;
   /** The worker processes started so far. */
   workers: ChildProcess[];
-  /** The bundled model's queue of this farm (opened on first use; closed with the farm). */
-  queue(): FarmQueue;
+  /** The bundled model's queue events (read from the moment it opens; closed with the farm). */
+  events(): Promise<QueueEvents>;
   /** The Redis the farm runs on (its processes' REDIS_URL). */
   redisUrl: string;
   /** A Redis connection of the benchmark's own (closed with the farm). */
@@ -87,7 +88,7 @@ export async function startLocalFarm(options: { port: number; workers?: number; 
     await sleep(100);
   }
   const redis = createRedis(ownRedis.url);
-  let queue: FarmQueue | null = null;
+  let events: QueueEvents | null = null;
   return {
     base,
     key: BENCH_KEY,
@@ -97,12 +98,22 @@ export async function startLocalFarm(options: { port: number; workers?: number; 
     workers,
     redisUrl: ownRedis.url,
     redis,
-    queue: () => (queue ??= openQueue({ QUEUE_NAME: queueName, QUEUE_PREFIX: env.QUEUE_PREFIX ?? '{farm}' }, redis, DEFAULT_MODEL)),
+    async events() {
+      if (!events) {
+        // Connection options, not a client: BullMQ then owns the connection and closes it with the events.
+        const { hostname: host, port } = new URL(ownRedis.url);
+        events = new QueueEvents(modelQueueName(queueName, DEFAULT_MODEL), { connection: { host, port: Number(port || 6379) }, prefix: env.QUEUE_PREFIX ?? '{farm}' });
+        await events.waitUntilReady();
+      }
+      return events;
+    },
     async close() {
       await Promise.all(children.map((c) => new Promise((r) => { if (c.exitCode !== null) return r(null); c.once('exit', r); c.kill('SIGTERM'); })));
       await s3.close();
-      await queue?.obliterate({ force: true }).catch(() => undefined);
-      await queue?.close();
+      const queue = openQueue({ QUEUE_NAME: queueName, QUEUE_PREFIX: env.QUEUE_PREFIX ?? '{farm}' }, redis, DEFAULT_MODEL);
+      await queue.obliterate({ force: true }).catch(() => undefined);
+      await queue.close();
+      await events?.close();
       redis.disconnect();
       ownRedis.stop();
     },
@@ -139,15 +150,27 @@ export async function submit(farm: LocalFarm, body: unknown): Promise<string> {
  * machine's load). Returns the seconds from the first submission to the last completion.
  */
 export async function throughputRound(farm: LocalFarm, bodies: unknown[]): Promise<number> {
-  const queue = farm.queue();
-  const before = await queue.getCompletedCount();
-  const t0 = performance.now();
-  await Promise.all(bodies.map((b) => submit(farm, b)));
-  while ((await queue.getCompletedCount()) < before + bodies.length) {
-    if ((await queue.getFailedCount()) > 0) throw new Error('a job failed');
-    await sleep(5);
+  // Completions are read from the queue's event stream (one blocking read per batch of events),
+  // not polled: polling would add its own commands to the Redis figures.
+  const events = await farm.events();
+  let completed = 0;
+  let onCompleted = () => undefined as void;
+  let onFailed = (_: { jobId: string; failedReason: string }) => undefined as void;
+  const ended = new Promise<void>((resolve, reject) => {
+    onCompleted = () => void (++completed === bodies.length && resolve());
+    onFailed = ({ jobId, failedReason }) => reject(new Error(`job ${jobId} failed: ${failedReason}`));
+  });
+  events.on('completed', onCompleted);
+  events.on('failed', onFailed);
+  try {
+    const t0 = performance.now();
+    await Promise.all(bodies.map((b) => submit(farm, b)));
+    await ended;
+    return (performance.now() - t0) / 1000;
+  } finally {
+    events.off('completed', onCompleted);
+    events.off('failed', onFailed);
   }
-  return (performance.now() - t0) / 1000;
 }
 
 /** Submits a job and reads its event stream to the `succeeded` event; returns the milliseconds from submission. */
