@@ -157,7 +157,7 @@ async function main(): Promise<void> {
       const per = (k: 'main' | 'worker' | 'api') => median(cpuPerJob.map((c) => c[k])).toFixed(1);
       console.log(`  farm CPU ms/job     : worker main thread ${per('main')}, worker in all (model thread included) ${per('worker')}, API ${per('api')} (CPU time, median of rounds)`);
     }
-    console.log(`  idle-farm latency   : submit → succeeded event minus the pipeline's own time: p50 ${quantile(overheads, 0.5).toFixed(1)} ms, p90 ${quantile(overheads, 0.9).toFixed(1)} ms (${latencyJobs} jobs)`);
+    if (latencyJobs > 0) console.log(`  idle-farm latency   : submit → succeeded event minus the pipeline's own time: p50 ${quantile(overheads, 0.5).toFixed(1)} ms, p90 ${quantile(overheads, 0.9).toFixed(1)} ms (${latencyJobs} jobs)`);
   } finally {
     await farm.close();
     await pipeline.close();
