@@ -9,13 +9,15 @@ import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { watchApi } from '../support/contract-fetch';
+import { removeFarmKeys } from '../support/farm-keys';
 
 const ROOT = path.resolve(__dirname, '../..');
 
 it('starts the farm with embedded defaults, renders a job for the printed key, and stops on SIGTERM', async () => {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'farm-quick-'));
+  const queueName = `quick-${Date.now()}`;
   const port = 18399;
-  const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port), EMBEDDED_S3_PORT: '0', FARM_DATA_DIR: dataDir, WORKER_METRICS_PORT: '0', QUEUE_NAME: `quick-${Date.now()}` };
+  const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port), EMBEDDED_S3_PORT: '0', FARM_DATA_DIR: dataDir, WORKER_METRICS_PORT: '0', QUEUE_NAME: queueName };
   for (const name of ['S3_ENDPOINT', 'S3_BUCKET', 'S3_ACCESS_KEY_ID', 'S3_SECRET_ACCESS_KEY', 'S3_FORCE_PATH_STYLE', 'API_KEYS', 'ADMIN_API_KEY']) delete env[name];
   const farm = fork(path.join(ROOT, 'apps/farm/dist/main.js'), [], { env, stdio: 'pipe' });
   let output = '';
@@ -49,5 +51,6 @@ it('starts the farm with embedded defaults, renders a job for the printed key, a
     const exited = new Promise<number | null>((r) => farm.once('exit', (code) => r(code)));
     farm.kill('SIGTERM');
     expect(await exited).toBe(0);
+    await removeFarmKeys(queueName);
   }
 });

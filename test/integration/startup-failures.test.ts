@@ -9,6 +9,7 @@ import { Server, createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { removeFarmKeys } from '../support/farm-keys';
 
 const ROOT = path.resolve(__dirname, '../..');
 
@@ -19,10 +20,13 @@ interface Ended {
   errors: string[];
 }
 
+/** The queue names of this file's processes start with it (their keys are removed after the tests). */
+const QUEUES = `startup-${process.env.FARM_TEST_RUN}`;
+
 /** Runs one of the apps' entry points to its end (60 s at most). */
 function runToExit(script: string, env: Record<string, string>): Promise<Ended> {
   const child: ChildProcess = fork(path.join(ROOT, script), [], {
-    env: { ...process.env, QUEUE_NAME: `startup-${Date.now()}`, WORKER_METRICS_PORT: '0', ...env },
+    env: { ...process.env, QUEUE_NAME: `${QUEUES}-${Date.now()}`, WORKER_METRICS_PORT: '0', ...env },
     stdio: 'pipe',
   });
   let stdout = '';
@@ -49,7 +53,10 @@ beforeAll(async () => {
   await new Promise<void>((resolve) => squatter.listen(0, '127.0.0.1', resolve));
   takenPort = (squatter.address() as AddressInfo).port;
 });
-afterAll(() => new Promise((resolve) => squatter.close(resolve)));
+afterAll(async () => {
+  await new Promise((resolve) => squatter.close(resolve));
+  await removeFarmKeys(QUEUES);
+});
 
 describe('the API', () => {
   it('exits 1 with one line when its port is taken, and never says it is listening', async () => {
