@@ -12,12 +12,11 @@
  * (seconds per measurement, default 8) --rounds=N (default 3) --port=P (the API's; the peer takes a free one)
  */
 import { execFileSync, fork } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { DEFAULT_MODEL, modelQueueName } from '@farm/platform';
-import { intArg, startLocalFarm } from './bench-support';
+import { cpuMs, intArg, redisCpuMs, startLocalFarm } from './bench-support';
 
 interface WrkFigures {
   requests: number;
@@ -37,29 +36,17 @@ interface WrkFigures {
 const TENANTS = ['bench-a', 'bench-b', 'bench-c', 'bench-d'];
 const BODY = JSON.stringify({ type: 'generate', prompt: 'a red circle on a blue background', width: 64, height: 64, steps: 1 });
 
-/** CPU seconds (user + system) a process has used (Linux /proc). */
-function processCpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
-}
-
-/** CPU seconds Redis has used (its INFO; the whole server: the benchmark's own, unless REDIS_URL names another). */
-async function redisCpuSeconds(redis: Redis): Promise<number> {
-  const info = await redis.info('cpu');
-  return Number(/used_cpu_sys:([\d.]+)/.exec(info)![1]) + Number(/used_cpu_user:([\d.]+)/.exec(info)![1]);
-}
-
 /** One wrk run against the server process `pid`, with the CPU time it and Redis spent. */
 async function wrk(url: string, pid: number, redis: Redis, connections: number, seconds: number, env: Record<string, string>): Promise<WrkFigures> {
-  const [server0, redis0] = [processCpuSeconds(pid), await redisCpuSeconds(redis)];
+  const [server0, redis0] = [cpuMs(pid)!, await redisCpuMs(redis)];
   const out = execFileSync(
     'wrk',
     ['-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '5s', '-s', path.join(__dirname, '../../bench/wrk-submit.lua'), url],
     { env: { ...process.env, WRK_BODY: BODY, ...env }, encoding: 'utf8' },
   );
   const figures = JSON.parse(out.trim().split('\n').pop()!) as Omit<WrkFigures, 'serverCpuUs' | 'redisCpuUs'>;
-  const perRequest = (seconds: number) => (seconds * 1e6) / Math.max(1, figures.requests);
-  return { ...figures, serverCpuUs: perRequest(processCpuSeconds(pid) - server0), redisCpuUs: perRequest((await redisCpuSeconds(redis)) - redis0) };
+  const perRequest = (ms: number) => (ms * 1000) / Math.max(1, figures.requests);
+  return { ...figures, serverCpuUs: perRequest(cpuMs(pid)! - server0), redisCpuUs: perRequest((await redisCpuMs(redis)) - redis0) };
 }
 
 const rps = (f: WrkFigures) => f.requests / (f.durationUs / 1e6);
