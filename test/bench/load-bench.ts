@@ -17,6 +17,7 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { DEFAULT_MODEL, modelQueueName } from '@farm/platform';
 import { cpuMs, intArg, redisCpuMs, startLocalFarm } from './bench-support';
+import { removeKeys } from '../support/farm-keys';
 
 interface WrkFigures {
   requests: number;
@@ -129,8 +130,7 @@ async function main(): Promise<void> {
     await Promise.all([apiQueue.obliterate({ force: true }), peerQueue.obliterate({ force: true })]);
     await Promise.all([apiQueue.close(), peerQueue.close()]);
     // The farm's own keys (tenants' buckets and lines, idempotency claims, API keys) under its prefix.
-    const stream = redis.scanStream({ match: `{farm}:${farm.queueName}*`, count: 1000 });
-    for await (const batch of stream) if ((batch as string[]).length > 0) await redis.del(...(batch as string[]));
+    await removeKeys(`{farm}:${farm.queueName}`, redis);
     redis.disconnect();
     await farm.close();
   }

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { watchApi } from '../support/contract-fetch';
-import { removeFarmKeys } from '../support/farm-keys';
+import { removeKeys } from '../support/farm-keys';
 
 const ROOT = path.resolve(__dirname, '../..');
 
@@ -51,6 +51,6 @@ it('starts the farm with embedded defaults, renders a job for the printed key, a
     const exited = new Promise<number | null>((r) => farm.once('exit', (code) => r(code)));
     farm.kill('SIGTERM');
     expect(await exited).toBe(0);
-    await removeFarmKeys(queueName);
+    await removeKeys(`{farm}:${queueName}`);
   }
 });

@@ -7,7 +7,7 @@ import { ChildProcess, fork } from 'node:child_process';
 import { createServer, Server, Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { createRedis } from '@farm/platform';
+import { removeKeys } from '../support/farm-keys';
 
 const ROOT = path.resolve(__dirname, '../..');
 const KEY = 'fk_service-process-test-key-0000';
@@ -29,13 +29,7 @@ function start(app: 'api' | 'worker', env: Record<string, string>): Started {
 
 describe('the API process', () => {
   const queueName = `${process.env.FARM_TEST_RUN}-process`;
-  afterAll(async () => {
-    const redis = createRedis(process.env.REDIS_URL!);
-    for await (const batch of redis.scanStream({ match: `{farm}:${queueName}*`, count: 1000 })) {
-      if ((batch as string[]).length > 0) await redis.unlink(...(batch as string[]));
-    }
-    redis.disconnect();
-  });
+  afterAll(() => removeKeys(`{farm}:${queueName}`));
 
   it('starts with API_KEYS set and S3_CREATE_BUCKET=false, and exits 0 on SIGTERM', async () => {
     const port = 18400 + Math.floor(Math.random() * 500);

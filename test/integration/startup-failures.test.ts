@@ -9,7 +9,7 @@ import { Server, createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { removeFarmKeys } from '../support/farm-keys';
+import { removeKeys } from '../support/farm-keys';
 
 const ROOT = path.resolve(__dirname, '../..');
 
@@ -55,7 +55,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await new Promise((resolve) => squatter.close(resolve));
-  await removeFarmKeys(QUEUES);
+  await removeKeys(`{farm}:${QUEUES}`);
 });
 
 describe('the API', () => {

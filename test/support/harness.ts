@@ -26,6 +26,7 @@ import {
   openQueue,
 } from '@farm/platform';
 import { watchApi } from './contract-fetch';
+import { removeKeys } from './farm-keys';
 
 export const MODEL_DIR = DEFAULT_MODEL_DIR;
 export const QUEUE_PREFIX = '{farm-test}';
@@ -158,9 +159,7 @@ export class Harness {
     await this.queue.close();
     // Every key of this farm — queues, tenants' lines and buckets, claims, locators, API keys,
     // cancellations, edit sources — lives under its prefix.
-    for await (const batch of this.redis.scanStream({ match: `${this.keyPrefix}*`, count: 1000 })) {
-      if ((batch as string[]).length > 0) await this.redis.unlink(...(batch as string[]));
-    }
+    await removeKeys(this.keyPrefix, this.redis);
     this.store.close();
     for (const client of this.redisClients) client.disconnect();
   }
