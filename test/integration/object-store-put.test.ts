@@ -3,8 +3,12 @@
  * S3 server, which checks Signature V4: keys that need encoding store what the SDK reads back;
  * S3's refusals come back as errors named by S3's code with the HTTP status, as the SDK's do;
  * an S3 that does not answer fails the put (the storage gate and the retries take it from there).
+ * The embedded S3 stores such PUTs itself, in s3rver's store: what it stores is what s3rver
+ * serves (body, content type, MD5 ETag, user metadata), and so is what the AWS SDK puts.
  */
+import { createHash } from 'node:crypto';
 import { createServer } from 'node:net';
+import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { ObjectStore } from '@farm/platform';
 import { testStoreOptions } from '../support/harness';
 
@@ -29,6 +33,26 @@ describe('putting an object', () => {
     await store.put(`${prefix}/twice.png`, Buffer.from('second'), 'image/png');
     expect((await store.get(`${prefix}/twice.png`)).toString()).toBe('second');
     expect(await store.keys(`${prefix}/twice`)).toEqual([`${prefix}/twice.png`]);
+  });
+
+  it('stores what S3 then serves: body, content type and MD5 ETag, from this client and from the AWS SDK', async () => {
+    const body = Buffer.from('a stored image');
+    await store.put(`${prefix}/served.png`, body, 'image/png');
+    const { endpoint, bucket, accessKeyId, secretAccessKey } = testStoreOptions();
+    const sdk = new S3Client({ region: 'us-east-1', endpoint, forcePathStyle: true, credentials: { accessKeyId: accessKeyId!, secretAccessKey: secretAccessKey! } });
+    try {
+      const got = await sdk.send(new GetObjectCommand({ Bucket: bucket, Key: `${prefix}/served.png` }));
+      expect(got.ContentType).toBe('image/png');
+      expect(got.ETag).toBe(`"${createHash('md5').update(body).digest('hex')}"`);
+      expect(Buffer.from(await got.Body!.transformToByteArray())).toEqual(body);
+
+      const put = await sdk.send(new PutObjectCommand({ Bucket: bucket, Key: `${prefix}/sdk.json`, Body: '{"a":1}', ContentType: 'application/json', Metadata: { job: 'j1' } }));
+      expect(put.ETag).toBe(`"${createHash('md5').update('{"a":1}').digest('hex')}"`);
+      const back = await sdk.send(new GetObjectCommand({ Bucket: bucket, Key: `${prefix}/sdk.json` }));
+      expect([back.ContentType, back.Metadata, await back.Body!.transformToString()]).toEqual(['application/json', { job: 'j1' }, '{"a":1}']);
+    } finally {
+      sdk.destroy();
+    }
   });
 
   it("fails with S3's error code and status when S3 refuses", async () => {

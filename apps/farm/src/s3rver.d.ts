@@ -12,5 +12,16 @@ declare module 's3rver' {
     configureBuckets(): Promise<void>;
     /** Serves on a new HTTP server listening with these arguments (a port, or a socket path). */
     listen(path: string): Promise<import('node:http').Server>;
+    /** Its object store (a folder per bucket), which its HTTP handlers read and write. */
+    readonly store: {
+      putObject(object: import('s3rver/lib/models/object')): Promise<{ md5: string; size: number }>;
+    };
+  }
+}
+
+declare module 's3rver/lib/models/object' {
+  /** An object as s3rver's store takes it: the request's headers give its metadata (content type, x-amz-meta-*). */
+  export default class S3Object {
+    constructor(bucket: string, key: string, content: Buffer, metadata: Record<string, unknown>);
   }
 }
