@@ -51,11 +51,14 @@ describe('fetching ahead of need', () => {
     expect(jobsToFetch({ maxInFlight: 8, running: 8, finishing: 8, waiting: 0 })).toBe(8); // a whole batch leaving: a whole batch waits, no more
   });
 
-  it('sends the fetches at once while the queue holds jobs, and a single one, waiting on the marker, once it was empty', () => {
-    expect(fetchesAtOnce(8, false)).toBe(8);
-    expect(fetchesAtOnce(8, true)).toBe(1);
-    expect(fetchesAtOnce(0, true)).toBe(0);
-    expect(fetchesAtOnce(0, false)).toBe(0);
+  it('sends a single fetch, waiting on the marker, after a round found the queue empty, then twice as many as the last round found', () => {
+    expect(fetchesAtOnce(8, 0)).toBe(1); // empty, or at start: one fetch waits for the next job
+    expect(fetchesAtOnce(8, 1)).toBe(2); // a lone job is followed by two fetches, not eight
+    expect(fetchesAtOnce(8, 2)).toBe(4);
+    expect(fetchesAtOnce(8, 4)).toBe(8); // a burst fills eight slots within four rounds
+    expect(fetchesAtOnce(3, 8)).toBe(3); // never more than wanted
+    expect(fetchesAtOnce(0, 0)).toBe(0);
+    expect(fetchesAtOnce(0, 4)).toBe(0);
   });
 });
 
