@@ -1,11 +1,9 @@
 /** Shared pieces of the benchmarks: a throwaway local farm (real processes), timing helpers, captioned sample grids. */
 import { ChildProcess, fork, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import os from 'node:os';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import type { Redis } from 'ioredis';
-import { EmbeddedS3 } from '@farm/farm';
 import { QueueEvents } from 'bullmq';
 import { DEFAULT_MODEL, createRedis, modelQueueName, openQueue } from '@farm/platform';
 import { freePorts } from '../support/free-ports';
@@ -22,6 +20,8 @@ export interface LocalFarm {
   queueName: string;
   /** The API's process. */
   api: ChildProcess;
+  /** The embedded S3's process. */
+  s3: ChildProcess;
   /** Starts one more worker process. */
   startWorker(id: string, env?: Record<string, string>): ChildProcess;
   /** The worker processes started so far. */
@@ -53,15 +53,26 @@ async function benchRedis(): Promise<{ url: string; stop(): void }> {
   return { url, stop: () => server.kill('SIGKILL') };
 }
 
-/** S3 server in this process; API and `workers` worker processes as children, on a fresh queue and a Redis of the benchmark's own. */
+/** The embedded S3 in a child process (embedded-s3-process.ts); resolves once it listens, with the environment that points the farm at it. */
+function startS3Process(execArgv: string[]): Promise<{ process: ChildProcess; env: Record<string, string> }> {
+  const child = fork(path.join(__dirname, 'embedded-s3-process.js'), [], { stdio: 'inherit', execArgv });
+  return new Promise((resolve, reject) => {
+    child.once('message', (m: { env: Record<string, string> }) => resolve({ process: child, env: m.env }));
+    child.once('exit', (code) => reject(new Error(`the benchmark's S3 exited with ${code} before it listened`)));
+  });
+}
+
+/** The embedded S3, the API and `workers` worker processes as children, on a fresh queue and a Redis of the benchmark's own. */
 export async function startLocalFarm(options: { port: number; workers?: number; env?: Record<string, string> }): Promise<LocalFarm> {
-  const s3 = await EmbeddedS3.start({ directory: mkdtempSync(path.join(os.tmpdir(), 'farm-bench-')), bucket: 'bench' });
+  // BENCH_CHILD_NODE_ARGS="--cpu-prof --cpu-prof-dir=prof" profiles the farm's processes.
+  const execArgv = process.env.BENCH_CHILD_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  const s3 = await startS3Process(execArgv);
   const ownRedis = await benchRedis();
   const queueName = `bench-${Date.now().toString(36)}`;
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     REDIS_URL: ownRedis.url,
-    ...s3.env(),
+    ...s3.env,
     QUEUE_NAME: queueName,
     PORT: String(options.port),
     HOST: '127.0.0.1',
@@ -69,8 +80,6 @@ export async function startLocalFarm(options: { port: number; workers?: number; 
     API_KEYS: `bench:${BENCH_KEY}`,
     ...options.env,
   };
-  // BENCH_CHILD_NODE_ARGS="--cpu-prof --cpu-prof-dir=prof" profiles the farm's processes.
-  const execArgv = process.env.BENCH_CHILD_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
   const api = fork(path.join(ROOT, 'apps/api/dist/main.js'), [], { env, stdio: 'inherit', execArgv });
   const children: ChildProcess[] = [api];
   const workers: ChildProcess[] = [];
@@ -94,6 +103,7 @@ export async function startLocalFarm(options: { port: number; workers?: number; 
     key: BENCH_KEY,
     queueName,
     api,
+    s3: s3.process,
     startWorker,
     workers,
     redisUrl: ownRedis.url,
@@ -108,8 +118,9 @@ export async function startLocalFarm(options: { port: number; workers?: number; 
       return events;
     },
     async close() {
-      await Promise.all(children.map((c) => new Promise((r) => { if (c.exitCode !== null) return r(null); c.once('exit', r); c.kill('SIGTERM'); })));
-      await s3.close();
+      const stop = (c: ChildProcess) => new Promise((r) => { if (c.exitCode !== null) return r(null); c.once('exit', r); c.kill('SIGTERM'); });
+      await Promise.all(children.map(stop));
+      await stop(s3.process); // after the workers: they store what they finish on their way out
       const queue = openQueue({ QUEUE_NAME: queueName, QUEUE_PREFIX: env.QUEUE_PREFIX ?? '{farm}' }, redis, DEFAULT_MODEL);
       await queue.obliterate({ force: true }).catch(() => undefined);
       await queue.close();

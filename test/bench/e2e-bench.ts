@@ -10,9 +10,11 @@
  *    each side (time in model calls ÷ wall time), the mean UNet batch (last round), the Redis
  *    commands and CPU ms per job in the farm (INFO commandstats, commands inside scripts included;
  *    the benchmark runs its own redis-server), and what a fleet of 16 GPU workers at 100 images/s
- *    each would ask of one Redis; and the CPU time per job of the worker's main thread, the worker whole and the API (Linux /proc).
+ *    each would ask of one Redis; and the CPU time per job of the worker's main thread, the worker whole, the API, the
+ *    embedded S3 (a process of its own) and the benchmark's client (Linux /proc).
  * 2. Idle-farm latency: one job at a time, submission → its `succeeded` event (SSE), minus the
- *    pipeline's own time for the same job alone in-process (alternated, p50 and p90).
+ *    pipeline's own time for the same job alone in-process (alternated, p50 and p90), and the Redis
+ *    commands per job (the benchmark's own SSE reads included).
  *
  * Options: --jobs=N (default 64) --size=PX (default 256) --steps=N (default 4) --rounds=N (default 3)
  *          --latency=N jobs for the latency figure (default 20) --port=P (default 18080)
@@ -95,9 +97,10 @@ async function main(): Promise<void> {
     let commands: Array<[string, number]> = [];
     let redisMsPerJob = 0;
     // CPU time per job of the farm's own processes: the worker's main thread (its per-job work,
-    // which on a GPU must stay under the model's time per image), the worker whole, the API.
+    // which on a GPU must stay under the model's time per image), the worker whole, the API, the
+    // embedded S3 (its own process here, as S3 is in a deployment) — and this benchmark's client.
     const worker = farm.workers[0].pid!;
-    const cpu = () => ({ main: cpuMs(worker, worker), worker: cpuMs(worker), api: cpuMs(farm.api.pid!) });
+    const cpu = () => ({ main: cpuMs(worker, worker), worker: cpuMs(worker), api: cpuMs(farm.api.pid!), s3: cpuMs(farm.s3.pid!), client: cpuMs(process.pid) });
     const cpuPerJob: Array<Record<keyof ReturnType<typeof cpu>, number>> = [];
     for (let r = 0; r < rounds; r++) {
       const busy0 = busy.busyMs();
@@ -120,7 +123,7 @@ async function main(): Promise<void> {
       const f = await throughputRound(farm, Array.from({ length: jobs }, (_, i) => request(r * jobs + i)));
       const cpu1 = cpu();
       const [workerBusy1, lanes1, calls1, redis1, redisCpu1] = await scrape();
-      if (cpu0.main !== null) cpuPerJob.push({ main: (cpu1.main! - cpu0.main) / jobs, worker: (cpu1.worker! - cpu0.worker!) / jobs, api: (cpu1.api! - cpu0.api!) / jobs });
+      if (cpu0.main !== null) cpuPerJob.push(Object.fromEntries(Object.entries(cpu1).map(([k, v]) => [k, (v! - cpu0[k as keyof typeof cpu0]!) / jobs])) as (typeof cpuPerJob)[number]);
       farmBatch = (lanes1 - lanes0) / (calls1 - calls0);
       farmS.push(f);
       farmBusy.push((workerBusy1 - workerBusy0) / f);
@@ -130,12 +133,14 @@ async function main(): Promise<void> {
 
     // Idle farm: one job at a time, each next to the same job in-process.
     const overheads: number[] = [];
+    const idleRedis0 = await redisCommandCounts(farm.redis);
     for (let i = 0; i < latencyJobs; i++) {
       const t0 = performance.now();
       await pipeline.generate(params(10_000 + i));
       const own = performance.now() - t0;
       overheads.push((await timeToSucceeded(farm, request(10_000 + i))) - own);
     }
+    const idleCommands = commandDelta(idleRedis0, await redisCommandCounts(farm.redis)).reduce((sum, [, n]) => sum + n, 0);
 
     const rate = (s: number) => (jobs / s).toFixed(1);
     const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
@@ -154,10 +159,13 @@ async function main(): Promise<void> {
         `one Redis saturates near ${Math.round(1000 / redisMsPerJob)} jobs/s`,
     );
     if (cpuPerJob.length > 0) {
-      const per = (k: 'main' | 'worker' | 'api') => median(cpuPerJob.map((c) => c[k])).toFixed(1);
-      console.log(`  farm CPU ms/job     : worker main thread ${per('main')}, worker in all (model thread included) ${per('worker')}, API ${per('api')} (CPU time, median of rounds)`);
+      const per = (k: keyof (typeof cpuPerJob)[number]) => median(cpuPerJob.map((c) => c[k])).toFixed(1);
+      console.log(
+        `  farm CPU ms/job     : worker main thread ${per('main')}, worker in all (model thread included) ${per('worker')}, API ${per('api')}, ` +
+          `embedded S3 ${per('s3')}, Redis ${redisMsPerJob.toFixed(1)}; the benchmark's client ${per('client')} (CPU time, median of rounds)`,
+      );
     }
-    if (latencyJobs > 0) console.log(`  idle-farm latency   : submit → succeeded event minus the pipeline's own time: p50 ${quantile(overheads, 0.5).toFixed(1)} ms, p90 ${quantile(overheads, 0.9).toFixed(1)} ms (${latencyJobs} jobs)`);
+    if (latencyJobs > 0) console.log(`  idle-farm latency   : submit → succeeded event minus the pipeline's own time: p50 ${quantile(overheads, 0.5).toFixed(1)} ms, p90 ${quantile(overheads, 0.9).toFixed(1)} ms (${latencyJobs} jobs; ${(idleCommands / latencyJobs).toFixed(0)} Redis commands per job, the benchmark's included)`);
   } finally {
     await farm.close();
     await pipeline.close();
