@@ -10,12 +10,13 @@ import { exitOnStartupFailure } from '@farm/platform/dist/startup-error';
 const signals = new ShutdownSignals('worker');
 
 async function main(): Promise<void> {
-  const { ObjectStore, checkRedis, claimWorkerId, createRedis, loadConfig, objectStoreOptionsFromEnv, redisTarget, requestLimits, storageEnv } = await import('@farm/platform');
+  const { ObjectStore, checkRedis, claimWorkerId, coalesceWrites, createRedis, loadConfig, objectStoreOptionsFromEnv, redisTarget, requestLimits, storageEnv } = await import('@farm/platform');
   const { DEFAULT_MODEL_DIR, FarmWorker, WORKER_ENV, workerSettings } = await import('./farm-worker');
   const config = loadConfig({ ...WORKER_ENV, ...storageEnv });
   const target = redisTarget(config);
   await checkRedis(target);
-  const redis = createRedis(target);
+  // Its writes are coalesced: the commands of a tick's jobs (fetches, progress, completions) share socket writes.
+  const redis = coalesceWrites(createRedis(target));
   redis.on('error', (err) => console.error(`worker: redis: ${err.message}`));
   const store = new ObjectStore(objectStoreOptionsFromEnv(config));
   await store.verify(config.S3_CREATE_BUCKET);
