@@ -1,14 +1,14 @@
 /**
  * The embedded S3 server (the `npm start` default, and the suite's S3) checks AWS Signature V4:
- * anonymous list/GET/PUT/DELETE are refused; the farm's credentials work; presigned URLs work
- * until they expire and not at all once any part of them is changed; a signed body that does not
- * match its signed hash is refused and stores nothing.
+ * anonymous list/GET/PUT/DELETE are refused; the farm's credentials work; the farm's presigned
+ * URLs (s3-presign.ts) work until they expire and not at all once any part of them is changed; a
+ * signed body that does not match its signed hash is refused and stores nothing.
  */
 import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { Sha256 } from '@smithy/core/checksum';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { ObjectStore } from '@farm/platform';
+import { S3Presign } from '../../packages/platform/src/s3-presign';
 import { testStoreOptions } from '../support/harness';
 
 const endpoint = process.env.S3_ENDPOINT!;
@@ -109,8 +109,9 @@ describe('the embedded S3 server checks signatures', () => {
 
   it('refuses a presigned URL past its expiry', async () => {
     const issuedAt = new Date(Date.now() - 120_000);
-    const url = await getSignedUrl(s3, new GetObjectCommand({ Bucket: bucket, Key: key }), { expiresIn: 60, signingDate: issuedAt });
-    const res = await fetch(url);
+    const presign = new S3Presign({ bucket, region: 'us-east-1', endpoint, forcePathStyle: true, credentials });
+    expect((await fetch(await presign.get(key, 60, new Date(Date.now() - 30_000)))).status).toBe(200); // issued the same way, still valid
+    const res = await fetch(await presign.get(key, 60, issuedAt));
     expect(res.status).toBe(403);
     expect(await res.text()).toMatch(/<Code>AccessDenied<\/Code><Message>request has expired/);
   });

@@ -8,7 +8,8 @@ import {
   PutBucketLifecycleConfigurationCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
-import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import type { S3Target } from './s3-address';
+import { S3Presign } from './s3-presign';
 import { S3Put } from './s3-put';
 import { StartupError } from './startup-error';
 
@@ -68,9 +69,9 @@ export class ObjectStore {
   /** Where the store is, for messages. */
   readonly endpoint: string;
   private readonly client: S3Client;
-  private readonly presigner: S3Client;
-  /** PutObject, the per-job call, without the SDK's middleware (s3-put.ts). */
+  /** PutObject, the per-job call, and GET URLs, the per-read one, without the SDK's middleware (s3-put.ts, s3-presign.ts). */
   private readonly putter: S3Put;
+  private readonly presigner: S3Presign;
   /** How long results are kept, in seconds (undefined: for ever). */
   readonly retentionSeconds?: number;
   private readonly ttl: number;
@@ -82,33 +83,30 @@ export class ObjectStore {
     this.bucket = options.bucket;
     this.ttl = options.presignTtlSeconds ?? 3600;
     this.retentionSeconds = options.retentionSeconds;
-    const make = (endpoint?: string) =>
-      new S3Client({
-        region: options.region,
-        endpoint,
-        forcePathStyle: options.forcePathStyle ?? false,
-        credentials:
-          options.accessKeyId && options.secretAccessKey
-            ? { accessKeyId: options.accessKeyId, secretAccessKey: options.secretAccessKey }
-            : undefined,
-        // Fail fast and let the job queue do the retrying.
-        maxAttempts: 2,
-        // No CRC32 over every body sent and received (the SDK's default since 2025): TLS and S3's
-        // own checks cover transfers, and a checksum per image costs the worker CPU per job.
-        requestChecksumCalculation: 'WHEN_REQUIRED',
-        responseChecksumValidation: 'WHEN_REQUIRED',
-      });
+    const credentials =
+      options.accessKeyId && options.secretAccessKey ? { accessKeyId: options.accessKeyId, secretAccessKey: options.secretAccessKey } : undefined;
+    this.client = new S3Client({
+      region: options.region,
+      endpoint: options.endpoint,
+      forcePathStyle: options.forcePathStyle ?? false,
+      credentials,
+      // Fail fast and let the job queue do the retrying.
+      maxAttempts: 2,
+      // No CRC32 over every body sent and received (the SDK's default since 2025): TLS and S3's
+      // own checks cover transfers, and a checksum per image costs the worker CPU per job.
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+    });
     this.endpoint = options.endpoint ?? `AWS S3 (${options.region})`;
-    this.client = make(options.endpoint);
-    this.presigner = options.publicEndpoint ? make(options.publicEndpoint) : this.client;
-    const { accessKeyId, secretAccessKey } = options;
-    this.putter = new S3Put({
+    const target: S3Target = {
       bucket: options.bucket,
       region: options.region,
       endpoint: options.endpoint,
       forcePathStyle: options.forcePathStyle ?? false,
-      credentials: accessKeyId && secretAccessKey ? { accessKeyId, secretAccessKey } : this.client.config.credentials,
-    });
+      credentials: credentials ?? this.client.config.credentials,
+    };
+    this.putter = new S3Put(target);
+    this.presigner = new S3Presign({ ...target, endpoint: options.publicEndpoint ?? options.endpoint });
   }
 
   async put(key: string, body: Buffer, contentType: string): Promise<void> {
@@ -135,7 +133,7 @@ export class ObjectStore {
   /** A GET URL that plain curl can download until it expires (not after `until`, ms, if given: the object's own end). */
   presignGet(key: string, until?: number): Promise<string> {
     const expiresIn = until === undefined ? this.ttl : Math.max(1, Math.min(this.ttl, Math.floor((until - Date.now()) / 1000)));
-    return getSignedUrl(this.presigner, new GetObjectCommand({ Bucket: this.bucket, Key: key }), { expiresIn });
+    return this.presigner.get(key, expiresIn);
   }
 
   /** Every object under `prefix`, page by page. */
@@ -215,6 +213,5 @@ export class ObjectStore {
   close(): void {
     this.putter.close();
     this.client.destroy();
-    if (this.presigner !== this.client) this.presigner.destroy();
   }
 }

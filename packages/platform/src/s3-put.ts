@@ -3,51 +3,26 @@
  * state) this way; the SDK's PutObjectCommand cost the worker about 5 ms of CPU per object
  * (serde schemas, endpoint rules, retry and logging middleware) — at GPU rates, more than the
  * model's own time per image. Here one request is signed with SigV4 by the SDK's own signer
- * (payload hashed) and sent over a keep-alive connection: about 1 ms. Addressing as the SDK's:
- * path style (`endpoint/bucket/key`) or virtual-hosted (`bucket.host/key`). Like the SDK with
- * `maxAttempts: 2`, a request that got no answer or a 5xx is tried once more; a failure throws
- * an Error named by S3's error code, with `$metadata.httpStatusCode` as the SDK's errors carry.
+ * (payload hashed) and sent over a keep-alive connection: about 1 ms. Addressing as the SDK's
+ * (s3-address.ts). Like the SDK with `maxAttempts: 2`, a request that got no answer or a 5xx is
+ * tried once more; a failure throws an Error named by S3's error code, with
+ * `$metadata.httpStatusCode` as the SDK's errors carry.
  */
 import { createHash } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import { Sha256 } from '@smithy/core/checksum';
 import { SignatureV4 } from '@smithy/signature-v4';
-
-export interface Credentials {
-  accessKeyId: string;
-  secretAccessKey: string;
-  sessionToken?: string;
-}
-
-export interface PutTarget {
-  bucket: string;
-  region: string;
-  /** `https://s3.<region>.amazonaws.com` unless set. */
-  endpoint?: string;
-  forcePathStyle: boolean;
-  /** Fixed, or the SDK's provider (environment, profile, instance role; cached and refreshed by it). */
-  credentials: Credentials | (() => Promise<Credentials>);
-}
-
-/** Each path segment of a key percent-encoded as S3 expects (RFC 3986 unreserved kept, '/' kept). */
-export function encodeKey(key: string): string {
-  return key
-    .split('/')
-    .map((s) => encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`))
-    .join('/');
-}
+import { S3Address, S3Target } from './s3-address';
 
 export class S3Put {
   private readonly signer: SignatureV4;
-  private readonly base: URL;
+  private readonly address: S3Address;
   private readonly agent: http.Agent;
 
-  constructor(private readonly target: PutTarget) {
-    const endpoint = new URL(target.endpoint ?? `https://s3.${target.region}.amazonaws.com`);
-    if (!target.forcePathStyle) endpoint.hostname = `${target.bucket}.${endpoint.hostname}`;
-    this.base = endpoint;
-    this.agent = endpoint.protocol === 'https:' ? new https.Agent({ keepAlive: true }) : new http.Agent({ keepAlive: true });
+  constructor(target: S3Target) {
+    this.address = new S3Address(target);
+    this.agent = this.address.base.protocol === 'https:' ? new https.Agent({ keepAlive: true }) : new http.Agent({ keepAlive: true });
     this.signer = new SignatureV4({ credentials: target.credentials, region: target.region, service: 's3', sha256: Sha256, uriEscapePath: false });
   }
 
@@ -62,25 +37,20 @@ export class S3Put {
   }
 
   private async attempt(key: string, body: Buffer, contentType: string): Promise<void> {
-    const prefix = this.base.pathname.replace(/\/$/, '');
-    const path = `${prefix}${this.target.forcePathStyle ? `/${encodeKey(this.target.bucket)}` : ''}/${encodeKey(key)}`;
+    const request = this.address.request('PUT', key);
     const signed = await this.signer.sign({
-      method: 'PUT',
-      protocol: this.base.protocol,
-      hostname: this.base.hostname,
-      port: this.base.port ? Number(this.base.port) : undefined,
-      path,
-      query: {},
+      ...request,
       headers: {
-        host: this.base.host,
+        ...request.headers,
         'content-type': contentType,
         'content-length': String(body.length),
         'x-amz-content-sha256': createHash('sha256').update(body).digest('hex'),
       },
     });
-    const transport = this.base.protocol === 'https:' ? https : http;
+    const { base } = this.address;
+    const transport = base.protocol === 'https:' ? https : http;
     await new Promise<void>((resolve, reject) => {
-      const req = transport.request({ agent: this.agent, method: 'PUT', hostname: this.base.hostname, port: this.base.port, path, headers: signed.headers }, (res) => {
+      const req = transport.request({ agent: this.agent, method: 'PUT', hostname: base.hostname, port: base.port, path: request.path, headers: signed.headers }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('error', reject);
