@@ -3,8 +3,9 @@
  * poll of `GET /v1/jobs/:id`, each stream's final event) presigns its result, and the SDK's
  * getSignedUrl ran a whole command through endpoint rules and middleware for it: about 0.3 ms of
  * CPU per URL warm and 20 ms for a process's first. Here the SDK's own SigV4 signer presigns the
- * request directly (about 30 µs warm, 4 ms first), as getSignedUrl does (query signing, `X-Amz-*` parameters, `UNSIGNED-PAYLOAD`, only
- * `host` signed, `x-id=GetObject` as the SDK sends it), so the URL is the same, byte for byte.
+ * request directly (about 30 µs warm, 4 ms first), as getSignedUrl does (query signing, `X-Amz-*`
+ * parameters, `UNSIGNED-PAYLOAD`, only `host` signed, `x-id=GetObject` as the SDK sends it), so
+ * the URL is the same, byte for byte.
  */
 import { Sha256 } from '@smithy/core/checksum';
 import { SignatureV4 } from '@smithy/signature-v4';
