@@ -1,9 +1,10 @@
 /**
  * `GET /v1/jobs/:id/events`: a job's life as Server-Sent Events — `queued`, `started`,
  * `progress` ({step, total}), then `succeeded` or `failed` carrying the final job JSON, after
- * which the stream ends. A client that connects late first gets the job's current state; an
- * unknown job is a 404 before the stream starts. While the job is queued, its place in the queue
- * is looked up every second and sent when it changes (`queued` with `{queuePosition}`).
+ * which the stream ends; each change of state is sent once. A client that connects late first
+ * gets the job's current state; an unknown job is a 404 before the stream starts. While the job
+ * is queued, its place in the queue is looked up every second and sent when it changes (`queued`
+ * with `{queuePosition}`).
  */
 import type { Request, Response } from 'express';
 import type { JobStatus, JobView } from '@farm/contracts';
@@ -78,10 +79,14 @@ export async function streamJobEvents(req: Request, res: Response, source: JobEv
   let lastPosition = view.queuePosition;
   const onEvent = async (event: HubEvent) => {
     switch (event.kind) {
+      // Each change of state once: the queue's event for the state the stream began with (it
+      // came after the subscription, before or after the state was read) is not news.
       case 'active':
+        if (!queued) return;
         queued = false;
         return send('started', {});
       case 'waiting':
+        if (queued) return;
         queued = true;
         lastPosition = undefined;
         return send('queued', {});
