@@ -1,7 +1,7 @@
 /**
  * Presigned GET URLs signed without the SDK's middleware (s3-presign.ts) are the URLs the SDK's
  * getSignedUrl gives for the same bucket, key, credentials, expiry and clock, character for
- * character: path style and virtual-hosted, AWS's endpoint and others, keys that need encoding,
+ * character: path style and virtual-hosted (and path style for bucket names that are no DNS label), AWS's endpoint and others, keys that need encoding,
  * temporary credentials from a provider; the object store's on its public endpoint. (That the URLs are served, and refused once changed or
  * expired, is checked against the S3 server in test/integration/embedded-s3-auth.test.ts.)
  */
@@ -22,6 +22,8 @@ const targets: Array<[string, S3Target]> = [
   ['virtual-hosted on AWS', { bucket: 'farm-results', region: 'eu-west-1', forcePathStyle: false, credentials: fixed }],
   ['virtual-hosted on AWS with temporary credentials', { bucket: 'farm-results', region: 'us-east-1', forcePathStyle: false, credentials: temporary }],
   ['virtual-hosted at another endpoint', { bucket: 'farm-results', region: 'auto', endpoint: 'https://storage.example.com', forcePathStyle: false, credentials: fixed }],
+  ['path style on AWS for a dotted bucket name', { bucket: 'farm.results', region: 'eu-west-1', forcePathStyle: false, credentials: fixed }],
+  ['path style at another endpoint for a name that is no DNS label', { bucket: 'Farm_Results', region: 'us-east-1', endpoint: 'http://minio:9000', forcePathStyle: false, credentials: fixed }],
 ];
 
 describe('a presigned GET URL', () => {

@@ -1,8 +1,10 @@
 /**
  * Where a bucket's objects are, as the SDK addresses them: path style (`endpoint/bucket/key`) or
- * virtual-hosted (`bucket.host/key`), the endpoint `https://s3.<region>.amazonaws.com` unless
- * set, keys percent-encoded segment by segment. The one place that maps bucket and key to a
- * request's host and path, for what the farm signs itself (s3-put.ts, s3-presign.ts).
+ * virtual-hosted (`bucket.host/key`) — path style when forced, or when the bucket's name is no DNS
+ * label (dots, capitals, underscores: its host would not resolve or match S3's certificate) — at
+ * `https://s3.<region>.amazonaws.com` unless an endpoint is set, keys percent-encoded segment by
+ * segment. The one place that maps bucket and key to a request's host and path, for what the farm
+ * signs itself (s3-put.ts, s3-presign.ts).
  */
 
 export interface Credentials {
@@ -43,6 +45,11 @@ export function encodeKey(key: string): string {
   return key.split('/').map(escapeUri).join('/');
 }
 
+/** Whether the SDK addresses a bucket virtual-hosted when not forced to path style: a DNS label of 3–63 lowercase letters, digits and hyphens. */
+export function virtualHostable(bucket: string): boolean {
+  return /^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/.test(bucket);
+}
+
 export class S3Address {
   /** The bucket's origin: protocol, host (the bucket's own when virtual-hosted) and port. */
   readonly base: URL;
@@ -50,9 +57,10 @@ export class S3Address {
 
   constructor(target: Pick<S3Target, 'bucket' | 'region' | 'endpoint' | 'forcePathStyle'>) {
     const endpoint = new URL(target.endpoint ?? `https://s3.${target.region}.amazonaws.com`);
-    if (!target.forcePathStyle) endpoint.hostname = `${target.bucket}.${endpoint.hostname}`;
+    const pathStyle = target.forcePathStyle || !virtualHostable(target.bucket);
+    if (!pathStyle) endpoint.hostname = `${target.bucket}.${endpoint.hostname}`;
     this.base = endpoint;
-    this.prefix = `${endpoint.pathname.replace(/\/$/, '')}${target.forcePathStyle ? `/${encodeKey(target.bucket)}` : ''}`;
+    this.prefix = `${endpoint.pathname.replace(/\/$/, '')}${pathStyle ? `/${encodeKey(target.bucket)}` : ''}`;
   }
 
   /** The path of a key's object (encoded, as sent). */
