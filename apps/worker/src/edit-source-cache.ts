@@ -4,14 +4,22 @@
  * ready-to-use sources (latent + decoded pixels) in each worker, bounded in sources and in bytes.
  *
  * Storing a source never delays the job it came from: `put` keeps it in memory at once and
- * stores the latent, then its index entry, in the background. If that fails or the worker dies
- * first, there is no index entry, and an edit of the job on another worker encodes the job's
- * image again (`reencoded`), which costs one VAE encoder call and nothing else.
+ * stores the latent, then its index entry, in the background. Latents are stored in packs, by
+ * group commit: while one pack uploads, the jobs finishing meanwhile wait, and all of them (up to
+ * the pack limits) then go as the next pack — one S3 PUT for the group, then one Redis round trip
+ * (MULTI) for their index entries, each naming the pack and the job's byte range, which another
+ * worker reads with a ranged GET. An idle farm stores each job's state at once, alone.
+ *
+ * If a pack's upload fails or the worker dies first, none of its jobs has an index entry, and an
+ * edit of any of them on another worker encodes the job's image again (`reencoded`), which costs
+ * one VAE encoder call and nothing else. A job forgotten after its pack was stored loses its index
+ * entry; its bytes stay in the pack until the result retention sweeps the pack (under `cache/`).
  */
+import { randomUUID } from 'node:crypto';
 import sharp from 'sharp';
-import type { FarmRedis } from '@farm/platform';
+import type { FarmRedis, ObjectStore } from '@farm/platform';
 import { EditSource, fromFloat16, toFloat16 } from '@farm/pipeline';
-import type { ObjectStore } from '@farm/platform';
+import { DEFAULT_PACK_LIMITS, IndexEntry, PackLimits, checkPackLimits, latentLocation, layOutPack, packCount } from './edit-state-pack';
 
 export interface SourceCacheOptions {
   store: ObjectStore;
@@ -26,14 +34,17 @@ export interface SourceCacheOptions {
   capacityBytes: number;
   /** Called when the set of sources held in memory changed (to advertise it), at most once per turn of the event loop. */
   onHeldChanged: (jobIds: string[]) => void;
+  /** How big one pack of latents may grow (default DEFAULT_PACK_LIMITS: 64 jobs, 4 MiB). */
+  packLimits?: PackLimits;
 }
 
-interface IndexEntry {
-  width: number;
-  height: number;
-  prompt?: string;
-  latentKey: string;
-  imageKey: string;
+/** A job whose latent waits for the next pack. */
+interface Waiting {
+  jobId: string;
+  latent: Uint8Array;
+  entry: Omit<IndexEntry, 'latent'>;
+  /** Settles `stored(jobId)`. */
+  settle: () => void;
 }
 
 export type CachedSource = { source: EditSource; from: 'memory' | 'cache' };
@@ -41,19 +52,24 @@ export type CachedSource = { source: EditSource; from: 'memory' | 'cache' };
 /** What a source takes in memory. */
 const sourceBytes = (source: EditSource) => source.latent.byteLength + source.rgb.byteLength;
 
-/** The object key of a job's cached latent. */
-export function latentKey(jobId: string): string {
-  return `cache/${jobId}.latent.f16`;
-}
-
 export class EditSourceCache {
   private readonly memory = new Map<string, EditSource>();
   private bytes = 0;
-  /** Stores still under way, by job. */
+  /** Stores still under way (waiting or uploading), by job. */
   private readonly storing = new Map<string, Promise<void>>();
+  /** Jobs waiting for the next pack, oldest first. */
+  private waiting: Waiting[] = [];
+  private uploading = false;
+  private readonly packLimits: PackLimits;
+  /** Pack keys: this cache's own prefix (no other worker, nor this one restarted, shares it) and a sequence number. */
+  private readonly packPrefix = `cache/packs/${randomUUID()}`;
+  private packs = 0;
   private heldChanged: NodeJS.Immediate | null = null;
 
-  constructor(private readonly options: SourceCacheOptions) {}
+  constructor(private readonly options: SourceCacheOptions) {
+    this.packLimits = options.packLimits ?? DEFAULT_PACK_LIMITS;
+    checkPackLimits(this.packLimits);
+  }
 
   /** Redis key of a job's index entry. */
   indexKey(jobId: string): string {
@@ -65,11 +81,19 @@ export class EditSourceCache {
     const half = toFloat16(source.latent);
     // Memory holds the same fp16-rounded latent as S3, so an edit comes out the same on any worker.
     this.remember(jobId, { ...source, latent: fromFloat16(half) });
-    const entry: IndexEntry = { width: source.width, height: source.height, prompt: source.prompt, latentKey: latentKey(jobId), imageKey };
-    const stored = this.store(jobId, half, entry)
-      .catch((err) => console.error(`worker: could not cache ${jobId} for edits (edits will re-encode it): ${err.message}`))
-      .finally(() => this.storing.delete(jobId));
+    let settle!: () => void;
+    const stored = new Promise<void>((resolve) => (settle = resolve));
     this.storing.set(jobId, stored);
+    this.waiting.push({
+      jobId,
+      latent: new Uint8Array(half.buffer, half.byteOffset, half.byteLength),
+      entry: { width: source.width, height: source.height, prompt: source.prompt, imageKey },
+      settle: () => {
+        if (this.storing.get(jobId) === stored) this.storing.delete(jobId);
+        settle();
+      },
+    });
+    this.commitNext();
   }
 
   /** Resolves once the job's source is stored (or failed to be). */
@@ -77,16 +101,44 @@ export class EditSourceCache {
     return this.storing.get(jobId) ?? Promise.resolve();
   }
 
-  private async store(jobId: string, half: Uint16Array, entry: IndexEntry): Promise<void> {
-    await this.options.store.put(entry.latentKey, Buffer.from(half.buffer, half.byteOffset, half.byteLength), 'application/octet-stream');
-    await this.options.redis.set(this.indexKey(jobId), JSON.stringify(entry), 'EX', this.options.ttlSeconds);
+  /** Unless a pack is uploading, sends the jobs waiting (as many as the pack limits allow) as the next one. */
+  private commitNext(): void {
+    if (this.uploading || this.waiting.length === 0) return;
+    const pack = this.waiting.splice(0, packCount(this.waiting.map((w) => w.latent.byteLength), this.packLimits));
+    this.uploading = true;
+    this.commit(pack)
+      .catch((err) => console.error(`worker: could not cache ${pack.map((w) => w.jobId).join(', ')} for edits (edits will re-encode them): ${err.message}`))
+      .finally(() => {
+        for (const w of pack) w.settle();
+        this.uploading = false;
+        this.commitNext();
+      });
   }
 
-  /** Drops the job's source everywhere (its job ended without a result). */
+  /** One pack: its latents in one object, then the index entries of all its jobs in one transaction. */
+  private async commit(pack: Waiting[]): Promise<void> {
+    const key = `${this.packPrefix}-${this.packs++}.f16`;
+    const { body, ranges } = layOutPack(pack.map((w) => w.latent));
+    await this.options.store.put(key, body, 'application/octet-stream');
+    const transaction = this.options.redis.multi();
+    for (const [i, w] of pack.entries()) {
+      const entry: IndexEntry = { ...w.entry, latent: { key, range: ranges[i] } };
+      transaction.set(this.indexKey(w.jobId), JSON.stringify(entry), 'EX', this.options.ttlSeconds);
+    }
+    const replies = await transaction.exec();
+    if (!replies) throw new Error('Redis discarded the transaction of index entries');
+    const failed = replies.find(([err]) => err);
+    if (failed) throw failed[0]!;
+  }
+
+  /**
+   * Drops the job's source (its job ended without a result): from memory and from the index, so no
+   * edit can start from it. Its latent's bytes stay in their pack until the result retention.
+   */
   async forget(jobId: string): Promise<void> {
     await this.stored(jobId);
     if (this.drop(jobId)) this.announceHeld();
-    await Promise.all([this.options.redis.del(this.indexKey(jobId)), this.options.store.remove([latentKey(jobId)])]);
+    await this.options.redis.del(this.indexKey(jobId));
   }
 
   /** The source of a job, from memory or from the shared cache; null when it expired. */
@@ -99,7 +151,8 @@ export class EditSourceCache {
     const raw = await this.options.redis.get(this.indexKey(jobId));
     if (!raw) return null;
     const entry = JSON.parse(raw) as IndexEntry;
-    const [latentBytes, image] = await Promise.all([this.options.store.get(entry.latentKey), this.options.store.get(entry.imageKey)]);
+    const { key, range } = latentLocation(entry);
+    const [latentBytes, image] = await Promise.all([this.options.store.get(key, range), this.options.store.get(entry.imageKey)]);
     const copy = new Uint8Array(latentBytes); // aligned copy for the Uint16Array view
     const latent = fromFloat16(new Uint16Array(copy.buffer, 0, copy.byteLength / 2));
     const rgb = await sharp(image).removeAlpha().raw().toBuffer();
