@@ -3,7 +3,8 @@
  * server: jobs finishing while a pack uploads go together as the next pack — one object, their
  * index entries each naming its range —, within the pack limits; another worker reads a job's
  * latent back with a ranged GET, as the worker that stored it holds it; an entry from before
- * packs is still read; a forgotten job has no entry; a pack that could not be stored leaves none.
+ * packs is still read; a forgotten job has no entry; a pack that could not be stored leaves none;
+ * `allStored` resolves once every pack put so far is stored.
  */
 import sharp from 'sharp';
 import { EditSource } from '@farm/pipeline';
@@ -53,6 +54,16 @@ it('stores jobs that finish while a pack uploads as one pack, each entry naming 
   expect(packs.every((k) => k.startsWith('cache/packs/'))).toBe(true);
   expect(entries.slice(1).map((e) => e!.latent!.range)).toEqual([0, 1, 2, 3].map((i) => ({ offset: i * 512, length: 512 })));
   expect((await farm.store.get(packs[1])).byteLength).toBe(4 * 512);
+});
+
+it('tells when everything put so far is stored (a stopping worker waits for it)', async () => {
+  const c = cache({ maxJobs: 2, maxBytes: 2 ** 20 });
+  const jobs = ids(5, 'all');
+  const sources = await Promise.all(jobs.map((id, i) => source(id, i + 20)));
+  for (const [i, id] of jobs.entries()) c.put(id, sources[i].source, sources[i].imageKey);
+  expect(await entryOf(c, jobs[4])).toBeNull(); // still waiting behind two packs
+  await c.allStored();
+  expect((await Promise.all(jobs.map((id) => entryOf(c, id)))).every((e) => e?.latent)).toBe(true);
 });
 
 it('keeps each pack within its limits; the rest go in the next', async () => {

@@ -101,6 +101,11 @@ export class EditSourceCache {
     return this.storing.get(jobId) ?? Promise.resolve();
   }
 
+  /** Resolves once every source put so far is stored (or failed to be). */
+  async allStored(): Promise<void> {
+    await Promise.all(this.storing.values());
+  }
+
   /** Unless a pack is uploading, sends the jobs waiting (as many as the pack limits allow) as the next one. */
   private commitNext(): void {
     if (this.uploading || this.waiting.length === 0) return;

@@ -347,11 +347,14 @@ export class FarmWorker {
 
   /** Graceful stop: no new jobs, in-flight ones finish within `graceMs` or go back to the queue. */
   async stop(graceMs: number): Promise<void> {
+    const deadline = Date.now() + graceMs;
     if (this.heartbeat) clearInterval(this.heartbeat);
     await this.sessions?.stop();
     this.unsubscribeCancels?.();
     this.gate.stop();
     await this.intake?.stop(graceMs);
+    // The last jobs' edit state still being packed goes out within the grace, so edits of them need not re-encode.
+    await Promise.race([this.editSources.allStored(), new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())).unref())]);
     await this.webhooks?.close();
     await this.registry.remove(this.id).catch(() => undefined);
     await this.running;
