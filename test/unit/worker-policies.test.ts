@@ -51,11 +51,13 @@ describe('fetching ahead of need', () => {
     expect(jobsToFetch({ maxInFlight: 8, running: 8, finishing: 8, waiting: 0 })).toBe(8); // a whole batch leaving: a whole batch waits, no more
   });
 
-  it('sends a single fetch, waiting on the marker, after a round found the queue empty, then twice as many as the last round found', () => {
+  it('sends a single fetch, waiting on the marker, after a round found the queue empty; one more after the first full round, then doubles', () => {
     expect(fetchesAtOnce(8, 0)).toBe(1); // empty, or at start: one fetch waits for the next job
-    expect(fetchesAtOnce(8, 1)).toBe(2); // a lone job is followed by two fetches, not eight
-    expect(fetchesAtOnce(8, 2)).toBe(4);
-    expect(fetchesAtOnce(8, 4)).toBe(8); // a burst fills eight slots within four rounds
+    expect(fetchesAtOnce(8, 1)).toBe(1); // a lone job is followed by one fetch (it comes back empty), not two
+    expect(fetchesAtOnce(8, 2)).toBe(2);
+    expect(fetchesAtOnce(8, 3)).toBe(4);
+    expect(fetchesAtOnce(8, 4)).toBe(8); // a burst fills eight slots within five rounds
+    expect(fetchesAtOnce(8, 60)).toBe(8);
     expect(fetchesAtOnce(3, 8)).toBe(3); // never more than wanted
     expect(fetchesAtOnce(0, 0)).toBe(0);
     expect(fetchesAtOnce(0, 4)).toBe(0);
