@@ -1,9 +1,11 @@
 /**
  * The farm's per-job bookkeeping in Redis, on the suite's real Redis: marks of followed jobs
- * (expired ones dropped once per interval, never counted as followed).
+ * (expired ones dropped once per interval, never counted as followed); a tenant's job index as
+ * admission writes it (trimmed to the retention once a minute, its key outliving every entry).
  */
 import { randomUUID } from 'node:crypto';
-import { FollowedJobs, createRedis } from '@farm/platform';
+import { TenantAdmission } from '@farm/api';
+import { FollowedJobs, INDEX_TRIM_EVERY_MS, JobLocator, TenantJobIndex, createRedis } from '@farm/platform';
 import { removeKeys } from '../support/farm-keys';
 
 const redis = createRedis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
@@ -28,5 +30,33 @@ describe('followed jobs', () => {
     await followed.follow('b', t0 + 5000); // the refresh a heartbeat sends: due, so a's mark goes
     expect(await redis.zrange(followed.key, 0, -1)).toEqual(['b']);
     expect(await followed.isFollowed('b', t0 + 5999)).toBe(true);
+  });
+});
+
+describe('the job index as admission writes it', () => {
+  it('trims entries past the retention once a minute, after the add, and keeps the key past the retention of its newest entry', async () => {
+    const index = new TenantJobIndex(redis, prefix, 1); // entries are kept 1 s
+    const admission = new TenantAdmission(redis, prefix, new JobLocator(redis, prefix), index, { ratePerSecond: 1000, burst: 1000, maxQueued: 100 });
+    const admit = async (jobId: string) =>
+      expect((await admission.admit({ tenant: 't', jobId, model: 'shapes-ldm', priority: 5, locatorTtlSeconds: 60 })).kind).toBe('admitted');
+    const entries = () => redis.zrange(index.key('t'), 0, -1);
+    await admit('a'); // the tenant's first admission trims: its key gets a TTL
+    await new Promise((r) => setTimeout(r, 1100));
+    await admit('b'); // a is past the retention, but the next trim is a minute away
+    expect(await entries()).toEqual(['a', 'b']);
+    expect(await redis.pttl(index.key('t'))).toBeGreaterThan(1000 + INDEX_TRIM_EVERY_MS - 1500); // set at a's admission, 1.1 s ago
+    await redis.hset(`${prefix}:tenant:t:bucket`, 'pruned', 0); // as if the last trim were a minute old
+    await admit('c');
+    expect(await entries()).toEqual(['b', 'c']);
+    expect(await redis.pttl(index.key('t'))).toBeGreaterThan(1000 + INDEX_TRIM_EVERY_MS - 200);
+  });
+
+  it('gives the key a TTL when a trim empties it before the add', async () => {
+    const index = new TenantJobIndex(redis, prefix, 1);
+    const admission = new TenantAdmission(redis, prefix, new JobLocator(redis, prefix), index, { ratePerSecond: 1000, burst: 1000, maxQueued: 100 });
+    await redis.zadd(index.key('u'), Date.now() - 5000, 'old'); // an entry past the retention, the only one
+    expect((await admission.admit({ tenant: 'u', jobId: 'new', model: 'shapes-ldm', priority: 5, locatorTtlSeconds: 60 })).kind).toBe('admitted');
+    expect(await redis.zrange(index.key('u'), 0, -1)).toEqual(['new']);
+    expect(await redis.pttl(index.key('u'))).toBeGreaterThan(INDEX_TRIM_EVERY_MS);
   });
 });

@@ -13,7 +13,7 @@
  */
 import type { Result } from 'ioredis';
 import type { FarmRedis } from '@farm/platform';
-import { JobLocator, PRIORITY_LEVELS, TenantJobIndex, TenantJobs, indexAddLua } from '@farm/platform';
+import { INDEX_TRIM_EVERY_MS, JobLocator, PRIORITY_LEVELS, TenantJobIndex, TenantJobs, indexInsertLua, indexTrimLua } from '@farm/platform';
 import type { BucketPolicy } from './rate-limit-headers';
 
 export interface AdmissionOptions {
@@ -61,14 +61,15 @@ const MAX_PRIORITY = 2 ** 21;
 
 /** A line's entries older than this are dropped, so a lost job cannot hold a quota forever… */
 const MAX_AGE_MS = 24 * 3600 * 1000;
-/** …checked at most this often per tenant. */
-const PRUNE_EVERY_MS = 60 * 1000;
+/** …checked at most this often per tenant, when the tenant's job index is trimmed too. */
+const PRUNE_EVERY_MS = INDEX_TRIM_EVERY_MS;
 
 /**
  * KEYS: token bucket, the tenant's line, job locator, the tenant's job index[, idempotency claim].
  * ARGV: rate/s, burst, max unfinished, job id, priority, model, locator ttl s, index retention ms[, fingerprint, claim ttl s].
  * The line's scores are priority × BAND + submission time (ms), so one ZCOUNT counts the jobs of
- * the same or a higher priority; entries older than a day (lost jobs) are pruned once a minute.
+ * the same or a higher priority; entries older than a day (lost jobs) are pruned once a minute,
+ * and so are the job index's entries past their retention (after the add, so the key exists).
  */
 const ADMIT = `
 local claimKey = KEYS[5]
@@ -88,7 +89,8 @@ local milliTokens = math.floor(tokens * 1000)
 if tokens < 1 then return {'rate_limited', math.ceil((1 - tokens) / rate * 1000), milliTokens} end
 local band = ${TenantJobs.BAND}
 local pruned = tonumber(bucket[3]) or 0
-if nowMs - pruned > ${PRUNE_EVERY_MS} then
+local prune = nowMs - pruned > ${PRUNE_EVERY_MS}
+if prune then
   for level = 1, ${PRIORITY_LEVELS} do redis.call('ZREMRANGEBYSCORE', KEYS[2], level * band, level * band + nowMs - ${MAX_AGE_MS}) end
   pruned = nowMs
 end
@@ -100,7 +102,10 @@ redis.call('HSET', KEYS[1], 'tokens', tokens - 1, 'ts', nowMs, 'pruned', pruned)
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
 redis.call('ZADD', KEYS[2], priority * band + nowMs, ARGV[4])
 redis.call('SET', KEYS[3], ARGV[6], 'EX', ARGV[7])
-${indexAddLua('KEYS[4]', 'nowMs', 'ARGV[4]', 'tonumber(ARGV[8])')}
+${indexInsertLua('KEYS[4]', 'nowMs', 'ARGV[4]')}
+if prune then
+${indexTrimLua('KEYS[4]', 'nowMs', 'tonumber(ARGV[8])')}
+end
 local queuePriority = math.min(${MAX_PRIORITY}, ahead * ${PRIORITY_LEVELS} + priority)
 if claimKey then
   redis.call('HSET', claimKey, 'fingerprint', ARGV[9], 'jobId', ARGV[4], 'model', ARGV[6], 'priority', queuePriority)

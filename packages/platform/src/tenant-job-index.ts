@@ -1,7 +1,7 @@
 /**
  * Each tenant's jobs in submission order, for `GET /v1/jobs`: a sorted set per tenant (job id
- * scored by its submission time) under the farm's prefix, trimmed to the jobs' retention on every
- * write. Pages run newest first from a cursor — the (time, id) of the last job of the previous
+ * scored by its submission time) under the farm's prefix, trimmed to the jobs' retention by
+ * admission once a minute (and by every add outside admission). Pages run newest first from a cursor — the (time, id) of the last job of the previous
  * page — so jobs submitted meanwhile neither repeat nor shift a page.
  *
  * A submission's entry is written by admission, in the script that accepts the job and before
@@ -16,14 +16,24 @@ import type { FarmRedis } from './redis-connection';
 export const MISSING_JOB_GRACE_MS = 5 * 60 * 1000;
 
 /**
- * Lua that adds an entry and trims the index to the retention; each argument is a Lua expression
- * (the index's key, the time in ms, the job's id, the retention in ms). Admission's script and
- * `add` both run it.
+ * Admission trims a tenant's index at most this often (with the tenant's line), and the index's
+ * key lives this much past the retention, so that it outlives every entry added between trims.
  */
-export function indexAddLua(key: string, at: string, id: string, retentionMs: string): string {
-  return `redis.call('ZADD', ${key}, ${at}, ${id})
-redis.call('ZREMRANGEBYSCORE', ${key}, '-inf', '(' .. (${at} - ${retentionMs}))
-redis.call('PEXPIRE', ${key}, ${retentionMs})`;
+export const INDEX_TRIM_EVERY_MS = 60 * 1000;
+
+/**
+ * Lua that drops the index's entries older than the retention and keeps its key for the
+ * retention and INDEX_TRIM_EVERY_MS; each argument is a Lua expression (the index's key, the time
+ * in ms, the retention in ms). Run it after an add, so that the key it sets a TTL on exists.
+ */
+export function indexTrimLua(key: string, at: string, retentionMs: string): string {
+  return `redis.call('ZREMRANGEBYSCORE', ${key}, '-inf', '(' .. (${at} - ${retentionMs}))
+redis.call('PEXPIRE', ${key}, ${retentionMs} + ${INDEX_TRIM_EVERY_MS})`;
+}
+
+/** Lua that adds an entry (the index's key, the time in ms and the job's id, as Lua expressions). */
+export function indexInsertLua(key: string, at: string, id: string): string {
+  return `redis.call('ZADD', ${key}, ${at}, ${id})`;
 }
 
 declare module 'ioredis' {
@@ -48,7 +58,7 @@ export class TenantJobIndex {
     retentionSeconds: number,
   ) {
     this.retentionMs = retentionSeconds * 1000;
-    redis.defineCommand('farmIndexAdd', { numberOfKeys: 1, lua: indexAddLua('KEYS[1]', 'tonumber(ARGV[1])', 'ARGV[2]', 'tonumber(ARGV[3])') });
+    redis.defineCommand('farmIndexAdd', { numberOfKeys: 1, lua: `${indexInsertLua('KEYS[1]', 'tonumber(ARGV[1])', 'ARGV[2]')}\n${indexTrimLua('KEYS[1]', 'tonumber(ARGV[1])', 'tonumber(ARGV[3])')}` });
   }
 
   key(tenant: string): string {
