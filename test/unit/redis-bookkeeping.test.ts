@@ -1,7 +1,8 @@
 /**
  * The farm's per-job bookkeeping in Redis, on the suite's real Redis: marks of followed jobs
  * (expired ones dropped once per interval, never counted as followed); a tenant's job index as
- * admission writes it (trimmed to the retention once a minute, its key outliving every entry).
+ * admission writes it (trimmed to the retention once a minute, its key outliving every entry);
+ * job locators, remembered by the process that wrote or found them.
  */
 import { randomUUID } from 'node:crypto';
 import { TenantAdmission } from '@farm/api';
@@ -58,5 +59,22 @@ describe('the job index as admission writes it', () => {
     expect((await admission.admit({ tenant: 'u', jobId: 'new', model: 'shapes-ldm', priority: 5, locatorTtlSeconds: 60 })).kind).toBe('admitted');
     expect(await redis.zrange(index.key('u'), 0, -1)).toEqual(['new']);
     expect(await redis.pttl(index.key('u'))).toBeGreaterThan(INDEX_TRIM_EVERY_MS);
+  });
+});
+
+describe('job locators', () => {
+  it('remembers the model of a job it admitted or found, and asks again for one it did not find', async () => {
+    const locator = new JobLocator(redis, prefix);
+    const admission = new TenantAdmission(redis, prefix, locator, new TenantJobIndex(redis, prefix, 60), { ratePerSecond: 1000, burst: 1000, maxQueued: 100 });
+    expect((await admission.admit({ tenant: 'v', jobId: 'admitted', model: 'model-a', priority: 5, locatorTtlSeconds: 60 })).kind).toBe('admitted');
+    await redis.del(locator.key('admitted')); // the key's reads from here on would say null
+    expect(await locator.modelOf('admitted')).toBe('model-a');
+
+    const reader = new JobLocator(redis, prefix); // another process
+    expect(await reader.modelOf('recorded')).toBeNull();
+    await locator.record('recorded', 'model-b', 60);
+    expect(await reader.modelOf('recorded')).toBe('model-b'); // not located before: asked again
+    await redis.del(locator.key('recorded'));
+    expect(await reader.modelOf('recorded')).toBe('model-b');
   });
 });

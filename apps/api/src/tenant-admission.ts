@@ -167,6 +167,7 @@ export class TenantAdmission {
       : this.redis.farmAdmit(4, ...this.keys(s), ratePerSecond, burst, maxQueued, s.jobId, s.priority, s.model, s.locatorTtlSeconds, this.index.retentionMs));
     switch (kind) {
       case 'admitted':
+        this.locator.remember(s.jobId, s.model);
         return { kind, queuePriority: Number(rest[0]), tokens: Number(rest[1]) / 1000 };
       case 'rate_limited':
         return { kind: 'refused', reason: kind, retryAfterSeconds: Math.ceil(Number(rest[0]) / 1000), message: `over ${ratePerSecond} submissions per second`, tokens: Number(rest[1]) / 1000 };
@@ -185,6 +186,7 @@ export class TenantAdmission {
   async withdraw(s: Submission, jobKey: string): Promise<void> {
     const [, line, locator, index] = this.keys(s);
     const keys = [jobKey, line, locator, index, ...(s.idempotency ? [s.idempotency.key] : [])];
+    this.locator.forget(s.jobId);
     await this.redis.farmWithdraw(keys.length, ...keys, s.jobId).catch(() => undefined);
   }
 }
