@@ -2,15 +2,17 @@
  * The farm's per-job bookkeeping in Redis, on the suite's real Redis: marks of followed jobs
  * (expired ones dropped once per interval, never counted as followed); a tenant's job index as
  * admission writes it (trimmed to the retention once a minute, its key outliving every entry);
- * job locators, remembered by the process that wrote or found them.
+ * job locators, remembered by the process that wrote or found them; progress writes, which look
+ * up whether a job is followed only while it has a next step.
  */
 import { randomUUID } from 'node:crypto';
 import { TenantAdmission } from '@farm/api';
-import { FollowedJobs, INDEX_TRIM_EVERY_MS, JobLocator, TenantJobIndex, createRedis } from '@farm/platform';
+import { FollowedJobs, INDEX_TRIM_EVERY_MS, JobLocator, JobProgressWriter, TenantJobIndex, createRedis, openQueue } from '@farm/platform';
 import { removeKeys } from '../support/farm-keys';
 
 const redis = createRedis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
-const prefix = `{farm-test}:bookkeeping-${randomUUID()}`;
+const name = `bookkeeping-${randomUUID()}`;
+const prefix = `{farm-test}:${name}`;
 
 afterAll(async () => {
   await removeKeys(prefix, redis);
@@ -76,5 +78,25 @@ describe('job locators', () => {
     expect(await reader.modelOf('recorded')).toBe('model-b'); // not located before: asked again
     await redis.del(locator.key('recorded'));
     expect(await reader.modelOf('recorded')).toBe('model-b');
+  });
+});
+
+describe('progress writes', () => {
+  it('write each job\'s step and tell which are followed, of the jobs that have a next step', async () => {
+    const queue = openQueue({ QUEUE_NAME: name, QUEUE_PREFIX: '{farm-test}' }, redis, 'shapes-ldm');
+    const followed = new FollowedJobs(redis, prefix);
+    const writer = new JobProgressWriter(redis, queue, followed);
+    for (const id of ['mid', 'last', 'quiet']) await queue.add('generate', {} as never, { jobId: id });
+    await followed.follow('mid');
+    await followed.follow('last');
+    const flags = await writer.write([
+      { jobId: 'mid', step: 1, total: 2 },
+      { jobId: 'last', step: 2, total: 2 },
+      { jobId: 'quiet', step: 1, total: 2 },
+    ]);
+    expect(flags).toEqual([true, false, false]); // 'last' has no next tick to preview
+    expect((await queue.getJob('last'))!.progress).toEqual({ step: 2, total: 2 });
+    expect((await queue.getJob('mid'))!.progress).toEqual({ step: 1, total: 2 });
+    await queue.close();
   });
 });
