@@ -39,12 +39,18 @@ async function entryOf(c: EditSourceCache, id: string): Promise<{ latent?: { key
 
 const ids = (n: number, tag: string) => Array.from({ length: n }, (_, i) => `${tag}-${i}-${Date.now()}`);
 
+/** `n` jobs finishing together: their sources (seeds `seed`, `seed` + 1, …) put into `c` at once; `stored` resolves once all are stored. */
+async function finishTogether(c: EditSourceCache, n: number, tag: string, seed: number) {
+  const jobs = ids(n, tag);
+  const sources = await Promise.all(jobs.map((id, i) => source(id, seed + i)));
+  for (const [i, id] of jobs.entries()) c.put(id, sources[i].source, sources[i].imageKey);
+  return { jobs, sources, stored: Promise.all(jobs.map((id) => c.stored(id))) };
+}
+
 it('stores jobs that finish while a pack uploads as one pack, each entry naming its range', async () => {
   const c = cache();
-  const jobs = ids(5, 'group');
-  const sources = await Promise.all(jobs.map((id, i) => source(id, i + 1)));
-  for (const [i, id] of jobs.entries()) c.put(id, sources[i].source, sources[i].imageKey);
-  await Promise.all(jobs.map((id) => c.stored(id)));
+  const { jobs, stored } = await finishTogether(c, 5, 'group', 1);
+  await stored;
   const entries = await Promise.all(jobs.map((id) => entryOf(c, id)));
   // The first went at once, alone; the other four waited for it and went together.
   const packs = entries.map((e) => e!.latent!.key);
@@ -58,9 +64,7 @@ it('stores jobs that finish while a pack uploads as one pack, each entry naming 
 
 it('tells when everything put so far is stored (a stopping worker waits for it)', async () => {
   const c = cache({ maxJobs: 2, maxBytes: 2 ** 20 });
-  const jobs = ids(5, 'all');
-  const sources = await Promise.all(jobs.map((id, i) => source(id, i + 20)));
-  for (const [i, id] of jobs.entries()) c.put(id, sources[i].source, sources[i].imageKey);
+  const { jobs } = await finishTogether(c, 5, 'all', 20);
   expect(await entryOf(c, jobs[4])).toBeNull(); // still waiting behind two packs
   await c.allStored();
   expect((await Promise.all(jobs.map((id) => entryOf(c, id)))).every((e) => e?.latent)).toBe(true);
@@ -68,10 +72,8 @@ it('tells when everything put so far is stored (a stopping worker waits for it)'
 
 it('keeps each pack within its limits; the rest go in the next', async () => {
   const c = cache({ maxJobs: 3, maxBytes: 2 ** 20 });
-  const jobs = ids(6, 'limits');
-  const sources = await Promise.all(jobs.map((id, i) => source(id, i + 10)));
-  for (const [i, id] of jobs.entries()) c.put(id, sources[i].source, sources[i].imageKey);
-  await Promise.all(jobs.map((id) => c.stored(id)));
+  const { jobs, stored } = await finishTogether(c, 6, 'limits', 10);
+  await stored;
   const packs = (await Promise.all(jobs.map((id) => entryOf(c, id)))).map((e) => e!.latent!.key);
   const sizes = [...new Set(packs)].map((k) => packs.filter((p) => p === k).length);
   expect(sizes).toEqual([1, 3, 2]);
@@ -79,10 +81,8 @@ it('keeps each pack within its limits; the rest go in the next', async () => {
 
 it("gives another worker a job's latent from its pack, as the worker that stored it holds it", async () => {
   const first = cache();
-  const jobs = ids(3, 'read');
-  const sources = await Promise.all(jobs.map((id, i) => source(id, i + 20)));
-  for (const [i, id] of jobs.entries()) first.put(id, sources[i].source, sources[i].imageKey);
-  await Promise.all(jobs.map((id) => first.stored(id)));
+  const { jobs, sources, stored } = await finishTogether(first, 3, 'read', 20);
+  await stored;
   const other = cache();
   for (const [i, id] of jobs.entries()) {
     const held = (await first.get(id))!;
@@ -130,10 +130,8 @@ it('leaves no entry for any job of a pack that could not be stored, and settles 
   const down = new ObjectStore({ ...testStoreOptions(), endpoint: 'http://127.0.0.1:9' });
   try {
     const c = cache(undefined, down);
-    const jobs = ids(4, 'down');
-    const sources = await Promise.all(jobs.map((id, i) => source(id, i + 50)));
-    for (const [i, id] of jobs.entries()) c.put(id, sources[i].source, sources[i].imageKey);
-    await Promise.all(jobs.map((id) => c.stored(id)));
+    const { jobs, stored } = await finishTogether(c, 4, 'down', 50);
+    await stored;
     expect(await Promise.all(jobs.map((id) => farm.redis.exists(c.indexKey(id))))).toEqual([0, 0, 0, 0]);
     expect(c.holds(jobs[0])).toBe(true); // this worker still edits them from memory
   } finally {

@@ -3,9 +3,11 @@
  * virtual-hosted (`bucket.host/key`) — path style when forced, or when the bucket's name is no DNS
  * label (dots, capitals, underscores: its host would not resolve or match S3's certificate) — at
  * `https://s3.<region>.amazonaws.com` unless an endpoint is set, keys percent-encoded segment by
- * segment. The one place that maps bucket and key to a request's host and path, for what the farm
- * signs itself (s3-put.ts, s3-presign.ts).
+ * segment. The one place that maps bucket and key to a request's host and path, and makes the
+ * SigV4 signer, for what the farm signs itself (s3-put.ts, s3-presign.ts).
  */
+import { Sha256 } from '@smithy/core/checksum';
+import { SignatureV4 } from '@smithy/signature-v4';
 
 export interface Credentials {
   accessKeyId: string;
@@ -48,6 +50,11 @@ export function encodeKey(key: string): string {
 /** Whether the SDK addresses a bucket virtual-hosted when not forced to path style: a DNS label of 3–63 lowercase letters, digits and hyphens. */
 export function virtualHostable(bucket: string): boolean {
   return /^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/.test(bucket);
+}
+
+/** The SDK's own SigV4 signer for the bucket's S3 (paths sent as encoded here, not encoded again). */
+export function s3Signer(target: Pick<S3Target, 'region' | 'credentials'>): SignatureV4 {
+  return new SignatureV4({ credentials: target.credentials, region: target.region, service: 's3', sha256: Sha256, uriEscapePath: false });
 }
 
 export class S3Address {

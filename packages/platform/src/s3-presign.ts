@@ -7,9 +7,8 @@
  * parameters, `UNSIGNED-PAYLOAD`, only `host` signed, `x-id=GetObject` as the SDK sends it), so
  * the URL is the same, byte for byte.
  */
-import { Sha256 } from '@smithy/core/checksum';
-import { SignatureV4 } from '@smithy/signature-v4';
-import { S3Address, S3Target, escapeUri } from './s3-address';
+import type { SignatureV4 } from '@smithy/signature-v4';
+import { S3Address, S3Target, escapeUri, s3Signer } from './s3-address';
 
 export class S3Presign {
   private readonly signer: SignatureV4;
@@ -17,7 +16,7 @@ export class S3Presign {
 
   constructor(target: S3Target) {
     this.address = new S3Address(target);
-    this.signer = new SignatureV4({ credentials: target.credentials, region: target.region, service: 's3', sha256: Sha256, uriEscapePath: false });
+    this.signer = s3Signer(target);
   }
 
   /** A URL that GETs the key's object for `expiresIn` seconds from `signingDate` (at most a week). */

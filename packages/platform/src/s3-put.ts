@@ -11,9 +11,8 @@
 import { createHash } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
-import { Sha256 } from '@smithy/core/checksum';
-import { SignatureV4 } from '@smithy/signature-v4';
-import { S3Address, S3Target } from './s3-address';
+import type { SignatureV4 } from '@smithy/signature-v4';
+import { S3Address, S3Target, s3Signer } from './s3-address';
 
 export class S3Put {
   private readonly signer: SignatureV4;
@@ -23,7 +22,7 @@ export class S3Put {
   constructor(target: S3Target) {
     this.address = new S3Address(target);
     this.agent = this.address.base.protocol === 'https:' ? new https.Agent({ keepAlive: true }) : new http.Agent({ keepAlive: true });
-    this.signer = new SignatureV4({ credentials: target.credentials, region: target.region, service: 's3', sha256: Sha256, uriEscapePath: false });
+    this.signer = s3Signer(target);
   }
 
   async put(key: string, body: Buffer, contentType: string): Promise<void> {
