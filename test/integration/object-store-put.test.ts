@@ -4,7 +4,8 @@
  * S3's refusals come back as errors named by S3's code with the HTTP status, as the SDK's do;
  * an S3 that does not answer fails the put (the storage gate and the retries take it from there).
  * The embedded S3 stores such PUTs itself, in s3rver's store: what it stores is what s3rver
- * serves (body, content type, MD5 ETag, user metadata), and so is what the AWS SDK puts.
+ * serves (body, content type, MD5 ETag, user metadata), and so is what the AWS SDK puts; it has
+ * stored all of an object by the time it answers the PUT.
  */
 import { createHash } from 'node:crypto';
 import { createServer } from 'node:net';
@@ -52,6 +53,15 @@ describe('putting an object', () => {
       expect([back.ContentType, back.Metadata, await back.Body!.transformToString()]).toEqual(['application/json', { job: 'j1' }, '{"a":1}']);
     } finally {
       sdk.destroy();
+    }
+  });
+
+  it('has stored the whole object once the PUT is answered: a GET right after reads all of it', async () => {
+    // s3rver's own store answered before a large body's write had finished.
+    const body = Buffer.alloc(48 * 1024 * 1024, 7);
+    for (let i = 0; i < 3; i++) {
+      await store.put(`${prefix}/large-${i}.bin`, body, 'application/octet-stream');
+      expect((await store.get(`${prefix}/large-${i}.bin`)).equals(body)).toBe(true);
     }
   });
 

@@ -13,6 +13,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -79,6 +80,19 @@ export function directPutKey(method: string | undefined, unsignedUrl: string, bu
   }
 }
 
+/**
+ * s3rver's putObject for a body in memory, in the same files, written at once. s3rver's own
+ * writes the object, its MD5 and its metadata one after another, and answers before the object's
+ * write has finished (a GET right after could read it short) or could fail (unhandled).
+ */
+async function storeWhole(store: S3rver['store'], object: S3Object): Promise<string> {
+  const md5 = createHash('md5').update(object.content).digest('hex');
+  const objectPath = store.getResourcePath(object.bucket, object.key, 'object');
+  await mkdir(path.dirname(objectPath), { recursive: true });
+  await Promise.all([writeFile(objectPath, object.content), store.putMetadata(object.bucket, object.key, object.metadata, md5)]);
+  return md5;
+}
+
 export class EmbeddedS3 {
   private constructor(
     private readonly front: http.Server,
@@ -122,7 +136,7 @@ export class EmbeddedS3 {
         delete headers.authorization;
         const key = body && directPutKey(req.method, verdict.unsignedUrl, options.bucket, headers);
         if (body && key !== null) {
-          const { md5 } = await s3rver.store.putObject(new S3Object(options.bucket, key, body, headers));
+          const md5 = await storeWhole(s3rver.store, new S3Object(options.bucket, key, body, headers));
           res.writeHead(200, { ETag: JSON.stringify(md5), 'Content-Length': 0 });
           return res.end();
         }

@@ -14,7 +14,10 @@ declare module 's3rver' {
     listen(path: string): Promise<import('node:http').Server>;
     /** Its object store (a folder per bucket), which its HTTP handlers read and write. */
     readonly store: {
-      putObject(object: import('s3rver/lib/models/object')): Promise<{ md5: string; size: number }>;
+      /** Where a resource of an object lives: 'object', 'object.md5' or 'metadata.json'. */
+      getResourcePath(bucket: string, key: string, resource: string): string;
+      /** Writes an object's MD5 and metadata files (its allowed headers and x-amz-meta-*). */
+      putMetadata(bucket: string, key: string, metadata: Record<string, unknown>, md5: string): Promise<void>;
     };
   }
 }
@@ -23,5 +26,10 @@ declare module 's3rver/lib/models/object' {
   /** An object as s3rver's store takes it: the request's headers give its metadata (content type, x-amz-meta-*). */
   export default class S3Object {
     constructor(bucket: string, key: string, content: Buffer, metadata: Record<string, unknown>);
+    readonly bucket: string;
+    readonly key: string;
+    readonly content: Buffer;
+    /** The headers kept as metadata (content type defaulted). */
+    readonly metadata: Record<string, unknown>;
   }
 }

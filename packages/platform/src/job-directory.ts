@@ -42,10 +42,14 @@ export class JobDirectory {
   private async lookup(id: string, tenant: string | null) {
     const queue = await this.queueOf(id);
     if (!queue) return null;
-    // State first: once it is final, the job's hash (result, failure reason) is final too.
-    const [state, final] = await Promise.all([queue.getJobState(id), this.finalStates.get(id)]);
+    // One round trip: the state, the final state and the hash, sent in that order on one
+    // connection, so the hash is read after the state — once the state is final, the result or
+    // failure reason is in it. A state script sent again after NOSCRIPT (Redis lost its scripts)
+    // runs after the hash read; then a final state's hash without its end is read once more.
+    const [state, final, read] = await Promise.all([queue.getJobState(id), this.finalStates.get(id), queue.getJob(id)]);
     if (state === 'unknown') return null;
-    const job = await queue.getJob(id);
+    const ended = state === 'completed' || state === 'failed';
+    const job = ended && read && read.finishedOn === undefined ? await queue.getJob(id) : read;
     if (!job || (tenant !== null && job.data.tenant !== tenant)) return null;
     const status = statusOf(state, final);
     if (!status) return null;
