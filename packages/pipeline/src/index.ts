@@ -24,6 +24,7 @@ export * from './fair-share';
 export * from './stream-batch';
 export * from './text-embedding-cache';
 export * from './image-output';
+export * from './png-encoding';
 export * from './pixel-tensor';
 export * from './region-layers';
 export * from './edit-plan';

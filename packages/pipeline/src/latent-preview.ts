@@ -4,7 +4,7 @@
  * fitted per model at load, by least squares over flat colour swatches run through the VAE
  * encoder, so it fits whatever latent space the model has.
  */
-import sharp from 'sharp';
+import { encodePng } from './png-encoding';
 
 /** Flat colours the fit sees, RGB in [-1, 1]. */
 const SWATCHES: ReadonlyArray<readonly [number, number, number]> = [
@@ -69,7 +69,7 @@ export class LatentPreview {
 
   /** A small PNG data URL of the latent (for SSE progress events). */
   async dataUrl(latent: Float32Array, channels: number, height: number, width: number): Promise<string> {
-    const png = await sharp(this.rgb(latent, channels, height, width), { raw: { width, height, channels: 3 } }).png().toBuffer();
+    const png = await encodePng(this.rgb(latent, channels, height, width), width, height, 3);
     return `data:image/png;base64,${png.toString('base64')}`;
   }
 }

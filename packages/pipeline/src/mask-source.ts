@@ -4,6 +4,7 @@
  */
 import sharp from 'sharp';
 import { InvalidJobError, MAX_MASK_PIXELS } from '@farm/contracts';
+import { encodePng } from './png-encoding';
 import { Mask, Polygon, Rect, rasterizePolygons, rasterizeRects } from './region-masks';
 
 export type MaskSpec = { png: Buffer } | { rects: readonly Rect[] } | { polygons: readonly Polygon[] } | { pixels: Mask };
@@ -39,5 +40,5 @@ export function encodeMaskPng(mask: Mask): Promise<Buffer> {
     const v = mask.data[i];
     grey[i] = v <= 0 ? 0 : v >= 1 ? 255 : Math.round(v * 255);
   }
-  return sharp(grey, { raw: { width: mask.width, height: mask.height, channels: 1 } }).png().toBuffer();
+  return encodePng(grey, mask.width, mask.height, 1);
 }
