@@ -16,8 +16,6 @@ declare module 's3rver' {
     readonly store: {
       /** Where a resource of an object lives: 'object', 'object.md5' or 'metadata.json'. */
       getResourcePath(bucket: string, key: string, resource: string): string;
-      /** Writes an object's MD5 and metadata files (its allowed headers and x-amz-meta-*). */
-      putMetadata(bucket: string, key: string, metadata: Record<string, unknown>, md5: string): Promise<void>;
     };
   }
 }
@@ -29,7 +27,7 @@ declare module 's3rver/lib/models/object' {
     readonly bucket: string;
     readonly key: string;
     readonly content: Buffer;
-    /** The headers kept as metadata (content type defaulted). */
+    /** The headers it keeps (the allowed ones, x-amz-meta-*, and last-modified, etag, content-length); content type defaulted. */
     readonly metadata: Record<string, unknown>;
   }
 }
