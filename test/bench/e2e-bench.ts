@@ -1,7 +1,7 @@
 /**
  * `npm run bench:e2e`: the farm's overhead, measured side by side in one run with the worker
- * settings as shipped (MAX_IN_FLIGHT and MAX_UNET_BATCH from the configuration's defaults or the
- * environment, the same on both sides).
+ * settings as shipped (MAX_IN_FLIGHT, MAX_UNET_BATCH, ORT_THREADS and MODEL_THREAD_NICE from the
+ * configuration's defaults or the environment, the same on both sides).
  *
  * 1. Throughput: the same N jobs through the whole farm (HTTP submit → Redis queue → one worker
  *    process → S3; completion read from the queue) and through the pipeline in-process, both
@@ -19,7 +19,7 @@
  * Options: --jobs=N (default 64) --size=PX (default 256) --steps=N (default 4) --rounds=N (default 3)
  *          --latency=N jobs for the latency figure (default 20) --port=P (default 18080)
  */
-import { BusyMeter, DiffusionPipeline, GenerateParams } from '@farm/pipeline';
+import { BusyMeter, DiffusionPipeline, GenerateParams, describePriority } from '@farm/pipeline';
 import { loadConfig, workerEnv } from '@farm/platform';
 import { DEFAULT_MODEL_DIR } from '@farm/worker';
 import { commandDelta, cpuMs, intArg, median, quantile, redisCommandCounts, redisCpuMs, scrapeCounter, startLocalFarm, throughputRound, timeToSucceeded } from './bench-support';
@@ -61,7 +61,7 @@ async function main(): Promise<void> {
   const rounds = intArg('rounds', 3);
   const latencyJobs = intArg('latency', 20);
   const port = intArg('port', 18080);
-  const { MAX_IN_FLIGHT: slots, MAX_UNET_BATCH: maxBatch, ORT_THREADS: threads } = loadConfig(workerEnv);
+  const { MAX_IN_FLIGHT: slots, MAX_UNET_BATCH: maxBatch, ORT_THREADS: threads, MODEL_THREAD_NICE: threadNice } = loadConfig(workerEnv);
   const prompt = 'a red circle and a blue square on a yellow background';
   const params = (i: number): GenerateParams => ({ id: `p${i}-${Math.random()}`, prompt, width: size, height: size, steps, guidanceScale: 1, seed: i, format: 'png' });
   const request = (i: number) => ({ type: 'generate', prompt, width: size, height: size, steps, seed: i });
@@ -71,6 +71,7 @@ async function main(): Promise<void> {
   const pipeline = await DiffusionPipeline.load(DEFAULT_MODEL_DIR, {
     maxBatch,
     threads,
+    threadNice,
     busy,
     onTick: (t) => {
       batches.calls += t.batchSizes.length;
@@ -144,7 +145,7 @@ async function main(): Promise<void> {
 
     const rate = (s: number) => (jobs / s).toFixed(1);
     const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
-    console.log(`e2e benchmark: ${jobs} jobs ${size}x${size}, ${steps} steps, MAX_IN_FLIGHT ${slots}, MAX_UNET_BATCH ${maxBatch}, bundled model, CPU, ${rounds} rounds alternated`);
+    console.log(`e2e benchmark: ${jobs} jobs ${size}x${size}, ${steps} steps, MAX_IN_FLIGHT ${slots}, MAX_UNET_BATCH ${maxBatch}, ${describePriority(pipeline.model.threadPriority!)}, bundled model, CPU, ${rounds} rounds alternated`);
     console.log(`  pipeline in-process : ${rate(median(inProcess))} images/s (rounds: ${inProcess.map(rate).join(', ')}), model busy ${pct(median(inProcessBusy))}, UNet batch ${inProcessBatch.toFixed(1)}`);
     console.log(`  whole farm          : ${rate(median(farmS))} images/s (rounds: ${farmS.map(rate).join(', ')}), model busy ${pct(median(farmBusy))}, UNet batch ${farmBatch.toFixed(1)}`);
     console.log(`  farm / in-process   : ${(median(inProcess) / median(farmS)).toFixed(3)}`);

@@ -3,10 +3,26 @@
  * the caller's event loop free, calls give the same results as before (one per call, in order),
  * onnxruntime's failures reach the caller as plain errors (the runner's InferenceError, as
  * before), a released model refuses calls with ModelThreadError, and the busy meter counts the
- * time the thread ran calls, overlapping ones once.
+ * time the thread ran calls, overlapping ones once. The thread's nice value is its own (and its
+ * onnxruntime threads'), read back from /proc; a priority the process may not raise is reported,
+ * and the model loads and runs at normal priority.
  */
+import { spawnSync } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
+import path from 'node:path';
 import { BusyMeter, ModelThreadError, SdModel } from '@farm/pipeline';
 import { MODEL_DIR } from '../support/harness';
+
+/** This process's threads' nice values, by thread id (Linux /proc). */
+function threadNices(): Map<number, number> {
+  const nices = new Map<number, number>();
+  for (const tid of readdirSync('/proc/self/task')) {
+    const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+    // Fields after the command's closing parenthesis: state is the 3rd field, nice the 19th.
+    nices.set(Number(tid), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]));
+  }
+  return nices;
+}
 
 describe('a model on its own thread', () => {
   let model: SdModel;
@@ -67,6 +83,44 @@ describe('a model on its own thread', () => {
     const other = await SdModel.load(MODEL_DIR, { skipEncoder: true });
     await other.release();
     await expect(other.decode(new Float32Array(4 * 8 * 8), 1, 8, 8)).rejects.toBeInstanceOf(ModelThreadError);
+  });
+});
+
+describe("the model thread's priority", () => {
+  it('is set on the model thread and the threads onnxruntime starts on it, not on the caller', async () => {
+    const before = threadNices();
+    const model = await SdModel.load(MODEL_DIR, { skipEncoder: true, threads: 2, threadNice: 7 });
+    try {
+      expect(model.threadPriority).toEqual({ nice: 7, applied: true });
+      await model.decode(new Float32Array(4 * 8 * 8), 1, 8, 8);
+      const after = threadNices();
+      const niced = [...after].filter(([tid, nice]) => nice === 7 && !before.has(tid));
+      // The model thread and (2 intra-op threads) at least one pool thread of each session.
+      expect(niced.length).toBeGreaterThanOrEqual(2);
+      expect(after.get(process.pid)).toBe(before.get(process.pid));
+      expect([...before].filter(([, nice]) => nice === 7)).toEqual([]);
+    } finally {
+      await model.release();
+    }
+  });
+
+  it('says why when the process may not raise it, and the model loads and runs anyway', () => {
+    // As root, without CAP_SYS_NICE (setpriv drops it); otherwise as this user, who has no RLIMIT_NICE here.
+    const program = `
+      const { SdModel } = require(${JSON.stringify(path.resolve(__dirname, '../../packages/pipeline/dist/index.js'))});
+      SdModel.load(${JSON.stringify(MODEL_DIR)}, { skipEncoder: true, threadNice: -5 }).then(async (model) => {
+        const out = await model.decode(new Float32Array(4 * 8 * 8), 1, 8, 8);
+        console.log(JSON.stringify({ priority: model.threadPriority, decoded: out.length }));
+        await model.release();
+      });`;
+    const asRoot = process.getuid?.() === 0;
+    const child = asRoot
+      ? spawnSync('setpriv', ['--bounding-set=-sys_nice', process.execPath, '-e', program], { encoding: 'utf8' })
+      : spawnSync(process.execPath, ['-e', program], { encoding: 'utf8' });
+    expect(child.stderr).toBe('');
+    const { priority, decoded } = JSON.parse(child.stdout);
+    expect(priority).toEqual({ nice: -5, applied: false, reason: expect.stringMatching(/EACCES|EPERM/) });
+    expect(decoded).toBeGreaterThan(0);
   });
 });
 

@@ -9,7 +9,7 @@ import path from 'node:path';
 import type { Server } from 'node:http';
 import type { FarmRedis } from '@farm/platform';
 import { RequestLimits, queuedJobSchema } from '@farm/contracts';
-import { BusyMeter, DiffusionPipeline, ExecutionProvider, SchedulerName } from '@farm/pipeline';
+import { BusyMeter, DiffusionPipeline, ExecutionProvider, SchedulerName, describePriority } from '@farm/pipeline';
 import {
   FarmQueue,
   FollowedJobs,
@@ -72,6 +72,8 @@ export interface WorkerSettings {
   scheduler?: SchedulerName;
   /** onnxruntime intra-op threads; 0 lets it decide. */
   threads: number;
+  /** The model thread's nice value. */
+  modelThreadNice: number;
   maxInFlight: number;
   maxUnetBatch: number;
   unetConcurrency: number;
@@ -103,6 +105,7 @@ export function workerSettings(config: WorkerConfig): WorkerSettings {
     scheduler: config.SCHEDULER,
     cudaDevice: config.CUDA_DEVICE,
     threads: config.ORT_THREADS,
+    modelThreadNice: config.MODEL_THREAD_NICE,
     maxInFlight: config.MAX_IN_FLIGHT,
     maxUnetBatch: config.MAX_UNET_BATCH,
     unetConcurrency: config.UNET_CONCURRENCY,
@@ -217,6 +220,7 @@ export class FarmWorker {
       busy: this.busy,
       cudaDevice: o.cudaDevice,
       threads: o.threads || undefined,
+      threadNice: o.modelThreadNice,
       maxBatch: o.maxUnetBatch,
       unetConcurrency: o.unetConcurrency,
       textCacheSize: o.textCacheSize,
@@ -338,6 +342,11 @@ export class FarmWorker {
     await this.sessions.start();
     await this.announce();
     this.heartbeat = setInterval(() => void this.announce(), this.registry.ttlMs / 3);
+  }
+
+  /** What became of MODEL_THREAD_NICE, in words (once started). */
+  get modelThreadPriority(): string {
+    return describePriority(this.pipeline.model.threadPriority!);
   }
 
   get statusPort(): number | null {

@@ -50,7 +50,7 @@ async function main(): Promise<void> {
   await started;
   console.log(
     `worker ${worker.id}: model ${model} (${modelDir}) on ${config.EXECUTION_PROVIDER}, ` +
-      `up to ${config.MAX_IN_FLIGHT} jobs in flight, UNet batch ${config.MAX_UNET_BATCH}, metrics on :${worker.statusPort}`,
+      `up to ${config.MAX_IN_FLIGHT} jobs in flight, UNet batch ${config.MAX_UNET_BATCH}, metrics on :${worker.statusPort}, ${worker.modelThreadPriority}`,
   );
 }
 

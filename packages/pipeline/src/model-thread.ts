@@ -38,11 +38,20 @@ export interface TimedOutputs {
 export type ThreadCall =
   | { kind: 'open'; session: number; model: string | Uint8Array; options: InferenceSession.SessionOptions }
   | { kind: 'run'; session: number; feeds: Record<string, Feed>; outputs: string[] }
-  | { kind: 'release'; session: number };
+  | { kind: 'release'; session: number }
+  | { kind: 'prioritize'; nice: number };
 
 export type ThreadRequest = ThreadCall & { id: number };
 
 export type ThreadReply = { id: number } & ({ ok: true; value: unknown } | { ok: false; error: { name: string; message: string } });
+
+/** What became of a request for the model thread's nice value. */
+export type ThreadPriority = { nice: number; applied: true } | { nice: number; applied: false; reason: string };
+
+/** For start-up logs: the model thread's priority, or why it kept its own. */
+export function describePriority(p: ThreadPriority): string {
+  return p.applied ? `model thread at nice ${p.nice}` : `model thread at normal priority (nice ${p.nice} refused: ${p.reason}; it needs CAP_SYS_NICE or root)`;
+}
 
 /** The model thread stopped (it crashed, or the model was released): no call can run. */
 export class ModelThreadError extends Error {
@@ -95,6 +104,21 @@ export class ModelThread {
 
   async release(session: number): Promise<void> {
     await this.call({ kind: 'release', session }, []);
+  }
+
+  /**
+   * Sets the thread's nice value (Linux: per thread; the threads onnxruntime starts on it later
+   * inherit it). Raising priority (a lower value) needs CAP_SYS_NICE or root; refused, the
+   * thread keeps its priority and the answer says why.
+   */
+  async prioritize(nice: number): Promise<ThreadPriority> {
+    try {
+      await this.call({ kind: 'prioritize', nice }, []);
+      return { nice, applied: true };
+    } catch (err) {
+      if (err instanceof ModelThreadError) throw err;
+      return { nice, applied: false, reason: (err as Error).message };
+    }
   }
 
   /** Stops the thread (the sessions' memory goes with it); calls made later reject. */

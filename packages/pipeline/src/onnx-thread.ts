@@ -3,10 +3,11 @@
  * that onnxruntime-node — whose `run` computes on the calling thread — never holds the worker's
  * event loop. It answers model-thread.ts's requests one message each: open a session (its
  * inputs' and outputs' metadata back), run one (its outputs back as float32, their buffers
- * transferred, with when the run started and ended), release one. Inputs arrive as float or
- * integer values with the element type the session wants; the conversion (float16, int64) is
- * done here, off the worker's thread.
+ * transferred, with when the run started and ended), release one, set its own nice value.
+ * Inputs arrive as float or integer values with the element type the session wants; the
+ * conversion (float16, int64) is done here, off the worker's thread.
  */
+import { setPriority } from 'node:os';
 import { parentPort } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import { ElementType, fromFloat16, toFloat16 } from '@farm/model-tools';
@@ -72,6 +73,10 @@ async function answer(request: ThreadRequest): Promise<{ value: unknown; transfe
       sessions.delete(request.session);
       return { value: null, transfer: [] };
     }
+    case 'prioritize':
+      // pid 0: on Linux, the calling thread only.
+      setPriority(0, request.nice);
+      return { value: null, transfer: [] };
   }
 }
 

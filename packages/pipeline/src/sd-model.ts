@@ -15,7 +15,7 @@ import { ElementType, readModelFile, upcastFloat16, writeModel } from '@farm/mod
 import type { BusyMeter } from './busy-meter';
 import { ClipTokenizer } from './clip-tokenizer';
 import type { Conditioning, LaneControl } from './composition';
-import { Feed, ModelThread, ModelThreadError } from './model-thread';
+import { Feed, ModelThread, ModelThreadError, ThreadPriority } from './model-thread';
 import { ModelSignature, Part, PartSignature, UnsupportedModelError, deriveModelSignature } from './model-signature';
 import type { SchedulerConfig } from './noise-schedule';
 import { batchBucket } from './unet-budget';
@@ -40,6 +40,12 @@ export interface SdModelOptions {
   batchBuckets?: number;
   /** Called if the model thread dies (not when released): no call can run any more. */
   onThreadFailure?: (err: ModelThreadError) => void;
+  /**
+   * The model thread's nice value, set before its sessions open (default: left as it is). On a
+   * machine whose cores the farm's other work shares, a lower value keeps that work from
+   * preempting the model.
+   */
+  threadNice?: number;
 }
 
 type Dims = readonly number[];
@@ -165,6 +171,8 @@ export class SdModel {
     readonly schedulerConfig: Partial<SchedulerConfig>,
     private readonly thread: ModelThread,
     private readonly sessions: Map<Part, Session>,
+    /** What became of `threadNice` (null: none was asked for). */
+    readonly threadPriority: ThreadPriority | null,
     private readonly batchBuckets?: number,
   ) {}
 
@@ -187,14 +195,15 @@ export class SdModel {
     }
     const thread = new ModelThread(options.onThreadFailure);
     try {
-      return await SdModel.loadOn(thread, root, options);
+      const priority = options.threadNice === undefined ? null : await thread.prioritize(options.threadNice);
+      return await SdModel.loadOn(thread, root, options, priority);
     } catch (err) {
       await thread.close();
       throw err;
     }
   }
 
-  private static async loadOn(thread: ModelThread, root: string, options: SdModelOptions): Promise<SdModel> {
+  private static async loadOn(thread: ModelThread, root: string, options: SdModelOptions, priority: ThreadPriority | null): Promise<SdModel> {
     const provider: ort.InferenceSession.ExecutionProviderConfig =
       options.executionProvider === 'cuda' ? { name: 'cuda', deviceId: options.cudaDevice ?? 0 } : 'cpu';
     const sessionOptions: ort.InferenceSession.SessionOptions = {
@@ -256,7 +265,7 @@ export class SdModel {
       unetBytes: await folderBytes(path.join(root, 'unet')),
       zerosForNoNegativePrompt: Boolean(pipelineConfig.force_zeros_for_empty_prompt ?? /StableDiffusionXL/.test(String(pipelineConfig._class_name))),
     };
-    const model = new SdModel(info, signature, tokenizers, schedulerConfig, thread, sessions, options.batchBuckets);
+    const model = new SdModel(info, signature, tokenizers, schedulerConfig, thread, sessions, priority, options.batchBuckets);
     info.vaeScale = await model.measureVaeScale();
     return model;
   }

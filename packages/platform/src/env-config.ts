@@ -157,6 +157,12 @@ export const workerEnv = {
   SCHEDULER: z.enum(['euler', 'euler-ancestral', 'lcm', 'ddim']).optional(),
   /** onnxruntime intra-op threads; 0 lets it decide. */
   ORT_THREADS: z.coerce.number().int().min(0).default(0),
+  /**
+   * The model thread's nice value (Linux, per thread): below the farm's other work's 0, so that
+   * work sharing the model's cores does not preempt it. Needs CAP_SYS_NICE or root; refused, the
+   * worker says so and runs at normal priority.
+   */
+  MODEL_THREAD_NICE: z.coerce.number().int().min(-20).max(19).default(-10),
   WORKER_ID: z.string().regex(/^[\w.:-]+$/).optional(),
   /** Port of the worker's /metrics and /healthz (0 picks a free one). */
   WORKER_METRICS_PORT: port.default(9464),
