@@ -6,7 +6,7 @@
  * 1. Throughput: the same N jobs through the whole farm (HTTP submit → Redis queue → one worker
  *    process → S3; completion read from the queue) and through the pipeline in-process, both
  *    keeping MAX_IN_FLIGHT jobs in the stream batch (a job's slot frees when it is denoised).
- *    Rounds alternate; the ratio is of the medians. Next to it: the model's busy fraction on
+ *    After a warm-up round on each side, rounds alternate; the ratio is of the medians. Next to it: the model's busy fraction on
  *    each side (time in model calls ÷ wall time), the mean UNet batch (last round), the Redis
  *    commands and CPU ms per job in the farm (INFO commandstats, commands inside scripts included;
  *    the benchmark runs its own redis-server), and what a fleet of 16 GPU workers at 100 images/s
@@ -86,8 +86,11 @@ async function main(): Promise<void> {
   });
   const workerMetrics = `http://127.0.0.1:${metricsPort}/metrics`;
   try {
-    await inProcessRound(pipeline, slots, slots, params); // warm-up: first inferences, allocations
-    await throughputRound(farm, Array.from({ length: slots }, (_, i) => request(i)));
+    // Warm-up, a round of the same jobs on each side: first inferences, allocations, and the JIT
+    // of the farm's three processes (a first farm round of 64 jobs ran 10-20% slower than the next).
+    const warmUp = rounds * jobs; // seeds after the measured rounds'
+    await inProcessRound(pipeline, jobs, slots, (i) => params(warmUp + i));
+    await throughputRound(farm, Array.from({ length: jobs }, (_, i) => request(warmUp + i)));
 
     const inProcess: number[] = [];
     const inProcessBusy: number[] = [];
