@@ -19,9 +19,10 @@
  * Options: --jobs=N (default 64) --size=PX (default 256) --steps=N (default 4) --rounds=N (default 3)
  *          --latency=N jobs for the latency figure (default 20) --port=P (default 18080)
  */
-import { BusyMeter, DiffusionPipeline, GenerateParams, describePriority } from '@farm/pipeline';
+import { availableParallelism } from 'node:os';
+import { BusyMeter, DiffusionPipeline, GenerateParams } from '@farm/pipeline';
 import { loadConfig, workerEnv } from '@farm/platform';
-import { DEFAULT_MODEL_DIR } from '@farm/worker';
+import { DEFAULT_MODEL_DIR, modelThreadPriority, priorityInWords } from '@farm/worker';
 import { commandDelta, cpuMs, intArg, median, quantile, redisCommandCounts, redisCpuMs, scrapeCounter, startLocalFarm, throughputRound, timeToSucceeded } from './bench-support';
 
 /** N jobs through the pipeline in-process with `slots` of them in the stream batch at once; returns seconds. */
@@ -61,7 +62,8 @@ async function main(): Promise<void> {
   const rounds = intArg('rounds', 3);
   const latencyJobs = intArg('latency', 20);
   const port = intArg('port', 18080);
-  const { MAX_IN_FLIGHT: slots, MAX_UNET_BATCH: maxBatch, ORT_THREADS: threads, MODEL_THREAD_NICE: threadNice } = loadConfig(workerEnv);
+  const { MAX_IN_FLIGHT: slots, MAX_UNET_BATCH: maxBatch, ORT_THREADS: threads, MODEL_THREAD_NICE: nice } = loadConfig(workerEnv);
+  const priority = modelThreadPriority(nice, threads, availableParallelism());
   const prompt = 'a red circle and a blue square on a yellow background';
   const params = (i: number): GenerateParams => ({ id: `p${i}-${Math.random()}`, prompt, width: size, height: size, steps, guidanceScale: 1, seed: i, format: 'png' });
   const request = (i: number) => ({ type: 'generate', prompt, width: size, height: size, steps, seed: i });
@@ -71,7 +73,7 @@ async function main(): Promise<void> {
   const pipeline = await DiffusionPipeline.load(DEFAULT_MODEL_DIR, {
     maxBatch,
     threads,
-    threadNice,
+    threadNice: 'nice' in priority ? priority.nice : undefined,
     busy,
     onTick: (t) => {
       batches.calls += t.batchSizes.length;
@@ -148,7 +150,7 @@ async function main(): Promise<void> {
 
     const rate = (s: number) => (jobs / s).toFixed(1);
     const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
-    console.log(`e2e benchmark: ${jobs} jobs ${size}x${size}, ${steps} steps, MAX_IN_FLIGHT ${slots}, MAX_UNET_BATCH ${maxBatch}, ${describePriority(pipeline.model.threadPriority!)}, bundled model, CPU, ${rounds} rounds alternated`);
+    console.log(`e2e benchmark: ${jobs} jobs ${size}x${size}, ${steps} steps, MAX_IN_FLIGHT ${slots}, MAX_UNET_BATCH ${maxBatch}, ${priorityInWords(priority, pipeline.model.threadPriority)}, bundled model, CPU, ${rounds} rounds alternated`);
     console.log(`  pipeline in-process : ${rate(median(inProcess))} images/s (rounds: ${inProcess.map(rate).join(', ')}), model busy ${pct(median(inProcessBusy))}, UNet batch ${inProcessBatch.toFixed(1)}`);
     console.log(`  whole farm          : ${rate(median(farmS))} images/s (rounds: ${farmS.map(rate).join(', ')}), model busy ${pct(median(farmBusy))}, UNet batch ${farmBatch.toFixed(1)}`);
     console.log(`  farm / in-process   : ${(median(inProcess) / median(farmS)).toFixed(3)}`);

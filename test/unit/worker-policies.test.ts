@@ -1,10 +1,11 @@
 /**
  * The worker's decisions, as plain functions and small units: what an attempt's outcome means
  * for the job, how many jobs to fetch ahead, when an edit waits for the worker holding its
- * source, when the storage gate holds jobs back, and what a job's memory is estimated at.
+ * source, when the storage gate holds jobs back, what a job's memory is estimated at, and
+ * whether the model thread's priority is raised.
  */
 import { InferenceError, InvalidJobError, JobCanceledError, JobFailure, JobOutput, StorageUnavailableError, queuedJob } from '@farm/contracts';
-import { EditAffinity, MemoryBudget, Outcome, StorageGate, defaultMemoryLimit, fetchesAtOnce, jobMemoryBytes, jobsToFetch, mayPreferHolder, settlementOf } from '@farm/worker';
+import { EditAffinity, MemoryBudget, Outcome, StorageGate, defaultMemoryLimit, fetchesAtOnce, jobMemoryBytes, jobsToFetch, mayPreferHolder, modelThreadPriority, priorityInWords, settlementOf } from '@farm/worker';
 
 describe('settling an attempt', () => {
   const output = { key: 'results/j.png' } as JobOutput;
@@ -146,5 +147,29 @@ describe('memory', () => {
     expect(defaultMemoryLimit(16e9, 2 ** 64)).toBe(Math.floor(0.9 * 16e9)); // unconstrained (Node reports 2^64)
     expect(defaultMemoryLimit(16e9, 4e9)).toBe(3.6e9);
     expect(defaultMemoryLimit(16e9, undefined)).toBe(Math.floor(0.9 * 16e9));
+  });
+});
+
+describe("raising the model thread's priority", () => {
+  it('raises it while the model leaves a core to the rest', () => {
+    expect(modelThreadPriority(-10, 1, 2)).toEqual({ nice: -10 });
+    expect(modelThreadPriority(-5, 6, 8)).toEqual({ nice: -5 });
+  });
+
+  it('keeps normal priority when the model could take every core (onnxruntime choosing, or as many threads as cores)', () => {
+    expect(modelThreadPriority(-10, 0, 2)).toEqual({ normal: expect.stringContaining('ORT_THREADS=0') });
+    expect(modelThreadPriority(-10, 2, 2)).toEqual({ normal: expect.stringContaining('ORT_THREADS=2 takes every core of 2') });
+    expect(modelThreadPriority(-10, 1, 1)).toEqual({ normal: expect.stringContaining('ORT_THREADS=1 takes every core of 1') });
+  });
+
+  it('lowers it whatever the threads (that starves nothing), and does nothing at 0', () => {
+    expect(modelThreadPriority(5, 0, 2)).toEqual({ nice: 5 });
+    expect(modelThreadPriority(0, 1, 2)).toEqual({ normal: 'MODEL_THREAD_NICE=0' });
+  });
+
+  it('says what became of it', () => {
+    expect(priorityInWords({ nice: -10 }, { nice: -10, applied: true })).toBe('model thread at nice -10');
+    expect(priorityInWords({ nice: -10 }, { nice: -10, applied: false, reason: 'EACCES' })).toMatch(/normal priority \(nice -10 refused: EACCES; it needs CAP_SYS_NICE or root\)/);
+    expect(priorityInWords({ normal: 'MODEL_THREAD_NICE=0' }, null)).toBe('model thread at normal priority (MODEL_THREAD_NICE=0)');
   });
 });

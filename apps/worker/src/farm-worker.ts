@@ -9,7 +9,7 @@ import path from 'node:path';
 import type { Server } from 'node:http';
 import type { FarmRedis } from '@farm/platform';
 import { RequestLimits, queuedJobSchema } from '@farm/contracts';
-import { BusyMeter, DiffusionPipeline, ExecutionProvider, SchedulerName, describePriority } from '@farm/pipeline';
+import { BusyMeter, DiffusionPipeline, ExecutionProvider, SchedulerName } from '@farm/pipeline';
 import {
   FarmQueue,
   FollowedJobs,
@@ -39,6 +39,7 @@ import { EditAffinity } from './edit-affinity';
 import { EditSourceCache } from './edit-source-cache';
 import { JobIntake } from './job-intake';
 import { JobWebhooks } from './job-webhooks';
+import { PriorityPlan, modelThreadPriority, priorityInWords } from './model-priority';
 import { MemoryBudget, defaultMemoryLimit, queuedJobMemoryBytes } from './memory-budget';
 import { JobRunner } from './run-job';
 import { SessionHost } from './session-host';
@@ -167,9 +168,11 @@ export class FarmWorker {
   private unsubscribeCancels: (() => void) | null = null;
   private readonly startedAt = new Date().toISOString();
   private readonly busy = new BusyMeter();
+  private readonly priorityPlan: PriorityPlan;
 
   constructor(private readonly options: FarmWorkerOptions) {
     this.liveness = new EngineLiveness(options.engineStallMs, Date.now());
+    this.priorityPlan = modelThreadPriority(options.modelThreadNice, options.threads, os.availableParallelism());
     const o = options;
     this.id = o.workerId;
     this.queue = openQueue({ QUEUE_NAME: o.queueName, QUEUE_PREFIX: o.queuePrefix }, o.redis, o.model);
@@ -220,7 +223,7 @@ export class FarmWorker {
       busy: this.busy,
       cudaDevice: o.cudaDevice,
       threads: o.threads || undefined,
-      threadNice: o.modelThreadNice,
+      threadNice: 'nice' in this.priorityPlan ? this.priorityPlan.nice : undefined,
       maxBatch: o.maxUnetBatch,
       unetConcurrency: o.unetConcurrency,
       textCacheSize: o.textCacheSize,
@@ -346,7 +349,7 @@ export class FarmWorker {
 
   /** What became of MODEL_THREAD_NICE, in words (once started). */
   get modelThreadPriority(): string {
-    return describePriority(this.pipeline.model.threadPriority!);
+    return priorityInWords(this.priorityPlan, this.pipeline.model.threadPriority);
   }
 
   get statusPort(): number | null {

@@ -159,8 +159,9 @@ export const workerEnv = {
   ORT_THREADS: z.coerce.number().int().min(0).default(0),
   /**
    * The model thread's nice value (Linux, per thread): below the farm's other work's 0, so that
-   * work sharing the model's cores does not preempt it. Needs CAP_SYS_NICE or root; refused, the
-   * worker says so and runs at normal priority.
+   * work sharing the model's cores does not preempt it. Asked for only while ORT_THREADS leaves a
+   * core free (model-priority.ts); needs CAP_SYS_NICE or RLIMIT_NICE, and refused, the worker
+   * says so and runs at normal priority.
    */
   MODEL_THREAD_NICE: z.coerce.number().int().min(-20).max(19).default(-10),
   WORKER_ID: z.string().regex(/^[\w.:-]+$/).optional(),
