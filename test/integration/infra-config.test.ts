@@ -7,12 +7,12 @@
  * `promtool test rules`.
  */
 import { execFile, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { parseAllDocuments, stringify } from 'yaml';
 import { apiEnv, loadConfig, webhookEnv } from '@farm/platform';
+import { scratchDir } from '../support/scratch-dir';
 
 const run = promisify(execFile);
 
@@ -216,7 +216,7 @@ describe('docker compose', () => {
 
 describe('compose key bootstrap (infra/compose/bootstrap-keys.mjs)', () => {
   const script = path.join(INFRA, 'compose/bootstrap-keys.mjs');
-  const dir = path.join(mkdtempSync(path.join(os.tmpdir(), 'farm-keys-')), 'keys');
+  const dir = path.join(scratchDir('farm-keys-'), 'keys');
   const read = (name: string) => readFileSync(path.join(dir, name), 'utf8').trim();
 
   it('writes random keys the apps accept, keeps them on the next run, and remakes one that was deleted (rotation)', async () => {
@@ -249,7 +249,7 @@ describe('Kubernetes manifests', () => {
     expect(k8sObjects.length).toBeGreaterThanOrEqual(9);
     expect(await validate(yamlFiles.filter((f) => rel(f).startsWith('k8s/')))).toEqual([]);
     // The validator does catch a wrong object.
-    const wrong = path.join(mkdtempSync(path.join(os.tmpdir(), 'farm-k8s-')), 'wrong.yaml');
+    const wrong = path.join(scratchDir('farm-k8s-'), 'wrong.yaml');
     writeFileSync(wrong, stringify({ ...byName('farm-api'), spec: { ...byName('farm-api').spec, replicas: 'two' } }));
     expect(await validate([wrong])).toEqual([expect.objectContaining({ kind: 'Deployment', problem: expect.stringMatching(/replicas must be integer/) })]);
   });

@@ -4,10 +4,9 @@
  * honoured with a clean exit.
  */
 import { ChildProcess, fork } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { createRedis } from '@farm/platform';
+import { scratchDir } from '../support/scratch-dir';
 
 const ROOT = path.resolve(__dirname, '../..');
 const PORT = 18397;
@@ -26,7 +25,7 @@ function launch(): Launched {
     ...process.env,
     PORT: String(PORT),
     EMBEDDED_S3_PORT: '0',
-    FARM_DATA_DIR: mkdtempSync(path.join(os.tmpdir(), 'farm-launcher-')),
+    FARM_DATA_DIR: scratchDir('farm-launcher-'),
     WORKER_METRICS_PORT: '0',
     QUEUE_NAME: queueName,
   };

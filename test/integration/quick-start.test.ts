@@ -4,17 +4,17 @@
  * produces an image downloadable by its presigned URL; Ctrl-C / SIGTERM stops everything cleanly.
  */
 import { fork } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import os from 'node:os';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import { watchApi } from '../support/contract-fetch';
 import { removeKeys } from '../support/farm-keys';
+import { scratchDir } from '../support/scratch-dir';
 
 const ROOT = path.resolve(__dirname, '../..');
 
 it('starts the farm with embedded defaults, renders a job for the printed key, and stops on SIGTERM', async () => {
-  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'farm-quick-'));
+  const dataDir = scratchDir('farm-quick-');
   const queueName = `quick-${Date.now()}`;
   const port = 18399;
   const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port), EMBEDDED_S3_PORT: '0', FARM_DATA_DIR: dataDir, WORKER_METRICS_PORT: '0', QUEUE_NAME: queueName };

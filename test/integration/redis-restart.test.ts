@@ -4,20 +4,19 @@
  * recovers by itself; the worker reconnects; every accepted job finishes.
  */
 import { ChildProcess, fork, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { ObjectStore, createRedis } from '@farm/platform';
 import { watchApi } from '../support/contract-fetch';
 import { faultFigures } from '../support/fault-figures';
 import { TestApi, testStoreOptions } from '../support/harness';
+import { scratchDir } from '../support/scratch-dir';
 
 const ROOT = path.resolve(__dirname, '../..');
 const PORT = 16391;
 const API_PORT = 18391;
 const REDIS_URL = `redis://127.0.0.1:${PORT}`;
 const KEY = 'fk_redis-restart-test-key-000000';
-const dir = mkdtempSync(path.join(os.tmpdir(), 'farm-redis-'));
+const dir = scratchDir('farm-redis-');
 const haveRedis = spawnSync('redis-server', ['--version']).status === 0;
 
 function startRedis(): ChildProcess {

@@ -4,12 +4,11 @@
  * non-zero with one line saying what is wrong — and never claim to be listening.
  */
 import { ChildProcess, fork } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
 import { Server, createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { removeKeys } from '../support/farm-keys';
+import { scratchDir } from '../support/scratch-dir';
 
 const ROOT = path.resolve(__dirname, '../..');
 
@@ -111,7 +110,7 @@ describe('the worker', () => {
 describe('the npm start launcher', () => {
   const launcher = (env: Record<string, string>) =>
     runToExit('apps/farm/dist/main.js', {
-      FARM_DATA_DIR: mkdtempSync(path.join(os.tmpdir(), 'farm-startup-')),
+      FARM_DATA_DIR: scratchDir('farm-startup-'),
       // The launcher's own embedded S3, not the suite's.
       S3_ENDPOINT: '',
       S3_BUCKET: '',

@@ -4,13 +4,12 @@
  * spending attempts, within the storage budget.
  */
 import { ChildProcess, fork } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { EmbeddedS3 } from '@farm/farm';
 import { DEFAULT_MODEL, FarmQueue, ModelQueues, ObjectStore, openQueue } from '@farm/platform';
 import { faultFigures } from '../support/fault-figures';
 import { ADMIN_KEY, Harness, adminWorkers, inspectJob, postJob, QUEUE_PREFIX, TestApi, testStoreOptions, until, useFarm, waitForJob } from '../support/harness';
+import { scratchDir } from '../support/scratch-dir';
 
 const WORKER_MAIN = path.resolve(__dirname, '../../apps/worker/dist/main.js');
 
@@ -143,7 +142,7 @@ describe('S3 outage', () => {
   let s3: EmbeddedS3;
   let port: number;
   let store: ObjectStore;
-  const directory = mkdtempSync(path.join(os.tmpdir(), 'farm-s3-outage-'));
+  const directory = scratchDir('farm-s3-outage-');
   // The credentials the worker's store signs with, across every restart of this S3.
   const credentials = { accessKeyId: testStoreOptions().accessKeyId!, secretAccessKey: testStoreOptions().secretAccessKey! };
 

@@ -12,6 +12,8 @@ import { CHROMIUM } from './browser';
 declare global {
   // eslint-disable-next-line no-var
   var __FARM_S3__: EmbeddedS3 | undefined;
+  // eslint-disable-next-line no-var
+  var __FARM_S3_DIR__: string | undefined;
 }
 
 export default async function globalSetup(): Promise<void> {
@@ -20,6 +22,7 @@ export default async function globalSetup(): Promise<void> {
   const directory = mkdtempSync(path.join(os.tmpdir(), 'farm-s3-'));
   const s3 = await EmbeddedS3.start({ directory, bucket: 'farm-test' });
   globalThis.__FARM_S3__ = s3;
+  globalThis.__FARM_S3_DIR__ = directory;
   Object.assign(process.env, s3.env());
   process.env.FARM_TEST_RUN = `t${Date.now().toString(36)}`;
   if (!existsSync(CHROMIUM)) console.log(`\nbrowser tests skipped: ${CHROMIUM} is not installed (apt-get install chromium; .ci/run does)`);

@@ -1,10 +1,10 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ConfigError, apiEnv, describeRedis, loadConfig, queueEnv, redisTarget, webhookEnv } from '@farm/platform';
+import { scratchDir } from '../support/scratch-dir';
 
 describe('loadConfig', () => {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'farm-env-'));
+  const dir = scratchDir('farm-env-');
   const file = (name: string, content: string) => {
     writeFileSync(path.join(dir, name), content);
     return path.join(dir, name);
