@@ -6,18 +6,20 @@
  * 1. Throughput: the same N jobs through the whole farm (HTTP submit → Redis queue → one worker
  *    process → S3; completion read from the queue) and through the pipeline in-process, both
  *    keeping MAX_IN_FLIGHT jobs in the stream batch (a job's slot frees when it is denoised).
- *    After a warm-up round on each side, rounds alternate; the ratio is of the medians. Next to it: the model's busy fraction on
- *    each side (time in model calls ÷ wall time), the mean UNet batch (last round), the Redis
- *    commands and CPU ms per job in the farm (INFO commandstats, commands inside scripts included;
- *    the benchmark runs its own redis-server), and what a fleet of 16 GPU workers at 100 images/s
- *    each would ask of one Redis; and the CPU time per job of the worker's main thread, the worker whole, the API, the
- *    embedded S3 (a process of its own) and the benchmark's client (Linux /proc).
+ *    After a warm-up round on each side, rounds alternate; the ratio is of the medians. Next to
+ *    it: the model's busy fraction on each side (time in model calls ÷ wall time), the mean UNet
+ *    batch (last round), the Redis commands and CPU ms per job in the farm (INFO commandstats,
+ *    commands inside scripts included; the benchmark runs its own redis-server), and what a fleet
+ *    of 16 GPU workers at 100 images/s each would ask of one Redis; and the CPU time per job of
+ *    the worker's main thread, the worker whole, the API, the embedded S3 (a process of its own)
+ *    and the benchmark's client (Linux /proc).
  * 2. Idle-farm latency: one job at a time, submission → its `succeeded` event (SSE), minus the
  *    pipeline's own time for the same job alone in-process (alternated, p50 and p90), and the Redis
  *    commands per job (the benchmark's own SSE reads included).
  *
  * Options: --jobs=N (default 64) --size=PX (default 256) --steps=N (default 4) --rounds=N (default 3)
  *          --latency=N jobs for the latency figure (default 20) --port=P (default 18080)
+ *          --all-commands lists up to 100 Redis commands per job, not the 8 most frequent
  */
 import { availableParallelism } from 'node:os';
 import { BusyMeter, DiffusionPipeline, GenerateParams } from '@farm/pipeline';
@@ -155,7 +157,7 @@ async function main(): Promise<void> {
     console.log(`  whole farm          : ${rate(median(farmS))} images/s (rounds: ${farmS.map(rate).join(', ')}), model busy ${pct(median(farmBusy))}, UNet batch ${farmBatch.toFixed(1)}`);
     console.log(`  farm / in-process   : ${(median(inProcess) / median(farmS)).toFixed(3)}`);
     const total = commands.reduce((sum, [, n]) => sum + n, 0);
-    const top = commands.slice(0, process.argv.includes("--all-commands") ? 100 : 8).map(([cmd, n]) => `${cmd} ${(n / jobs).toFixed(1)}`).join(', ');
+    const top = commands.slice(0, process.argv.includes('--all-commands') ? 100 : 8).map(([cmd, n]) => `${cmd} ${(n / jobs).toFixed(1)}`).join(', ');
     console.log(`  Redis commands/job  : ${(total / jobs).toFixed(1)} in the last farm round, all processes (${top}, …)`);
     // On paper: a fleet of 16 GPU workers at 100 images/s each, and where one Redis (one core) saturates.
     const fleetJobsPerSecond = 16 * 100;

@@ -1,8 +1,9 @@
 /**
  * Each tenant's jobs in submission order, for `GET /v1/jobs`: a sorted set per tenant (job id
  * scored by its submission time) under the farm's prefix, trimmed to the jobs' retention by
- * admission once a minute (and by every add outside admission). Pages run newest first from a cursor — the (time, id) of the last job of the previous
- * page — so jobs submitted meanwhile neither repeat nor shift a page.
+ * admission once a minute (and by every add outside admission). Pages run newest first from a
+ * cursor — the (time, id) of the last job of the previous page — so jobs submitted meanwhile
+ * neither repeat nor shift a page.
  *
  * A submission's entry is written by admission, in the script that accepts the job and before
  * the job is in its queue (no round trip of its own); so an entry may name a job that is not

@@ -1,11 +1,16 @@
 /**
- * The object store's PutObject without the SDK's middleware (s3-put.ts), against the suite's
- * S3 server, which checks Signature V4: keys that need encoding store what the SDK reads back;
- * S3's refusals come back as errors named by S3's code with the HTTP status, as the SDK's do;
- * an S3 that does not answer fails the put (the storage gate and the retries take it from there).
- * The embedded S3 stores such PUTs itself, in s3rver's store: what it stores is what s3rver
- * serves (body, content type, MD5 ETag, user metadata), and so is what the AWS SDK puts; it has
- * stored all of an object by the time it answers the PUT.
+ * The object store's own S3 calls, against the suite's S3 server, which checks Signature V4.
+ *
+ * PutObject without the SDK's middleware (s3-put.ts): keys that need encoding store what the SDK
+ * reads back; S3's refusals come back as errors named by S3's code with the HTTP status, as the
+ * SDK's do; an S3 that does not answer fails the put (the storage gate and the retries take it
+ * from there). The embedded S3 stores such PUTs itself, in s3rver's store: what it stores is what
+ * s3rver serves (body, content type, MD5 ETag, user metadata), and so is what the AWS SDK puts;
+ * it has stored all of an object by the time it answers the PUT.
+ *
+ * The ranged GET, which reads one job's edit state out of its pack (edit-source-cache.ts): the
+ * bytes asked for come back alone; an answer that is not the range (a store ignoring it) is
+ * refused rather than passed off as the range.
  */
 import { createHash } from 'node:crypto';
 import { createServer } from 'node:net';
@@ -13,14 +18,14 @@ import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3
 import { ObjectStore } from '@farm/platform';
 import { testStoreOptions } from '../support/harness';
 
-const prefix = `put-test/${Date.now()}`;
+const prefix = `object-store-test/${Date.now()}`;
+const store = new ObjectStore(testStoreOptions());
+afterAll(async () => {
+  await store.remove(await store.keys(prefix));
+  store.close();
+});
 
 describe('putting an object', () => {
-  const store = new ObjectStore(testStoreOptions());
-  afterAll(async () => {
-    await store.remove(await store.keys(prefix));
-    store.close();
-  });
 
   it('stores under keys that need encoding what the SDK reads back', async () => {
     const keys = ['a result.png', 'ümlaut+plus=eq&amp.png', "bang!star*quote'(paren).png", 'nested/path/x~y_z.png'];
@@ -95,5 +100,21 @@ describe('putting an object', () => {
     } finally {
       away.close();
     }
+  });
+});
+
+describe('reading a byte range', () => {
+  it('gives back the bytes of the range alone', async () => {
+    const body = Buffer.from(Array.from({ length: 2048 }, (_, i) => i % 251));
+    await store.put(`${prefix}/pack.f16`, body, 'application/octet-stream');
+    expect(await store.get(`${prefix}/pack.f16`, { offset: 512, length: 512 })).toEqual(body.subarray(512, 1024));
+    expect(await store.get(`${prefix}/pack.f16`, { offset: 0, length: 2 })).toEqual(body.subarray(0, 2));
+    expect(await store.get(`${prefix}/pack.f16`, { offset: 2047, length: 1 })).toEqual(body.subarray(2047));
+  });
+
+  it('refuses an answer that is not the range asked for', async () => {
+    // s3rver answers `bytes=0-0` with the whole object: a store ignoring the range must not pass for one honouring it.
+    await store.put(`${prefix}/whole.f16`, Buffer.alloc(64, 7), 'application/octet-stream');
+    await expect(store.get(`${prefix}/whole.f16`, { offset: 0, length: 1 })).rejects.toThrow(`${prefix}/whole.f16: asked for bytes=0-0, got 64 bytes`);
   });
 });
