@@ -13,7 +13,11 @@
  *    of 16 GPU workers at 100 images/s each would ask of one Redis; and the CPU time per job of
  *    the worker's main thread, the worker whole, the API, the embedded S3 (a process of its own)
  *    and the benchmark's client (Linux /proc).
- * 2. Idle-farm latency: one job at a time, submission → its `succeeded` event (SSE), minus the
+ * 2. The machine's share in it: the same in-process rounds while another process keeps one core
+ *    busy (a spinning loop), alternated with the others. On a small VM the model slows when the other core works — its cores
+ *    share the host's — so the farm's own work on the second core costs model speed beyond its
+ *    CPU time; this figure bounds what any farm on this machine can reach.
+ * 3. Idle-farm latency: one job at a time, submission → its `succeeded` event (SSE), minus the
  *    pipeline's own time for the same job alone in-process (alternated, p50 and p90), and the Redis
  *    commands per job (the benchmark's own SSE reads included).
  *
@@ -21,6 +25,7 @@
  *          --latency=N jobs for the latency figure (default 20) --port=P (default 18080)
  *          --all-commands lists up to 100 Redis commands per job, not the 8 most frequent
  */
+import { spawn } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { BusyMeter, DiffusionPipeline, GenerateParams } from '@farm/pipeline';
 import { loadConfig, workerEnv } from '@farm/platform';
@@ -55,6 +60,17 @@ function inProcessRound(pipeline: DiffusionPipeline, jobs: number, slots: number
     };
     fill();
   });
+}
+
+/** Runs `work` while another process keeps a core busy (a spinning loop, started and running before it). */
+async function besideSpinner<T>(work: () => Promise<T>): Promise<T> {
+  const spinner = spawn(process.execPath, ['-e', 'process.send(0); for (;;);'], { stdio: ['ignore', 'ignore', 'ignore', 'ipc'] });
+  try {
+    await new Promise((resolve) => spinner.once('message', resolve));
+    return await work();
+  } finally {
+    spinner.kill('SIGKILL');
+  }
 }
 
 async function main(): Promise<void> {
@@ -98,6 +114,7 @@ async function main(): Promise<void> {
 
     const inProcess: number[] = [];
     const inProcessBusy: number[] = [];
+    const besideBusy: number[] = [];
     const farmS: number[] = [];
     const farmBusy: number[] = [];
     let inProcessBatch = 0;
@@ -117,6 +134,7 @@ async function main(): Promise<void> {
       inProcessBatch = (batches.lanes - batches0.lanes) / (batches.calls - batches0.calls);
       inProcess.push(s);
       inProcessBusy.push((busy.busyMs() - busy0) / 1000 / s);
+      besideBusy.push(await besideSpinner(() => inProcessRound(pipeline, jobs, slots, params)));
 
       const scrape = () =>
         Promise.all([
@@ -156,6 +174,11 @@ async function main(): Promise<void> {
     console.log(`  pipeline in-process : ${rate(median(inProcess))} images/s (rounds: ${inProcess.map(rate).join(', ')}), model busy ${pct(median(inProcessBusy))}, UNet batch ${inProcessBatch.toFixed(1)}`);
     console.log(`  whole farm          : ${rate(median(farmS))} images/s (rounds: ${farmS.map(rate).join(', ')}), model busy ${pct(median(farmBusy))}, UNet batch ${farmBatch.toFixed(1)}`);
     console.log(`  farm / in-process   : ${(median(inProcess) / median(farmS)).toFixed(3)}`);
+    // Alternated with the rounds above.
+    console.log(
+      `  beside a busy core  : ${rate(median(besideBusy))} images/s in-process while another process spins on a core (rounds: ${besideBusy.map(rate).join(', ')}), ` +
+        `${(median(inProcess) / median(besideBusy)).toFixed(2)} of alone: the model's slowdown when the machine's other core works, as the farm's other processes make it`,
+    );
     const total = commands.reduce((sum, [, n]) => sum + n, 0);
     const top = commands.slice(0, process.argv.includes('--all-commands') ? 100 : 8).map(([cmd, n]) => `${cmd} ${(n / jobs).toFixed(1)}`).join(', ');
     console.log(`  Redis commands/job  : ${(total / jobs).toFixed(1)} in the last farm round, all processes (${top}, …)`);

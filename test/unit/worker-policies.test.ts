@@ -5,7 +5,7 @@
  * whether the model thread's priority is raised.
  */
 import { InferenceError, InvalidJobError, JobCanceledError, JobFailure, JobOutput, StorageUnavailableError, queuedJob } from '@farm/contracts';
-import { EditAffinity, MemoryBudget, Outcome, StorageGate, defaultMemoryLimit, fetchesAtOnce, jobMemoryBytes, jobsToFetch, mayPreferHolder, modelThreadPriority, priorityInWords, settlementOf } from '@farm/worker';
+import { EditAffinity, MemoryBudget, Outcome, StorageGate, defaultMemoryLimit, FETCH_LEAD_STEPS, departuresWithinLead, fetchesAtOnce, jobMemoryBytes, jobsToFetch, mayPreferHolder, modelThreadPriority, priorityInWords, settlementOf } from '@farm/worker';
 
 describe('settling an attempt', () => {
   const output = { key: 'results/j.png' } as JobOutput;
@@ -43,24 +43,32 @@ describe('settling an attempt', () => {
 });
 
 describe('fetching ahead of need', () => {
-  it('fills free slots and fetches replacements for the jobs at their last step, minus those already waiting', () => {
-    expect(jobsToFetch({ maxInFlight: 8, running: 0, finishing: 0, waiting: 0 })).toBe(8);
-    expect(jobsToFetch({ maxInFlight: 8, running: 8, finishing: 0, waiting: 0 })).toBe(0); // mid-flight: none needed yet
-    expect(jobsToFetch({ maxInFlight: 8, running: 8, finishing: 3, waiting: 0 })).toBe(3);
-    expect(jobsToFetch({ maxInFlight: 8, running: 8, finishing: 3, waiting: 2 })).toBe(1);
-    expect(jobsToFetch({ maxInFlight: 8, running: 5, finishing: 5, waiting: 8 })).toBe(0);
-    expect(jobsToFetch({ maxInFlight: 8, running: 8, finishing: 8, waiting: 0 })).toBe(8); // a whole batch leaving: a whole batch waits, no more
+  it('fills free slots and fetches replacements for the departures within the lead, minus those already waiting', () => {
+    expect(jobsToFetch({ maxInFlight: 8, running: 0, leaving: 0, waiting: 0 })).toBe(8);
+    expect(jobsToFetch({ maxInFlight: 8, running: 8, leaving: 0, waiting: 0 })).toBe(0); // mid-flight: none needed yet
+    expect(jobsToFetch({ maxInFlight: 8, running: 8, leaving: 3, waiting: 0 })).toBe(3);
+    expect(jobsToFetch({ maxInFlight: 8, running: 8, leaving: 3, waiting: 2 })).toBe(1);
+    expect(jobsToFetch({ maxInFlight: 8, running: 5, leaving: 5, waiting: 8 })).toBe(0);
+    expect(jobsToFetch({ maxInFlight: 8, running: 8, leaving: 16, waiting: 0 })).toBe(16); // one-step jobs: two ticks of replacements
   });
 
-  it('sends a single fetch, waiting on the marker, after a round found the queue empty; one more after the first full round, then doubles', () => {
-    expect(fetchesAtOnce(8, 0)).toBe(1); // empty, or at start: one fetch waits for the next job
-    expect(fetchesAtOnce(8, 1)).toBe(1); // a lone job is followed by one fetch (it comes back empty), not two
-    expect(fetchesAtOnce(8, 2)).toBe(2);
-    expect(fetchesAtOnce(8, 3)).toBe(4);
-    expect(fetchesAtOnce(8, 4)).toBe(8); // a burst fills eight slots within five rounds
-    expect(fetchesAtOnce(8, 60)).toBe(8);
+  it('counts a slot once per departure within two ticks: twice for one-step jobs at their step, once for longer ones near their end', () => {
+    expect(FETCH_LEAD_STEPS).toBe(2);
+    expect(departuresWithinLead(1, 1)).toBe(2); // leaves at the next tick, and its one-step replacement at the one after
+    expect(departuresWithinLead(2, 2)).toBe(1);
+    expect(departuresWithinLead(1, 2)).toBe(1); // a two-step replacement would leave only in three ticks
+    expect(departuresWithinLead(1, 4)).toBe(1);
+    expect(departuresWithinLead(3, 4)).toBe(0); // not due within the lead
+    expect(departuresWithinLead(Infinity, Infinity)).toBe(0); // not known yet
+  });
+
+  it('sends a single fetch, waiting on the marker, after a round found the queue empty; otherwise as many as the queue holds', () => {
+    expect(fetchesAtOnce(8, null)).toBe(1); // empty, or at start: one fetch waits for the next job
+    expect(fetchesAtOnce(8, 0)).toBe(1); // a lone job is followed by one fetch (it comes back empty), not a batch
+    expect(fetchesAtOnce(8, 3)).toBe(3);
+    expect(fetchesAtOnce(8, 60)).toBe(8); // a burst fills every slot in the round after its first job
     expect(fetchesAtOnce(3, 8)).toBe(3); // never more than wanted
-    expect(fetchesAtOnce(0, 0)).toBe(0);
+    expect(fetchesAtOnce(0, null)).toBe(0);
     expect(fetchesAtOnce(0, 4)).toBe(0);
   });
 });

@@ -1,5 +1,5 @@
 export { FarmWorker, FarmWorkerOptions, DEFAULT_MODEL_DIR, WORKER_ENV, WorkerConfig, WorkerSettings, workerSettings } from './farm-worker';
-export { FETCH_LEAD_STEPS, JobIntake, Lease, fetchesAtOnce, jobsToFetch } from './job-intake';
+export { FETCH_LEAD_STEPS, JobIntake, Lease, departuresWithinLead, fetchesAtOnce, jobsToFetch } from './job-intake';
 export { PriorityPlan, modelThreadPriority, priorityInWords } from './model-priority';
 export { MemoryBudget, defaultMemoryLimit, jobMemoryBytes, queuedJobMemoryBytes } from './memory-budget';
 export { JobWebhooks, PROGRESS_DELIVERY_INTERVAL_MS } from './job-webhooks';

@@ -1,10 +1,11 @@
 /**
  * Takes jobs from BullMQ by manual fetching (`getNextJob`) and hands each to the runner as a
  * lease: up to `maxInFlight` jobs in the stream batch at once, and as many more fetched and
- * prepared ahead of need as will leave it within the next `FETCH_LEAD_STEPS` ticks, so a freed
- * slot is filled at the next tick, without waiting for I/O. While the queue is known to hold jobs
- * the fetches it needs go out together (their round trips overlap), twice as many each round once
- * two rounds in a row found jobs; once a fetch finds it empty it is not polled: a single fetch
+ * prepared ahead of need as slots will free within the next `FETCH_LEAD_STEPS` ticks, so a freed
+ * slot is filled at the next tick, without waiting for I/O. After a round of fetches that each
+ * found a job, the queue's length is read (one round trip) and as many fetches as it holds and
+ * the worker wants go out together (their round trips overlap): a burst fills every slot in the
+ * round after its first job. Once a fetch finds the queue empty it is not polled: a single fetch
  * waits on BullMQ's marker and returns when a job arrives, so an idle worker costs nothing
  * whatever the engine's tick rate, and a lone job costs one fetch that comes back empty, not a
  * batch of them. A prepared job starts when a slot is free, the storage gate is open, and its
@@ -47,44 +48,53 @@ export interface IntakeHandlers {
 }
 
 /**
- * How many ticks ahead of a slot's freeing its replacement is fetched: a job this many steps or
- * fewer from its end counts as finishing. Two ticks leave a whole tick for the fetch and the
- * preparation (Redis round trips) even when a tick is as short as a GPU makes it.
+ * How many ticks ahead of a slot's freeing its replacement is fetched. Two ticks leave a whole
+ * tick for the fetch and the preparation (Redis round trips) even when a tick is as short as a GPU
+ * makes it.
  */
 export const FETCH_LEAD_STEPS = 2;
 
-/** What the fetch loop sees: slots in use, jobs about to free theirs, jobs fetched and not started. */
+/**
+ * How often a running job's slot frees within the lead: once as the job leaves (when it is that
+ * few steps from its end), and again for each replacement as short as it that would leave within
+ * the lead too (a tick runs a step of every job). A one-step job's slot frees twice in two ticks,
+ * so its replacement's replacement is fetched a whole tick ahead as well.
+ */
+export function departuresWithinLead(stepsLeft: number, steps: number): number {
+  return stepsLeft > FETCH_LEAD_STEPS ? 0 : 1 + Math.floor((FETCH_LEAD_STEPS - stepsLeft) / steps);
+}
+
+/** What the fetch loop sees: slots in use, the departures due from them, jobs fetched and not started. */
 export interface IntakeCounts {
   maxInFlight: number;
   /** Leases started and still in the stream batch (or on their way into it). */
   running: number;
-  /** Of those, the ones within FETCH_LEAD_STEPS steps of their end: they leave within that many ticks. */
-  finishing: number;
+  /** Departures from those slots within the lead (departuresWithinLead, summed). */
+  leaving: number;
   /** Fetched ahead: being prepared, or prepared and waiting for a slot. */
   waiting: number;
 }
 
-/** How many jobs to fetch now: enough for the free slots and for those freed within the lead (never more than maxInFlight waiting). */
+/** How many jobs to fetch now: enough for the free slots and for the departures within the lead, less those already waiting. */
 export function jobsToFetch(c: IntakeCounts): number {
-  return Math.max(0, c.maxInFlight - c.running + c.finishing - c.waiting);
+  return Math.max(0, c.maxInFlight - c.running + c.leaving - c.waiting);
 }
 
 /**
- * How many of the wanted fetches go out at once, given how many rounds of fetches in a row found
- * a job each (0 after a round in which one found the queue empty, and at start): a single one
- * after an empty round — it waits on the queue's marker, and BullMQ lets only one fetch wait —
- * and a single one after the first full round too, then twice as many each round (1, 1, 2, 4, …).
- * A lone job is followed by one fetch that comes back empty, not two (each empty fetch is a
- * moveToActive script of 7 Redis commands), while a burst fills eight slots within five rounds.
+ * How many of the wanted fetches go out at once, given the jobs the queue holds: `null` after a
+ * round in which a fetch found the queue empty, and at start — then a single one, which waits on
+ * the queue's marker (BullMQ lets only one fetch wait) — otherwise as many as it holds, and one
+ * when it looks empty (a job may have come since; the fetch that finds none makes the next wait).
  */
-export function fetchesAtOnce(wanted: number, fullRounds: number): number {
-  return Math.min(wanted, 2 ** Math.max(0, fullRounds - 1));
+export function fetchesAtOnce(wanted: number, queued: number | null): number {
+  return Math.min(wanted, queued === null ? 1 : Math.max(1, queued));
 }
 
 /** One job held by this worker: its lock token, and the queue moves only the lock holder may make. */
 export class Lease {
   readonly controller = new AbortController();
-  /** Denoising steps left; unknown (Infinity) until the runner knows the job. */
+  /** Denoising steps, and those left; unknown (Infinity) until the runner knows the job. */
+  steps = Infinity;
   stepsLeft = Infinity;
   /** The job's estimated memory (memory-budget.ts), once the runner knows the job. */
   memoryBytes = 0;
@@ -102,6 +112,7 @@ export class Lease {
 
   /** The runner's report of the job's denoising progress; the last step frees its slot. */
   progressed(step: number, total: number): void {
+    this.steps = total;
     this.stepsLeft = total - step;
     if (this.stepsLeft <= 0) this.leaveEngine();
   }
@@ -142,8 +153,8 @@ export class JobIntake {
   /** Prepared leases waiting for a slot, oldest first. */
   private readonly ready: Lease[] = [];
   private running = 0;
-  /** Rounds of fetches in a row that each found a job; 0 after one found the queue empty (so the next waits on its marker), and at start. */
-  private fullRounds = 0;
+  /** The last round of fetches found a job each (so the queue may hold more); false after one found it empty, and at start. */
+  private lastRoundFull = false;
   private stopping = false;
   private wake: (() => void) | null = null;
   private lockTimer: NodeJS.Timeout | null = null;
@@ -187,9 +198,9 @@ export class JobIntake {
   }
 
   private counts(): IntakeCounts {
-    let finishing = 0;
-    for (const { lease } of this.held.values()) if (lease.inEngine && lease.stepsLeft <= FETCH_LEAD_STEPS) finishing++;
-    return { maxInFlight: this.options.maxInFlight, running: this.running, finishing, waiting: this.preparing + this.ready.length };
+    let leaving = 0;
+    for (const { lease } of this.held.values()) if (lease.inEngine) leaving += departuresWithinLead(lease.stepsLeft, lease.steps);
+    return { maxInFlight: this.options.maxInFlight, running: this.running, leaving, waiting: this.preparing + this.ready.length };
   }
 
   private async run(): Promise<void> {
@@ -206,7 +217,8 @@ export class JobIntake {
         await this.sleepUntilPoked(1000);
         continue;
       }
-      const fetches = Array.from({ length: fetchesAtOnce(wanted, this.fullRounds) }, () => this.fetch().then((lease) => this.take(lease)));
+      const queued = await this.queued();
+      const fetches = Array.from({ length: fetchesAtOnce(wanted, queued) }, () => this.fetch().then((lease) => this.take(lease)));
       const fetched = await Promise.allSettled(fetches);
       if (this.stopping) break;
       const failure = fetched.find((f): f is PromiseRejectedResult => f.status === 'rejected');
@@ -215,8 +227,21 @@ export class JobIntake {
         await this.sleepUntilPoked(1000);
         continue;
       }
-      this.fullRounds = fetched.every((f) => f.status === 'fulfilled' && f.value) ? this.fullRounds + 1 : 0;
+      this.lastRoundFull = fetched.every((f) => f.status === 'fulfilled' && f.value);
     }
+  }
+
+  /**
+   * Jobs waiting in the queue (its wait list and its prioritized set, one round trip); null when
+   * the last round found it empty (no need to ask), or when it could not be read (the fetch then
+   * meets the same fault and reports it).
+   */
+  private async queued(): Promise<number | null> {
+    if (!this.lastRoundFull) return null;
+    const { wait, prioritized } = this.worker.keys;
+    const replies = await this.options.connection.pipeline().llen(wait).zcard(prioritized).exec().catch(() => null);
+    if (!replies || replies.some(([err]) => err)) return null;
+    return replies.reduce((sum, [, n]) => sum + (n as number), 0);
   }
 
   private async fetch(): Promise<Lease | null> {

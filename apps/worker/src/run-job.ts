@@ -139,7 +139,7 @@ export class JobRunner {
       if (job.snapshot) return { job, outcome: { kind: 'succeeded', output: await this.record(job.request, job.snapshot) } };
       const delayMs = await this.deps.affinity.deferral(job, lease.job.timestamp);
       if (delayMs !== null) return { job, outcome: { kind: 'deferred', delayMs } };
-      lease.stepsLeft = job.request.steps;
+      lease.steps = lease.stepsLeft = job.request.steps;
       lease.memoryBytes = this.deps.memoryOf(job);
       this.prepared.set(lease, { job, followed });
       return null;
