@@ -8,7 +8,7 @@
  *    keeping MAX_IN_FLIGHT jobs in the stream batch (a job's slot frees when it is denoised).
  *    After a warm-up round on each side, rounds alternate; the ratio is of the medians. Next to
  *    it: the model's busy fraction on each side (time in model calls ÷ wall time), the mean UNet
- *    batch (last round), the Redis commands and CPU ms per job in the farm (INFO commandstats,
+ *    batch (median of rounds), the Redis commands and CPU ms per job in the farm (INFO commandstats,
  *    commands inside scripts included; the benchmark runs its own redis-server), and what a fleet
  *    of 16 GPU workers at 100 images/s each would ask of one Redis; and the CPU time per job of
  *    the worker's main thread, the worker whole, the API, the embedded S3 (a process of its own)
@@ -117,8 +117,9 @@ async function main(): Promise<void> {
     const besideBusy: number[] = [];
     const farmS: number[] = [];
     const farmBusy: number[] = [];
-    let inProcessBatch = 0;
-    let farmBatch = 0;
+    // Mean UNet batch (lanes ÷ calls) of each round.
+    const inProcessBatch: number[] = [];
+    const farmBatch: number[] = [];
     let commands: Array<[string, number]> = [];
     let redisMsPerJob = 0;
     // CPU time per job of the farm's own processes: the worker's main thread (its per-job work,
@@ -131,7 +132,7 @@ async function main(): Promise<void> {
       const busy0 = busy.busyMs();
       const batches0 = { ...batches };
       const s = await inProcessRound(pipeline, jobs, slots, params);
-      inProcessBatch = (batches.lanes - batches0.lanes) / (batches.calls - batches0.calls);
+      inProcessBatch.push((batches.lanes - batches0.lanes) / (batches.calls - batches0.calls));
       inProcess.push(s);
       inProcessBusy.push((busy.busyMs() - busy0) / 1000 / s);
       besideBusy.push(await besideSpinner(() => inProcessRound(pipeline, jobs, slots, params)));
@@ -150,7 +151,7 @@ async function main(): Promise<void> {
       const cpu1 = cpu();
       const [workerBusy1, lanes1, calls1, redis1, redisCpu1] = await scrape();
       if (cpu0.main !== null) cpuPerJob.push(Object.fromEntries(Object.entries(cpu1).map(([k, v]) => [k, (v! - cpu0[k as keyof typeof cpu0]!) / jobs])) as (typeof cpuPerJob)[number]);
-      farmBatch = (lanes1 - lanes0) / (calls1 - calls0);
+      farmBatch.push((lanes1 - lanes0) / (calls1 - calls0));
       farmS.push(f);
       farmBusy.push((workerBusy1 - workerBusy0) / f);
       commands = commandDelta(redis0, redis1);
@@ -171,8 +172,8 @@ async function main(): Promise<void> {
     const rate = (s: number) => (jobs / s).toFixed(1);
     const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
     console.log(`e2e benchmark: ${jobs} jobs ${size}x${size}, ${steps} steps, MAX_IN_FLIGHT ${slots}, MAX_UNET_BATCH ${maxBatch}, ${priorityInWords(priority, pipeline.model.threadPriority)}, bundled model, CPU, ${rounds} rounds alternated`);
-    console.log(`  pipeline in-process : ${rate(median(inProcess))} images/s (rounds: ${inProcess.map(rate).join(', ')}), model busy ${pct(median(inProcessBusy))}, UNet batch ${inProcessBatch.toFixed(1)}`);
-    console.log(`  whole farm          : ${rate(median(farmS))} images/s (rounds: ${farmS.map(rate).join(', ')}), model busy ${pct(median(farmBusy))}, UNet batch ${farmBatch.toFixed(1)}`);
+    console.log(`  pipeline in-process : ${rate(median(inProcess))} images/s (rounds: ${inProcess.map(rate).join(', ')}), model busy ${pct(median(inProcessBusy))}, UNet batch ${median(inProcessBatch).toFixed(1)}`);
+    console.log(`  whole farm          : ${rate(median(farmS))} images/s (rounds: ${farmS.map(rate).join(', ')}), model busy ${pct(median(farmBusy))}, UNet batch ${median(farmBatch).toFixed(1)} (rounds: ${farmBatch.map((b) => b.toFixed(1)).join(', ')})`);
     console.log(`  farm / in-process   : ${(median(inProcess) / median(farmS)).toFixed(3)}`);
     // Alternated with the rounds above.
     console.log(
