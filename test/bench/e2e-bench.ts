@@ -8,15 +8,15 @@
  *    keeping MAX_IN_FLIGHT jobs in the stream batch (a job's slot frees when it is denoised).
  *    After a warm-up round on each side, rounds alternate; the ratio is of the medians. Next to
  *    it: the model's busy fraction on each side (time in model calls ÷ wall time), the mean UNet
- *    batch (median of rounds), the Redis commands and CPU ms per job in the farm (INFO commandstats,
- *    commands inside scripts included; the benchmark runs its own redis-server), and what a fleet
- *    of 16 GPU workers at 100 images/s each would ask of one Redis; and the CPU time per job of
- *    the worker's main thread, the worker whole, the API, the embedded S3 (a process of its own)
- *    and the benchmark's client (Linux /proc).
+ *    batch (median of rounds), the Redis commands and CPU ms per job in the farm (INFO
+ *    commandstats, commands inside scripts included; the benchmark runs its own redis-server),
+ *    and what a fleet of 16 GPU workers at 100 images/s each would ask of one Redis; and the CPU
+ *    time per job of the worker's main thread, the worker whole, the API, the embedded S3 (a
+ *    process of its own) and the benchmark's client (Linux /proc).
  * 2. The machine's share in it: the same in-process rounds while another process keeps one core
- *    busy (a spinning loop), alternated with the others. On a small VM the model slows when the other core works — its cores
- *    share the host's — so the farm's own work on the second core costs model speed beyond its
- *    CPU time; this figure bounds what any farm on this machine can reach.
+ *    busy (a spinning loop), alternated with the others. On a small VM the model slows when the
+ *    other core works — its cores share the host's — so the farm's own work on the second core
+ *    costs model speed beyond its CPU time; this figure bounds what any farm here can reach.
  * 3. Idle-farm latency: one job at a time, submission → its `succeeded` event (SSE), minus the
  *    pipeline's own time for the same job alone in-process (alternated, p50 and p90), and the Redis
  *    commands per job (the benchmark's own SSE reads included).
