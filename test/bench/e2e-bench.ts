@@ -62,9 +62,18 @@ function inProcessRound(pipeline: DiffusionPipeline, jobs: number, slots: number
   });
 }
 
-/** Runs `work` while another process keeps a core busy (a spinning loop, started and running before it). */
+/**
+ * A process that keeps a core busy: it spins, yielding every 50 ms only to notice that the
+ * benchmark is gone (its IPC channel closed), and then exits.
+ */
+const SPINNER = `process.on('disconnect', () => process.exit(0));
+const spin = () => { const until = Date.now() + 50; while (Date.now() < until); setImmediate(spin); };
+process.send(0);
+spin();`;
+
+/** Runs `work` while another process keeps a core busy (started and spinning before it). */
 async function besideSpinner<T>(work: () => Promise<T>): Promise<T> {
-  const spinner = spawn(process.execPath, ['-e', 'process.send(0); for (;;);'], { stdio: ['ignore', 'ignore', 'ignore', 'ipc'] });
+  const spinner = spawn(process.execPath, ['-e', SPINNER], { stdio: ['ignore', 'ignore', 'ignore', 'ipc'] });
   try {
     await new Promise((resolve) => spinner.once('message', resolve));
     return await work();
