@@ -21,5 +21,6 @@ export function modelThreadPriority(nice: number, ortThreads: number, cores: num
 
 /** For start-up lines: the plan, and what became of it once the model loaded. */
 export function priorityInWords(plan: PriorityPlan, outcome: ThreadPriority | null): string {
-  return 'normal' in plan || !outcome ? `model thread at normal priority (${'normal' in plan ? plan.normal : 'none asked for'})` : describePriority(outcome);
+  if ('normal' in plan) return `model thread at normal priority (${plan.normal})`;
+  return outcome ? describePriority(outcome) : 'model thread at normal priority (none asked for)';
 }
