@@ -76,8 +76,8 @@ it("keeps every key of the farm in its hash tag's slot, on one master", async ()
 it("carries on when the master of its slot dies while 100 jobs run: the replica takes over, and every accepted job ends exactly once", async () => {
   const { farm, topology: cluster, store } = on;
   const outcome = await failoverUnderLoad("Redis Cluster, the master of the farm's slot killed under 100 jobs", farm, cluster.target, store, async () => {
-    const { killed, promoted } = await cluster.killMasterOf(farm.queuePrefix);
-    return `master ${killed.port} killed, replica ${promoted.port} serving the slot, cluster ok`;
+    const { killed, promoted, killedAt } = await cluster.killMasterOf(farm.queuePrefix);
+    return { what: `master ${killed.port} killed, replica ${promoted.port} serving the slot, cluster ok`, killedAt };
   });
   expectExactlyOnce(outcome);
   expect(farm.running).toBe(true);

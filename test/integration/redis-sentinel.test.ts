@@ -16,10 +16,9 @@ it('runs on the master the Sentinels name and follows it when it fails over unde
   const outcome = await failoverUnderLoad('Sentinel, the master killed under 100 jobs', farm, sentinels.target, store, async () => {
     const master = await sentinels.master();
     expect(await master.client.exists(`${farm.queuePrefix}:${farm.queueName}:api-keys`)).toBe(1); // the farm's keys are there
-    await master.replicated();
-    await master.kill();
+    const killedAt = await master.killCaughtUp();
     const promoted = await sentinels.failedOverFrom(master);
-    return `master ${master.port} killed, replica ${promoted.port} promoted by the Sentinels`;
+    return { what: `master ${master.port} killed, replica ${promoted.port} promoted by the Sentinels`, killedAt };
   });
   expectExactlyOnce(outcome);
   expect(farm.running).toBe(true);

@@ -77,7 +77,8 @@ async function awaitEnds(farm: FarmProcesses, ids: readonly string[]): Promise<n
 }
 
 /**
- * Runs `failover` (it kills a master and resolves once another serves; it describes what it did)
+ * Runs `failover` (it kills a master and resolves once another serves, with what it did in words
+ * and the moment of the kill)
  * under load on `farm`, whose Redis `target` the queue's events are read from.
  */
 export async function failoverUnderLoad(
@@ -85,7 +86,7 @@ export async function failoverUnderLoad(
   farm: FarmProcesses,
   target: RedisTarget,
   store: ObjectStore,
-  failover: () => Promise<string>,
+  failover: () => Promise<{ what: string; killedAt: number }>,
 ): Promise<FailoverOutcome> {
   const connection = createRedis(target);
   connection.on('error', () => undefined); // it reconnects through the failover
@@ -103,10 +104,9 @@ export async function failoverUnderLoad(
     await farm.until(async () => (await succeeded()) - before >= 5, 60000, 'jobs finishing');
     const doneAtKill = (await succeeded()) - before;
 
-    const killedAt = Date.now();
     let failingOver = true;
     const during = submitWhile(farm, () => failingOver, 3000);
-    const what = await failover().finally(() => (failingOver = false));
+    const { what, killedAt } = await failover().finally(() => (failingOver = false));
     const failoverMs = Date.now() - killedAt;
     const { answers, slowestMs } = await during;
     accepted.push(...answers.filter((a) => a.status === 202).map((a) => a.id!));

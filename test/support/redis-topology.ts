@@ -54,14 +54,41 @@ class Server {
   }
 
   /**
-   * Resolves once this master's replica has acknowledged every write made so far (WAIT 1).
-   * Replication is asynchronous: a master killed while its replica lags — resyncing after a
-   * spurious failover on a loaded machine, say — takes what the replica lacks with it (README,
-   * Persistence). A failover test kills the master right after this, while its jobs still run.
+   * Holds every client's writes (`CLIENT PAUSE WRITE`: they wait, unanswered) and resolves once
+   * each replica has processed all this master wrote, so that a master killed now takes nothing
+   * with it. Replication is asynchronous: a master killed while its replica lags — resyncing after
+   * a spurious failover on a loaded machine, or simply a write behind — takes what the replica
+   * lacks with it (README, Persistence). `WAIT 1` alone would leave a gap: the farm's writes go on
+   * between its answer and the kill. A failover test kills the master right after this, and the
+   * writes held here meet a dead connection, as they would in a crash.
    */
-  async replicated(timeoutMs = 30000): Promise<void> {
-    const acked = Number(await this.client.call('WAIT', 1, timeoutMs));
-    if (acked < 1) throw new Error(`the replica of ${this.port} did not catch up within ${timeoutMs} ms:\n${await this.client.info('replication')}`);
+  async quiesce(timeoutMs = 30000): Promise<void> {
+    await this.client.call('CLIENT', 'PAUSE', timeoutMs, 'WRITE');
+    const info = await this.client.info('replication');
+    const written = Number(/^master_repl_offset:(\d+)/m.exec(info)?.[1]);
+    const replicas = [...info.matchAll(/^slave\d+:.*\bport=(\d+)/gm)].map((m) => Number(m[1]));
+    if (replicas.length === 0) throw new Error(`${this.port} has no replica:\n${info}`);
+    // Each replica's own processed offset (the master hears of it only once a second).
+    await Promise.all(
+      replicas.map(async (port) => {
+        const replica = new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: 1 });
+        replica.on('error', () => undefined);
+        try {
+          const processed = async () => Number(/^slave_repl_offset:(\d+)/m.exec(await replica.info('replication'))?.[1]);
+          await until(async () => (await processed()) >= written, `the replica on ${port} catching up with ${this.port}`, timeoutMs);
+        } finally {
+          replica.disconnect();
+        }
+      }),
+    );
+  }
+
+  /** Kills this master once its replica has everything it wrote (`quiesce`); resolves with the moment of the kill. */
+  async killCaughtUp(): Promise<number> {
+    await this.quiesce();
+    const killedAt = Date.now();
+    await this.kill();
+    return killedAt;
   }
 
   /** Dies at once, as a crashed machine would: nothing is flushed or handed over. */
@@ -176,17 +203,16 @@ export class LocalCluster extends Topology {
    * Kills the master of `key`'s slot (SIGKILL) once its replica has caught up, and resolves once a live replica serves the slot,
    * as every live node sees it, with the cluster ok: the killed server and the promoted one.
    */
-  async killMasterOf(key: string, timeoutMs = 60000): Promise<{ killed: Server; promoted: Server }> {
+  async killMasterOf(key: string, timeoutMs = 60000): Promise<{ killed: Server; promoted: Server; killedAt: number }> {
     const killed = await this.masterOf(key);
-    await killed.replicated();
-    await killed.kill();
+    const killedAt = await killed.killCaughtUp();
     let promoted = killed;
     await until(async () => {
       promoted = await this.masterOf(key);
       return promoted !== killed;
     }, `a replica taking over from ${killed.port}`, timeoutMs);
     await this.settled(timeoutMs);
-    return { killed, promoted };
+    return { killed, promoted, killedAt };
   }
 
   /** The live server that masters the slot of `key` now. */
