@@ -1,7 +1,8 @@
 /**
  * Edit state stored in packs (edit-source-cache.ts), against the test Redis and the S3 API
- * server: jobs finishing while a pack uploads go together as the next pack — one object, their
- * index entries each naming its range —, within the pack limits; another worker reads a job's
+ * server: jobs finishing within the linger, or while a pack uploads, go together as the next
+ * pack — one object, their index entries each naming its range —, within the pack limits; a full
+ * pack and one somebody waits for go at once; another worker reads a job's
  * latent back with a ranged GET, as the worker that stored it holds it; an entry from before
  * packs is still read; a forgotten job has no entry; a pack that could not be stored leaves none;
  * `allStored` resolves once every pack put so far is stored.
@@ -10,7 +11,8 @@ import sharp from 'sharp';
 import { EditSource } from '@farm/pipeline';
 import { ObjectStore } from '@farm/platform';
 import { EditSourceCache } from '@farm/worker';
-import { Harness, testStoreOptions } from '../support/harness';
+import type { PackLimits } from '../../apps/worker/src/edit-state-pack';
+import { Harness, testStoreOptions, until } from '../support/harness';
 
 let farm: Harness;
 beforeAll(() => {
@@ -19,7 +21,7 @@ beforeAll(() => {
 afterAll(() => farm.close());
 
 /** A worker's cache (nothing in its memory yet), keeping state in `store` (the test S3 unless given). */
-const cache = (packLimits?: { maxJobs: number; maxBytes: number }, store: ObjectStore = farm.store) =>
+const cache = (packLimits?: PackLimits, store: ObjectStore = farm.store) =>
   new EditSourceCache({ store, redis: farm.redis, keyPrefix: `${farm.keyPrefix}:edit-source`, ttlSeconds: 60, capacity: 32, capacityBytes: 2 ** 26, onHeldChanged: () => undefined, packLimits });
 
 /** A 64×64 source (4×8×8 latent) whose values tell it apart; its image is stored under `imageKey`. */
@@ -47,36 +49,64 @@ async function finishTogether(c: EditSourceCache, n: number, tag: string, seed: 
   return { jobs, sources, stored: Promise.all(jobs.map((id) => c.stored(id))) };
 }
 
-it('stores jobs that finish while a pack uploads as one pack, each entry naming its range', async () => {
-  const c = cache();
-  const { jobs, stored } = await finishTogether(c, 5, 'group', 1);
-  await stored;
+/** Limits whose linger outlasts any test: a pack goes only when full or waited for. */
+const noLinger = (maxJobs = 64) => ({ maxJobs, maxBytes: 2 ** 20, lingerMs: 600_000 });
+
+it('stores jobs that finish within the linger as one pack, each entry naming its range', async () => {
+  const c = cache({ maxJobs: 64, maxBytes: 2 ** 20, lingerMs: 1000 });
+  const jobs = ids(4, 'linger');
+  const sources = await Promise.all(jobs.map((id, i) => source(id, 1 + i)));
+  const put = (i: number) => c.put(jobs[i], sources[i].source, sources[i].imageKey);
+  put(0);
+  await new Promise((r) => setTimeout(r, 100));
+  expect(await entryOf(c, jobs[0])).toBeNull(); // still lingering for company
+  put(1);
+  put(2);
+  put(3);
+  await until(async () => (await entryOf(c, jobs[3])) !== null, 5000);
   const entries = await Promise.all(jobs.map((id) => entryOf(c, id)));
-  // The first went at once, alone; the other four waited for it and went together.
   const packs = entries.map((e) => e!.latent!.key);
+  expect(new Set(packs).size).toBe(1);
+  expect(packs[0].startsWith('cache/packs/')).toBe(true);
+  expect(entries.map((e) => e!.latent!.range)).toEqual([0, 1, 2, 3].map((i) => ({ offset: i * 512, length: 512 })));
+  expect((await farm.store.get(packs[0])).byteLength).toBe(4 * 512);
+});
+
+it('stores jobs that finish while a pack uploads as the next pack, at once; a pack somebody waits for does not linger', async () => {
+  const c = cache(noLinger());
+  const jobs = ids(5, 'group');
+  const sources = await Promise.all(jobs.map((id, i) => source(id, 10 + i)));
+  c.put(jobs[0], sources[0].source, sources[0].imageKey);
+  const first = c.stored(jobs[0]); // sends it now
+  for (let i = 1; i < 5; i++) c.put(jobs[i], sources[i].source, sources[i].imageKey);
+  await first;
+  // The four that came while the first uploaded go when it is done, without their linger.
+  await until(async () => (await entryOf(c, jobs[4])) !== null, 5000);
+  const packs = (await Promise.all(jobs.map((id) => entryOf(c, id)))).map((e) => e!.latent!.key);
   expect(new Set(packs).size).toBe(2);
-  expect(packs[0]).not.toBe(packs[1]);
   expect(packs.slice(1).every((k) => k === packs[1])).toBe(true);
-  expect(packs.every((k) => k.startsWith('cache/packs/'))).toBe(true);
-  expect(entries.slice(1).map((e) => e!.latent!.range)).toEqual([0, 1, 2, 3].map((i) => ({ offset: i * 512, length: 512 })));
-  expect((await farm.store.get(packs[1])).byteLength).toBe(4 * 512);
 });
 
 it('tells when everything put so far is stored (a stopping worker waits for it)', async () => {
-  const c = cache({ maxJobs: 2, maxBytes: 2 ** 20 });
-  const { jobs } = await finishTogether(c, 5, 'all', 20);
+  const c = cache(noLinger(2));
+  const jobs = ids(5, 'all');
+  const sources = await Promise.all(jobs.map((id, i) => source(id, 20 + i)));
+  for (const [i, id] of jobs.entries()) c.put(id, sources[i].source, sources[i].imageKey);
   expect(await entryOf(c, jobs[4])).toBeNull(); // still waiting behind two packs
-  await c.allStored();
+  await c.allStored(); // without lingering
   expect((await Promise.all(jobs.map((id) => entryOf(c, id)))).every((e) => e?.latent)).toBe(true);
 });
 
-it('keeps each pack within its limits; the rest go in the next', async () => {
-  const c = cache({ maxJobs: 3, maxBytes: 2 ** 20 });
-  const { jobs, stored } = await finishTogether(c, 6, 'limits', 10);
-  await stored;
+it('keeps each pack within its limits, sending a full one at once; the rest go in the next, as soon as it is stored', async () => {
+  const c = cache(noLinger(3));
+  const jobs = ids(7, 'limits');
+  const sources = await Promise.all(jobs.map((id, i) => source(id, 30 + i)));
+  for (const [i, id] of jobs.entries()) c.put(id, sources[i].source, sources[i].imageKey);
+  // Nothing lingers: full packs go at once, and the seventh (put while the first uploaded) after them.
+  await until(async () => (await entryOf(c, jobs[6])) !== null, 5000);
   const packs = (await Promise.all(jobs.map((id) => entryOf(c, id)))).map((e) => e!.latent!.key);
   const sizes = [...new Set(packs)].map((k) => packs.filter((p) => p === k).length);
-  expect(sizes).toEqual([1, 3, 2]);
+  expect(sizes).toEqual([3, 3, 1]);
 });
 
 it("gives another worker a job's latent from its pack, as the worker that stored it holds it", async () => {

@@ -3,7 +3,7 @@
  * under its limits, the pack's bytes and each job's range in them, and where an index entry — of
  * this version or of the one before packs — says a job's latent lies.
  */
-import { DEFAULT_PACK_LIMITS, checkPackLimits, latentLocation, layOutPack, packCount } from '../../apps/worker/src/edit-state-pack';
+import { DEFAULT_PACK_LIMITS, checkPackLimits, latentLocation, layOutPack, packCount, packFull } from '../../apps/worker/src/edit-state-pack';
 
 describe('the next pack', () => {
   it('takes every waiting latent while both limits hold, oldest first', () => {
@@ -18,10 +18,21 @@ describe('the next pack', () => {
     expect(packCount([], DEFAULT_PACK_LIMITS)).toBe(0);
   });
 
+  it('is full, and need not linger, once no other latent could join it', () => {
+    expect(packFull([512, 512], { maxJobs: 3, maxBytes: 4096 })).toBe(false);
+    expect(packFull([512, 512, 512], { maxJobs: 3, maxBytes: 4096 })).toBe(true);
+    expect(packFull([512, 512, 512], { maxJobs: 64, maxBytes: 1500 })).toBe(true); // the third waits for the next pack
+    expect(packFull([8192], { maxJobs: 64, maxBytes: 4096 })).toBe(true); // alone over the bytes: nothing more can join it
+    expect(packFull([2048, 2048], { maxJobs: 64, maxBytes: 4096 })).toBe(true); // exactly at the bytes
+  });
+
   it('refuses limits that cannot make a pack', () => {
-    expect(() => checkPackLimits({ maxJobs: 0, maxBytes: 4096 })).toThrow("a pack's maxJobs must be a whole number of at least 1 (got 0)");
-    expect(() => checkPackLimits({ maxJobs: 1.5, maxBytes: 4096 })).toThrow(/maxJobs/);
-    expect(() => checkPackLimits({ maxJobs: 8, maxBytes: 0 })).toThrow("a pack's maxBytes must be at least 1 (got 0)");
+    const linger = { lingerMs: 25 };
+    expect(() => checkPackLimits({ maxJobs: 0, maxBytes: 4096, ...linger })).toThrow("a pack's maxJobs must be a whole number of at least 1 (got 0)");
+    expect(() => checkPackLimits({ maxJobs: 1.5, maxBytes: 4096, ...linger })).toThrow(/maxJobs/);
+    expect(() => checkPackLimits({ maxJobs: 8, maxBytes: 0, ...linger })).toThrow("a pack's maxBytes must be at least 1 (got 0)");
+    expect(() => checkPackLimits({ maxJobs: 8, maxBytes: 4096, lingerMs: -1 })).toThrow("a pack's lingerMs must be a finite number of at least 0 (got -1)");
+    expect(() => checkPackLimits({ maxJobs: 8, maxBytes: 4096, lingerMs: Infinity })).toThrow(/lingerMs/);
     expect(() => checkPackLimits(DEFAULT_PACK_LIMITS)).not.toThrow();
   });
 });

@@ -5,10 +5,12 @@
  *
  * Storing a source never delays the job it came from: `put` keeps it in memory at once and
  * stores the latent, then its index entry, in the background. Latents are stored in packs, by
- * group commit: while one pack uploads, the jobs finishing meanwhile wait, and all of them (up to
- * the pack limits) then go as the next pack — one S3 PUT for the group, then one Redis round trip
- * (MULTI) for their index entries, each naming the pack and the job's byte range, which another
- * worker reads with a ranged GET. An idle farm stores each job's state at once, alone.
+ * group commit: the first latent of a pack lingers a moment (the pack limits' `lingerMs`) for the
+ * jobs finishing with it, and while one pack uploads the jobs finishing meanwhile wait; all of
+ * them (up to the pack limits) then go as the next pack — one S3 PUT for the group, then one Redis
+ * round trip (MULTI) for their index entries, each naming the pack and the job's byte range, which
+ * another worker reads with a ranged GET. A full pack, or one somebody waits for (`stored`,
+ * `allStored`), goes at once. An idle farm stores each job's state alone, after the linger.
  *
  * If a pack's upload fails or the worker dies first, none of its jobs has an index entry, and an
  * edit of any of them on another worker encodes the job's image again (`reencoded`), which costs
@@ -19,7 +21,7 @@ import { randomUUID } from 'node:crypto';
 import sharp from 'sharp';
 import type { FarmRedis, ObjectStore } from '@farm/platform';
 import { EditSource, fromFloat16, toFloat16 } from '@farm/pipeline';
-import { DEFAULT_PACK_LIMITS, IndexEntry, PackLimits, checkPackLimits, latentLocation, layOutPack, packCount } from './edit-state-pack';
+import { DEFAULT_PACK_LIMITS, IndexEntry, PackLimits, checkPackLimits, latentLocation, layOutPack, packCount, packFull } from './edit-state-pack';
 
 export interface SourceCacheOptions {
   store: ObjectStore;
@@ -34,7 +36,7 @@ export interface SourceCacheOptions {
   capacityBytes: number;
   /** Called when the set of sources held in memory changed (to advertise it), at most once per turn of the event loop. */
   onHeldChanged: (jobIds: string[]) => void;
-  /** How big one pack of latents may grow (default DEFAULT_PACK_LIMITS: 64 jobs, 4 MiB). */
+  /** How big one pack of latents may grow and how long it waits to (default DEFAULT_PACK_LIMITS: 64 jobs, 4 MiB, 25 ms). */
   packLimits?: PackLimits;
 }
 
@@ -60,6 +62,8 @@ export class EditSourceCache {
   /** Jobs waiting for the next pack, oldest first. */
   private waiting: Waiting[] = [];
   private uploading = false;
+  /** Runs out when the first latent waiting for the next pack has waited long enough for company. */
+  private linger: NodeJS.Timeout | null = null;
   private readonly packLimits: PackLimits;
   /** Pack keys: this cache's own prefix (no other worker, nor this one restarted, shares it) and a sequence number. */
   private readonly packPrefix = `cache/packs/${randomUUID()}`;
@@ -93,21 +97,29 @@ export class EditSourceCache {
         settle();
       },
     });
-    this.commitNext();
+    if (packFull(this.waiting.map((w) => w.latent.byteLength), this.packLimits)) this.commitNext();
+    else this.linger ??= setTimeout(() => this.commitNext(), this.packLimits.lingerMs);
   }
 
-  /** Resolves once the job's source is stored (or failed to be). */
+  /** Resolves once the job's source is stored (or failed to be); a pack it waits in goes without lingering. */
   stored(jobId: string): Promise<void> {
+    if (this.waiting.some((w) => w.jobId === jobId)) this.commitNext();
     return this.storing.get(jobId) ?? Promise.resolve();
   }
 
-  /** Resolves once every source put so far is stored (or failed to be). */
+  /** Resolves once every source put so far is stored (or failed to be), without lingering. */
   async allStored(): Promise<void> {
+    this.commitNext();
     await Promise.all(this.storing.values());
   }
 
-  /** Unless a pack is uploading, sends the jobs waiting (as many as the pack limits allow) as the next one. */
+  /**
+   * Unless a pack is uploading, sends the jobs waiting (as many as the pack limits allow) as the
+   * next one; those left, and those that come while it uploads, go when it is done.
+   */
   private commitNext(): void {
+    if (this.linger) clearTimeout(this.linger);
+    this.linger = null;
     if (this.uploading || this.waiting.length === 0) return;
     const pack = this.waiting.splice(0, packCount(this.waiting.map((w) => w.latent.byteLength), this.packLimits));
     this.uploading = true;
