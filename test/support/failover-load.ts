@@ -78,8 +78,8 @@ async function awaitEnds(farm: FarmProcesses, ids: readonly string[]): Promise<n
 
 /**
  * Runs `failover` (it kills a master and resolves once another serves, with what it did in words
- * and the moment of the kill)
- * under load on `farm`, whose Redis `target` the queue's events are read from.
+ * and the moment of the kill) under load on `farm`, whose Redis `target` the queue's events are
+ * read from.
  */
 export async function failoverUnderLoad(
   scenario: string,

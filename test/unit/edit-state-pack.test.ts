@@ -1,6 +1,6 @@
 /**
  * Edit-state packs, laid out (edit-state-pack.ts, pure): which waiting latents make the next pack
- * under its limits, the pack's bytes and each job's range in them, and where an index entry — of
+ * under its limits and when it is full, the pack's bytes and each job's range in them, and where an index entry — of
  * this version or of the one before packs — says a job's latent lies.
  */
 import { DEFAULT_PACK_LIMITS, checkPackLimits, latentLocation, layOutPack, packCount, packFull } from '../../apps/worker/src/edit-state-pack';
