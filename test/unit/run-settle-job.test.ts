@@ -17,10 +17,13 @@ let fetcher: Worker<QueuedJob, JobOutput, JobName>;
 let progress: TickProgress;
 const progressWrites: ProgressUpdate[][] = [];
 const followed = () => new FollowedJobs(farm.redis, farm.keyPrefix);
+/** Every worker's edit-source cache: stored before Redis closes, as a stopping worker does. */
+const caches: EditSourceCache[] = [];
 
 /** A worker's runner and settler over `store` (the test farm's S3 unless given), keeping edit state in `stateStore`. */
 function workerParts(store: ObjectStore = farm.store, stateStore: ObjectStore = store) {
   const editSources = new EditSourceCache({ store: stateStore, redis: farm.redis, keyPrefix: `${farm.keyPrefix}:edit-source`, ttlSeconds: 600, capacity: 8, capacityBytes: 2 ** 30, onHeldChanged: () => undefined });
+  caches.push(editSources);
   const gate = new StorageGate(() => store.ping(), { firstProbeMs: 50, maxProbeMs: 100, holdMs: 60000 });
   const runner = new JobRunner({
     pipeline,
@@ -87,6 +90,7 @@ beforeAll(async () => {
   fetcher = new Worker<QueuedJob, JobOutput, JobName>(farm.queue.name, null, { connection: farm.redis, prefix: QUEUE_PREFIX, autorun: false });
 });
 afterAll(async () => {
+  await Promise.all(caches.map((c) => c.allStored()));
   await fetcher.close(true);
   await pipeline.close();
   await farm.close();
