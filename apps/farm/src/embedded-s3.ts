@@ -12,15 +12,15 @@
  * Everything else — reads, lists, deletes, other buckets, copies, multipart, CORS — is s3rver's.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import http from 'node:http';
-import os from 'node:os';
 import path from 'node:path';
 import S3rver from 's3rver';
 import S3Object from 's3rver/lib/models/object';
 import { listen } from '@farm/platform';
 import { S3Credentials, SigV4Check, UNSIGNED_PAYLOAD } from './sigv4-check';
+import { makeSocketFolder, removeDeadSocketFolders } from './socket-folders';
 
 export type { S3Credentials };
 
@@ -130,8 +130,8 @@ export class EmbeddedS3 {
     const credentials = options.credentials ?? randomS3Credentials();
     const s3rver = new S3rver({ silent: true, directory: options.directory, configureBuckets: [{ name: options.bucket }] });
     await s3rver.configureBuckets();
-    const socketDir = mkdtempSync(path.join(os.tmpdir(), 'farm-s3-')); // 0700: only this user
-    const socketPath = path.join(socketDir, 's3.sock');
+    await removeDeadSocketFolders().catch((err) => console.error(`embedded S3: could not remove the socket folders of dead servers: ${err.message}`));
+    const { folder: socketDir, socketPath } = makeSocketFolder();
     const backend = await s3rver.listen(socketPath);
     // A fresh socket per request (cheap on a Unix socket): a kept-alive one can be closed by
     // s3rver's idle timeout just as it is reused, which would fail that request.
