@@ -31,11 +31,13 @@ async function killedServersFolder(): Promise<string> {
     child.stdout!.on('data', (chunk: Buffer) => chunk.toString().includes('ready') && resolve());
     child.once('exit', (code) => reject(new Error(`the embedded S3 exited (${code}) before it listened`)));
   });
-  const [folder] = socketFolders().filter((f) => !before.has(f));
+  const made = socketFolders().filter((f) => !before.has(f));
   const exited = new Promise((resolve) => child.once('exit', resolve));
   child.kill('SIGKILL');
   await exited;
-  return folder;
+  // Its folder is the new one whose socket now refuses (should another process have made one meanwhile).
+  const refusing = await Promise.all(made.map(async (f) => existsSync(path.join(f, 's3.sock')) && !(await answers(path.join(f, 's3.sock')))));
+  return made[refusing.indexOf(true)];
 }
 
 it("removes the folder a SIGKILLed embedded S3 left when the next one starts, and no live, starting or other user's folder", async () => {
