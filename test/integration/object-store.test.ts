@@ -26,7 +26,6 @@ afterAll(async () => {
 });
 
 describe('putting an object', () => {
-
   it('stores under keys that need encoding what the SDK reads back', async () => {
     const keys = ['a result.png', 'ümlaut+plus=eq&amp.png', "bang!star*quote'(paren).png", 'nested/path/x~y_z.png'];
     const bodies = keys.map((k, i) => Buffer.from(`body ${i} of ${k}`));

@@ -19,7 +19,7 @@ declare global {
 export default async function globalSetup(): Promise<void> {
   process.env.REDIS_URL ??= 'redis://127.0.0.1:6379';
   await checkRedis(process.env.REDIS_URL);
-  const directory = mkdtempSync(path.join(os.tmpdir(), 'farm-s3-'));
+  const directory = mkdtempSync(path.join(os.tmpdir(), 'farm-test-s3-data-')); // not farm-s3-*: those are the servers' socket folders
   const s3 = await EmbeddedS3.start({ directory, bucket: 'farm-test' });
   globalThis.__FARM_S3__ = s3;
   globalThis.__FARM_S3_DIR__ = directory;

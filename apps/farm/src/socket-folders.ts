@@ -25,13 +25,13 @@ function deadSocket(socketPath: string): Promise<boolean> {
   });
 }
 
-/** Removes the folders this user's dead servers left in `parent` (the temporary folder unless given); resolves with their paths. */
-export async function removeDeadSocketFolders(parent = os.tmpdir()): Promise<string[]> {
+/** Removes the folders this user's dead servers left in the temporary folder; resolves with their paths. */
+export async function removeDeadSocketFolders(): Promise<string[]> {
   const uid = process.getuid?.();
   const removed: string[] = [];
-  for (const name of readdirSync(parent)) {
+  for (const name of readdirSync(os.tmpdir())) {
     if (!name.startsWith(PREFIX)) continue;
-    const folder = path.join(parent, name);
+    const folder = path.join(os.tmpdir(), name);
     try {
       if (uid !== undefined && statSync(folder).uid !== uid) continue;
       if (!(await deadSocket(path.join(folder, SOCKET)))) continue;
